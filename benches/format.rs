@@ -1,0 +1,2 @@
+//! Criterion benchmarks of the `.params` reader and writer.
+fn main() {}

@@ -1,0 +1,1 @@
+//! The MXNet `.params` (NDArray list) format.

@@ -1,0 +1,315 @@
+//! `NDArray`: a typed, C-contiguous buffer on a context. Arrays are not a math
+//! library; they hold bytes with a shape, a dtype and a device, and hand views
+//! to numpy / PyTorch. Sparse arrays (row_sparse, csr) carry their values and
+//! int64 aux arrays as dense arrays of their own.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use crate::context::Context;
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::storage::Buffer;
+
+/// Storage type, with MXNet's ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(i32)]
+pub enum SType {
+    /// Dense.
+    Default = 0,
+    /// Row-sparse: sorted row indices plus those rows' values.
+    RowSparse = 1,
+    /// Compressed sparse rows (2-D).
+    Csr = 2,
+}
+
+impl SType {
+    /// MXNet's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            SType::Default => "default",
+            SType::RowSparse => "row_sparse",
+            SType::Csr => "csr",
+        }
+    }
+
+    /// The storage type for an MXNet id.
+    pub fn from_id(id: i32) -> Option<SType> {
+        match id {
+            0 => Some(SType::Default),
+            1 => Some(SType::RowSparse),
+            2 => Some(SType::Csr),
+            _ => None,
+        }
+    }
+}
+
+impl FromStr for SType {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "default" => Ok(SType::Default),
+            "row_sparse" => Ok(SType::RowSparse),
+            "csr" => Ok(SType::Csr),
+            _ => Err(Error::invalid(format!(
+                "unknown storage type '{s}': expected 'default', 'row_sparse' or 'csr'"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for SType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The parts of a sparse array beyond its values.
+#[derive(Clone)]
+pub struct SparseParts {
+    /// row_sparse or csr.
+    pub stype: SType,
+    /// Shape of the stored values block.
+    pub values_shape: Vec<usize>,
+    /// Row indices (row_sparse) or column indices (csr), int64.
+    pub indices: NDArray,
+    /// Row pointers (csr only), int64, length rows + 1.
+    pub indptr: Option<NDArray>,
+}
+
+/// A typed buffer on a context.
+#[derive(Clone)]
+pub struct NDArray {
+    shape: Vec<usize>,
+    dtype: DType,
+    context: Context,
+    buffer: Buffer,
+    sparse: Option<Arc<SparseParts>>,
+}
+
+/// Number of elements of `shape`, or an error on overflow.
+pub fn checked_size(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+}
+
+fn checked_nbytes(shape: &[usize], dtype: DType) -> Result<usize> {
+    checked_size(shape)
+        .and_then(|n| n.checked_mul(dtype.itemsize()))
+        .ok_or_else(|| Error::invalid(format!("shape {shape:?} is too large")))
+}
+
+impl NDArray {
+    /// A dense array over `buffer`, which must hold exactly `size * itemsize` bytes.
+    pub fn from_buffer(
+        buffer: Buffer,
+        shape: Vec<usize>,
+        dtype: DType,
+        context: Context,
+    ) -> Result<NDArray> {
+        let nbytes = checked_nbytes(&shape, dtype)?;
+        if nbytes != buffer.len() {
+            return Err(Error::ShapeMismatch(format!(
+                "buffer of {} bytes does not fit shape {shape:?} of {dtype} ({nbytes} bytes)",
+                buffer.len()
+            )));
+        }
+        Ok(NDArray {
+            shape,
+            dtype,
+            context,
+            buffer,
+            sparse: None,
+        })
+    }
+
+    /// A zero-filled dense array.
+    pub fn zeros(shape: &[usize], dtype: DType, context: Context) -> Result<NDArray> {
+        let buffer = Buffer::zeroed(checked_nbytes(shape, dtype)?)?;
+        NDArray::from_buffer(buffer, shape.to_vec(), dtype, context)
+    }
+
+    /// A dense array holding a copy of `bytes` (little-endian, C order).
+    pub fn from_bytes(
+        bytes: &[u8],
+        shape: &[usize],
+        dtype: DType,
+        context: Context,
+    ) -> Result<NDArray> {
+        let nbytes = checked_nbytes(shape, dtype)?;
+        if nbytes != bytes.len() {
+            return Err(Error::ShapeMismatch(format!(
+                "{} bytes do not fit shape {shape:?} of {dtype} ({nbytes} bytes)",
+                bytes.len()
+            )));
+        }
+        NDArray::from_buffer(Buffer::copy_from(bytes)?, shape.to_vec(), dtype, context)
+    }
+
+    /// A sparse array from its values and aux arrays. Structure is validated:
+    /// int64 aux arrays, indices in range and increasing (per row for csr),
+    /// indptr of length rows + 1 from 0 to nnz, non-decreasing.
+    pub fn sparse(
+        stype: SType,
+        shape: Vec<usize>,
+        values: NDArray,
+        indices: NDArray,
+        indptr: Option<NDArray>,
+    ) -> Result<NDArray> {
+        crate::sparse::validate(stype, &shape, &values, &indices, indptr.as_ref())?;
+        Ok(NDArray {
+            shape,
+            dtype: values.dtype,
+            context: values.context,
+            sparse: Some(Arc::new(SparseParts {
+                stype,
+                values_shape: values.shape.clone(),
+                indices,
+                indptr,
+            })),
+            buffer: values.buffer,
+        })
+    }
+
+    /// The logical (dense) shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The device.
+    pub fn context(&self) -> Context {
+        self.context
+    }
+
+    /// Number of dimensions.
+    pub fn ndim(&self) -> usize {
+        self.shape.len()
+    }
+
+    /// Number of (logical) elements.
+    pub fn size(&self) -> usize {
+        checked_size(&self.shape).unwrap_or(usize::MAX)
+    }
+
+    /// Storage type.
+    pub fn stype(&self) -> SType {
+        self.sparse.as_ref().map_or(SType::Default, |s| s.stype)
+    }
+
+    /// Sparse parts, for sparse arrays.
+    pub fn sparse_parts(&self) -> Option<&SparseParts> {
+        self.sparse.as_deref()
+    }
+
+    /// The buffer holding the (dense or sparse-values) data.
+    pub fn buffer(&self) -> &Buffer {
+        &self.buffer
+    }
+
+    /// Bytes of the stored data (the values block for sparse arrays).
+    pub fn nbytes(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// For sparse arrays, the values block as a dense array sharing memory;
+    /// for dense arrays, a clone.
+    pub fn values(&self) -> NDArray {
+        match &self.sparse {
+            None => self.clone(),
+            Some(s) => NDArray {
+                shape: s.values_shape.clone(),
+                dtype: self.dtype,
+                context: self.context,
+                buffer: self.buffer.clone(),
+                sparse: None,
+            },
+        }
+    }
+
+    /// Whether the data pointer is aligned to the item size.
+    pub fn is_aligned(&self) -> bool {
+        (self.buffer.as_ptr() as usize) % self.dtype.itemsize() == 0
+    }
+
+    /// The same array relabelled onto another host context (no copy).
+    pub fn with_context(mut self, context: Context) -> NDArray {
+        self.context = context;
+        self
+    }
+
+    /// A dense array reinterpreting the same storage with another shape of equal size.
+    pub fn reshaped(&self, shape: Vec<usize>) -> Result<NDArray> {
+        if self.sparse.is_some() {
+            return Err(Error::invalid("cannot reshape a sparse array"));
+        }
+        NDArray::from_buffer(self.buffer.clone(), shape, self.dtype, self.context)
+    }
+
+    /// A dense copy in owned host memory on `context` (sparse arrays are densified).
+    pub fn copy_to(&self, context: Context) -> Result<NDArray> {
+        if !context.is_host() {
+            return crate::cuda::unavailable(context);
+        }
+        if self.sparse.is_some() {
+            return crate::sparse::to_dense(self).map(|a| a.with_context(context));
+        }
+        let src = self.buffer.read();
+        let buffer = Buffer::copy_from(&src)?;
+        NDArray::from_buffer(buffer, self.shape.clone(), self.dtype, context)
+    }
+
+    /// Copies `src`'s bytes into this array in place; shapes and dtypes must agree.
+    pub fn assign(&self, src: &NDArray) -> Result<()> {
+        if src.shape != self.shape {
+            return Err(Error::ShapeMismatch(format!(
+                "cannot assign an array of shape {:?} to one of shape {:?}",
+                src.shape, self.shape
+            )));
+        }
+        if src.dtype != self.dtype {
+            return Err(Error::DTypeMismatch(format!(
+                "cannot assign {} data to a {} array",
+                src.dtype, self.dtype
+            )));
+        }
+        if src.buffer.same_storage(&self.buffer) {
+            return Ok(());
+        }
+        let s = src.buffer.read();
+        let mut d = self.buffer.write()?;
+        crate::storage::copy_bytes(&mut d, &s);
+        Ok(())
+    }
+
+    /// Overwrites the data with `bytes` (exactly `nbytes()` long).
+    pub fn assign_bytes(&self, bytes: &[u8]) -> Result<()> {
+        if bytes.len() != self.buffer.len() {
+            return Err(Error::ShapeMismatch(format!(
+                "{} bytes do not fit an array of {} bytes",
+                bytes.len(),
+                self.buffer.len()
+            )));
+        }
+        let mut d = self.buffer.write()?;
+        crate::storage::copy_bytes(&mut d, bytes);
+        Ok(())
+    }
+}
+
+impl fmt::Debug for NDArray {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "<NDArray {:?} {} @{} {}>",
+            self.shape,
+            self.dtype,
+            self.context,
+            self.stype()
+        )
+    }
+}

@@ -1,0 +1,341 @@
+//! Byte storage behind an `NDArray`: owned, 64-byte aligned host memory, or a
+//! read-only range of a shared source (a memory-mapped file or shared bytes).
+//! Device memory joins as a further variant with the CUDA backend.
+//!
+//! Storage is shared (`Arc`) between arrays, Python views and parameters, like
+//! a numpy base buffer. Rust-side bulk reads and writes take a per-storage
+//! lock so that two Rust operations never tear each other; views handed to
+//! numpy or DLPack consumers are, as in numpy, not synchronised.
+
+use std::alloc::{self, Layout};
+use std::ptr::NonNull;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::error::{Error, Result};
+
+/// Alignment of owned host buffers: a cache line, enough for any dtype and SIMD.
+pub const HOST_ALIGN: usize = 64;
+
+/// An owned, aligned, writable host allocation.
+pub struct HostAlloc {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: HostAlloc owns its allocation exclusively; access goes through
+// `Storage`, which serialises Rust-side access with its lock.
+unsafe impl Send for HostAlloc {}
+// SAFETY: see above; shared references only hand out raw pointers.
+unsafe impl Sync for HostAlloc {}
+
+impl HostAlloc {
+    fn layout(len: usize) -> Result<Layout> {
+        Layout::from_size_align(len.max(1), HOST_ALIGN)
+            .map_err(|_| Error::invalid(format!("cannot allocate {len} bytes")))
+    }
+
+    /// A zero-filled allocation (lazily zeroed pages from the OS for large sizes).
+    pub fn zeroed(len: usize) -> Result<HostAlloc> {
+        let layout = Self::layout(len)?;
+        // SAFETY: layout has non-zero size.
+        let ptr = unsafe { alloc::alloc_zeroed(layout) };
+        let ptr = NonNull::new(ptr).ok_or_else(|| alloc_failed(len))?;
+        Ok(HostAlloc { ptr, len })
+    }
+
+    /// An allocation whose contents are unspecified until written. The bytes
+    /// are never exposed before being filled by the caller.
+    pub fn uninit(len: usize) -> Result<HostAlloc> {
+        let layout = Self::layout(len)?;
+        // SAFETY: layout has non-zero size.
+        let ptr = unsafe { alloc::alloc(layout) };
+        let ptr = NonNull::new(ptr).ok_or_else(|| alloc_failed(len))?;
+        #[cfg(target_os = "linux")]
+        advise_huge_pages(ptr.as_ptr(), len);
+        Ok(HostAlloc { ptr, len })
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the allocation is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Drop for HostAlloc {
+    fn drop(&mut self) {
+        if let Ok(layout) = Self::layout(self.len) {
+            // SAFETY: allocated in `zeroed`/`uninit` with this same layout.
+            unsafe { alloc::dealloc(self.ptr.as_ptr(), layout) }
+        }
+    }
+}
+
+fn alloc_failed(len: usize) -> Error {
+    Error::Io(std::io::Error::new(
+        std::io::ErrorKind::OutOfMemory,
+        format!("failed to allocate {len} bytes of host memory"),
+    ))
+}
+
+/// Large fresh buffers fault in 4 KiB pages one by one; asking for transparent
+/// huge pages cuts the number of faults (the dominant cost of big loads) 512-fold.
+#[cfg(target_os = "linux")]
+fn advise_huge_pages(ptr: *mut u8, len: usize) {
+    const HUGE: usize = 2 << 20;
+    if len < 4 * HUGE {
+        return;
+    }
+    extern "C" {
+        fn madvise(addr: *mut std::ffi::c_void, len: usize, advice: i32) -> i32;
+    }
+    const MADV_HUGEPAGE: i32 = 14;
+    let start = (ptr as usize).div_ceil(HUGE) * HUGE;
+    let end = (ptr as usize + len) / HUGE * HUGE;
+    if end > start {
+        // SAFETY: the range lies inside our own allocation; madvise only hints.
+        unsafe {
+            madvise(start as *mut std::ffi::c_void, end - start, MADV_HUGEPAGE);
+        }
+    }
+}
+
+/// A read-only source that mapped storage borrows from.
+pub enum SharedSource {
+    /// A memory-mapped file.
+    Mmap(memmap2::Mmap),
+    /// Bytes held in memory.
+    Bytes(Vec<u8>),
+}
+
+impl SharedSource {
+    /// The source's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            SharedSource::Mmap(m) => m,
+            SharedSource::Bytes(b) => b,
+        }
+    }
+}
+
+/// Where an array's bytes live.
+pub enum Memory {
+    /// Owned host memory, writable.
+    Host(HostAlloc),
+    /// A read-only byte range of a shared source; may be unaligned.
+    Shared {
+        /// The source.
+        source: Arc<SharedSource>,
+        /// First byte.
+        offset: usize,
+        /// Number of bytes.
+        len: usize,
+    },
+}
+
+/// Storage: memory plus the lock that serialises Rust-side access.
+pub struct Storage {
+    memory: Memory,
+    lock: RwLock<()>,
+}
+
+/// Shared handle to storage; cloning shares the bytes.
+#[derive(Clone)]
+pub struct Buffer(Arc<Storage>);
+
+impl Buffer {
+    fn new(memory: Memory) -> Buffer {
+        Buffer(Arc::new(Storage {
+            memory,
+            lock: RwLock::new(()),
+        }))
+    }
+
+    /// `len` zero bytes of owned host memory.
+    pub fn zeroed(len: usize) -> Result<Buffer> {
+        Ok(Buffer::new(Memory::Host(HostAlloc::zeroed(len)?)))
+    }
+
+    /// Owned host memory filled by `fill`, which must write every byte.
+    pub fn filled_with(len: usize, fill: impl FnOnce(&mut [u8])) -> Result<Buffer> {
+        let alloc = HostAlloc::uninit(len)?;
+        // SAFETY: the allocation is exclusively ours and `len` bytes long;
+        // `fill` is required to initialise it fully before anything reads it.
+        let slice = unsafe { std::slice::from_raw_parts_mut(alloc.ptr.as_ptr(), len) };
+        fill(slice);
+        Ok(Buffer::new(Memory::Host(alloc)))
+    }
+
+    /// Owned host memory holding a copy of `bytes`.
+    pub fn copy_from(bytes: &[u8]) -> Result<Buffer> {
+        Buffer::filled_with(bytes.len(), |dst| copy_bytes(dst, bytes))
+    }
+
+    /// A read-only view of `len` bytes of `source` from `offset`.
+    pub fn shared(source: Arc<SharedSource>, offset: usize, len: usize) -> Result<Buffer> {
+        let end = offset
+            .checked_add(len)
+            .filter(|&e| e <= source.bytes().len())
+            .ok_or_else(|| Error::invalid("shared range outside its source"))?;
+        debug_assert!(end >= offset);
+        Ok(Buffer::new(Memory::Shared {
+            source,
+            offset,
+            len,
+        }))
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        match &self.0.memory {
+            Memory::Host(a) => a.len,
+            Memory::Shared { len, .. } => *len,
+        }
+    }
+
+    /// Whether the buffer is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether writes are allowed.
+    pub fn is_writable(&self) -> bool {
+        matches!(self.0.memory, Memory::Host(_))
+    }
+
+    /// Whether the buffer borrows from a memory-mapped file or shared bytes.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.0.memory, Memory::Shared { .. })
+    }
+
+    /// Address of the first byte (for views handed to numpy / DLPack).
+    pub fn as_ptr(&self) -> *const u8 {
+        match &self.0.memory {
+            Memory::Host(a) => a.ptr.as_ptr(),
+            Memory::Shared { source, offset, .. } => source.bytes()[*offset..].as_ptr(),
+        }
+    }
+
+    /// Address of the first byte for writing, or `ReadOnly`.
+    pub fn as_mut_ptr(&self) -> Result<*mut u8> {
+        match &self.0.memory {
+            Memory::Host(a) => Ok(a.ptr.as_ptr()),
+            Memory::Shared { .. } => Err(read_only()),
+        }
+    }
+
+    /// Whether two handles share the same storage.
+    pub fn same_storage(&self, other: &Buffer) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// Reads the bytes under the storage's read lock.
+    pub fn read(&self) -> ReadGuard<'_> {
+        ReadGuard {
+            _guard: self.0.lock.read().unwrap_or_else(|e| e.into_inner()),
+            buffer: self,
+        }
+    }
+
+    /// Writes the bytes under the storage's write lock; `ReadOnly` for shared memory.
+    pub fn write(&self) -> Result<WriteGuard<'_>> {
+        let ptr = self.as_mut_ptr()?;
+        Ok(WriteGuard {
+            _guard: self.0.lock.write().unwrap_or_else(|e| e.into_inner()),
+            ptr,
+            len: self.len(),
+        })
+    }
+}
+
+fn read_only() -> Error {
+    Error::ReadOnly(
+        "array is a read-only view of a memory-mapped file; copy it (asnumpy(), copyto) to modify"
+            .into(),
+    )
+}
+
+/// Shared access to a buffer's bytes.
+pub struct ReadGuard<'a> {
+    _guard: RwLockReadGuard<'a, ()>,
+    buffer: &'a Buffer,
+}
+
+impl std::ops::Deref for ReadGuard<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match &self.buffer.0.memory {
+            // SAFETY: the allocation is `len` bytes; Rust writers hold the write lock.
+            Memory::Host(a) => unsafe { std::slice::from_raw_parts(a.ptr.as_ptr(), a.len) },
+            Memory::Shared {
+                source,
+                offset,
+                len,
+            } => &source.bytes()[*offset..*offset + *len],
+        }
+    }
+}
+
+/// Exclusive access to a writable buffer's bytes.
+pub struct WriteGuard<'a> {
+    _guard: RwLockWriteGuard<'a, ()>,
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl std::ops::Deref for WriteGuard<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: ptr/len describe a live host allocation held by the guard's buffer.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl std::ops::DerefMut for WriteGuard<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as above, and the write lock is held.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+/// Copies `src` into `dst` (same length), in parallel for large sizes.
+pub fn copy_bytes(dst: &mut [u8], src: &[u8]) {
+    const CHUNK: usize = 8 << 20;
+    if src.len() >= 4 * CHUNK && rayon::current_num_threads() > 1 {
+        use rayon::prelude::*;
+        dst.par_chunks_mut(CHUNK)
+            .zip(src.par_chunks(CHUNK))
+            .for_each(|(d, s)| d.copy_from_slice(s));
+    } else {
+        dst.copy_from_slice(src);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_buffers_are_aligned_and_writable() {
+        let b = Buffer::zeroed(100).expect("alloc");
+        assert_eq!(b.as_ptr() as usize % HOST_ALIGN, 0);
+        assert!(b.read().iter().all(|&x| x == 0));
+        b.write().expect("writable")[3] = 7;
+        assert_eq!(b.read()[3], 7);
+        let c = b.clone();
+        assert!(c.same_storage(&b));
+    }
+
+    #[test]
+    fn shared_buffers_are_read_only() {
+        let src = Arc::new(SharedSource::Bytes(vec![1, 2, 3, 4, 5]));
+        let b = Buffer::shared(src.clone(), 1, 3).expect("in range");
+        assert_eq!(&*b.read(), &[2, 3, 4]);
+        assert!(matches!(b.write(), Err(Error::ReadOnly(_))));
+        assert!(Buffer::shared(src, 3, 3).is_err());
+    }
+}
