@@ -1,0 +1,52 @@
+# Developer entry points. `make demo` builds and runs the main job; `make test`
+# builds and runs every test (what .ci/run calls). Virtualenvs live outside the
+# clone ($(VENV_DIR)) so repeated runs reuse them; the install step always runs.
+
+VENV_DIR ?= $(HOME)/.cache/mxparams
+VENV := $(VENV_DIR)/venv-test
+MXNET_VENV := $(VENV_DIR)/venv-mxnet
+PY := $(VENV)/bin/python
+export MXPARAMS_MXNET_PYTHON := $(MXNET_VENV)/bin/python
+
+.PHONY: venvs develop demo test test-rust test-python test-numpy1 lint bench stubs fuzz
+
+venvs:
+	bash scripts/setup-venvs.sh
+
+develop: venvs
+	. $(VENV)/bin/activate && maturin develop --release -q
+
+demo: develop
+	$(PY) examples/demo.py
+
+lint: venvs
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --all-targets --all-features -- -D warnings
+	$(VENV)/bin/ruff check python tests examples benches
+	$(VENV)/bin/ruff format --check python tests examples benches
+	cd python && $(abspath $(VENV))/bin/mypy --strict mxparams/_native.pyi
+
+test-rust:
+	cargo test --all-targets -q
+
+test-python: develop
+	$(PY) -m pytest -q -p no:cacheprovider tests/python
+
+# The same package against numpy 1.x: the wheel installed into the MXNet venv (numpy 1.23).
+test-numpy1: develop
+	rm -rf target/wheels && . $(VENV)/bin/activate && maturin build --release -q -o target/wheels
+	$(MXNET_VENV)/bin/pip install -q --force-reinstall --no-deps target/wheels/*.whl
+	$(MXNET_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/python/test_numpy1.py
+
+test: lint test-rust test-python test-numpy1
+
+bench: develop
+	$(MXNET_VENV)/bin/pip install -q --force-reinstall --no-deps target/wheels/*.whl || true
+	$(MXNET_VENV)/bin/python benches/python/bench.py --write docs/benchmarks.md
+
+stubs: develop
+	cd python && $(abspath $(PY)) -m mypy.stubtest mxparams._native
+
+fuzz:
+	bash scripts/fuzz.sh 60
