@@ -56,7 +56,8 @@ def _np_dtype(dtype: Any) -> np.dtype[Any]:
 
 
 def _from_numpy(source: np.ndarray[Any, Any], ctx: Context | None) -> NDArray:
-    return _native._from_numpy(np.ascontiguousarray(source), ctx)
+    # not ascontiguousarray: it turns 0-d arrays into 1-d ones
+    return _native._from_numpy(np.asarray(source, order="C"), ctx)
 
 
 def array(source_array: Any, ctx: Context | None = None, dtype: Any = None) -> NDArray:

@@ -29,7 +29,11 @@ fn _from_numpy(
     source: &Bound<'_, PyUntypedArray>,
     ctx: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyNDArray> {
-    Ok(from_numpy(source, ctx_or_current(ctx)?)?.into())
+    let ctx = ctx_or_current(ctx)?;
+    if !ctx.is_host() {
+        return crate::cuda::unavailable(ctx).py();
+    }
+    Ok(from_numpy(source, ctx)?.into())
 }
 
 /// The numpy dtype for a dtype-like (`'bfloat16'` included).
