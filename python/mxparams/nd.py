@@ -89,7 +89,9 @@ def array(source_array: Any, ctx: Context | None = None, dtype: Any = None) -> N
     return _from_numpy(values, ctx)
 
 
-def zeros(shape: ShapeLike, ctx: Context | None = None, dtype: Any = None, **kwargs: Any) -> NDArray:
+def zeros(
+    shape: ShapeLike, ctx: Context | None = None, dtype: Any = None, **kwargs: Any
+) -> NDArray:
     """An array of zeros (dtype defaults to float32)."""
     del kwargs  # MXNet's `stype`/`out` are not supported; dense only
     return _native._zeros(_shape(shape), ctx, _DEFAULT_DTYPE if dtype is None else dtype)
@@ -100,9 +102,7 @@ def empty(shape: ShapeLike, ctx: Context | None = None, dtype: Any = None) -> ND
     return zeros(shape, ctx, dtype)
 
 
-def full(
-    shape: ShapeLike, val: Any, ctx: Context | None = None, dtype: Any = None
-) -> NDArray:
+def full(shape: ShapeLike, val: Any, ctx: Context | None = None, dtype: Any = None) -> NDArray:
     """An array filled with ``val`` (dtype defaults to float32)."""
     out = zeros(shape, ctx, dtype)
     np.asarray(out)[...] = val
@@ -172,9 +172,7 @@ def save_tobuffer(data: SaveData, *, version: int | None = None) -> bytes:
     return _native._save_tobuffer(names, arrays, version)
 
 
-def _result(
-    names: list[str] | None, arrays: list[NDArray]
-) -> list[NDArray] | dict[str, NDArray]:
+def _result(names: list[str] | None, arrays: list[NDArray]) -> list[NDArray] | dict[str, NDArray]:
     if names is None:
         return arrays
     # Duplicate names: the last one wins, as in MXNet.

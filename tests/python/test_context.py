@@ -5,9 +5,8 @@ from __future__ import annotations
 import pickle
 import threading
 
-import pytest
-
 import mxparams as mp
+import pytest
 
 
 def test_constructors_and_attributes() -> None:

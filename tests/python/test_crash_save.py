@@ -11,28 +11,26 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from mxparams import nd
 
 N_ARRAYS = 8
 N_ELEMS = 200_000  # 8 x 800 KB per save
 
 CHILD = textwrap.dedent(
-    """
+    f"""
     import sys
     from mxparams import nd
     target = sys.argv[1]
     versions = [
-        {f"p{i}": nd.full((%(n)d,), float(v), dtype="float32") for i in range(%(k)d)}
+        {{f"p{{i}}": nd.full(({N_ELEMS},), float(v), dtype="float32") for i in range({N_ARRAYS})}}
         for v in (1, 2)
     ]
     print("ready", flush=True)
     i = 0
     while True:
-        nd.save(target, versions[i %% 2])
+        nd.save(target, versions[i % 2])
         i += 1
     """
-    % {"n": N_ELEMS, "k": N_ARRAYS}
 )
 
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-import pytest
-
 import mxparams as mp
+import pytest
 from mxparams import nd
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -34,7 +33,12 @@ def dense(
     stype: int = 0,
     ndim: int | None = None,
 ) -> bytes:
-    return struct.pack("<Ii", magic, stype) + shape(dims, ndim) + struct.pack("<iii", 1, 0, flag) + data
+    return (
+        struct.pack("<Ii", magic, stype)
+        + shape(dims, ndim)
+        + struct.pack("<iii", 1, 0, flag)
+        + data
+    )
 
 
 def names(ns: list[bytes], count: int | None = None) -> bytes:
@@ -56,8 +60,10 @@ def csr(indptr: list[int], indices: list[int], values: bytes, rows: int, cols: i
         + shape([nnz])
         + shape([rows, cols])
         + struct.pack("<iii", 1, 0, 0)
-        + struct.pack("<i", aux_flag) + shape([len(indptr)])
-        + struct.pack("<i", aux_flag) + shape([nnz])
+        + struct.pack("<i", aux_flag)
+        + shape([len(indptr)])
+        + struct.pack("<i", aux_flag)
+        + shape([nnz])
         + values
         + b"".join(struct.pack("<q", x) for x in indptr)
         + b"".join(struct.pack("<q", x) for x in indices)
@@ -70,7 +76,8 @@ def rsp(indices: list[int], values: bytes, dims: list[int]) -> bytes:
         + shape([len(indices), *dims[1:]])
         + shape(dims)
         + struct.pack("<iii", 1, 0, 0)
-        + struct.pack("<i", 6) + shape([len(indices)])
+        + struct.pack("<i", 6)
+        + shape([len(indices)])
         + values
         + b"".join(struct.pack("<q", x) for x in indices)
     )

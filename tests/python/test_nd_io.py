@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import ml_dtypes
+import mxparams as mp
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import mxparams as mp
 from mxparams import _native, nd
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -51,7 +50,9 @@ def raw_bytes(a: mp.NDArray) -> bytes:
 
 def check_array(a: mp.NDArray, expected: np.ndarray, info: dict[str, Any]) -> None:
     assert a.shape == expected.shape
-    assert a.dtype == (ml_dtypes.bfloat16 if info["dtype"] == "bfloat16" else np.dtype(info["dtype"]))
+    assert a.dtype == (
+        ml_dtypes.bfloat16 if info["dtype"] == "bfloat16" else np.dtype(info["dtype"])
+    )
     assert a.stype == info["stype"]
     assert raw_bytes(a) == expected.tobytes()
 
@@ -297,7 +298,9 @@ def test_round_trip_dict(items: list[tuple[str, np.ndarray]], version: int | Non
 
 @settings(max_examples=40, deadline=None)
 @given(st.lists(arrays(), max_size=4))
-def test_round_trip_list_via_file(tmp_path_factory: pytest.TempPathFactory, items: list[np.ndarray]) -> None:
+def test_round_trip_list_via_file(
+    tmp_path_factory: pytest.TempPathFactory, items: list[np.ndarray]
+) -> None:
     p = tmp_path_factory.mktemp("rt") / "l.params"
     data = [nd.array(v, dtype=v.dtype) for v in items]
     nd.save(p, data)
@@ -310,9 +313,7 @@ def test_round_trip_list_via_file(tmp_path_factory: pytest.TempPathFactory, item
 
 
 def test_sparse_round_trip() -> None:
-    csr = nd.sparse.csr_matrix(
-        ([1.0, 2.0, 3.0], [0, 2, 1], [0, 2, 2, 3]), shape=(3, 4)
-    )
+    csr = nd.sparse.csr_matrix(([1.0, 2.0, 3.0], [0, 2, 1], [0, 2, 2, 3]), shape=(3, 4))
     rsp = nd.sparse.row_sparse_array(([[1.0, 2.0], [3.0, 4.0]], [0, 2]), shape=(4, 2))
     out = nd.load_frombuffer(nd.save_tobuffer({"c": csr, "r": rsp}))
     assert isinstance(out, dict)

@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import ml_dtypes
+import mxparams as mp
 import numpy as np
 import pytest
-
-import mxparams as mp
 from mxparams import nd
 
 pytestmark = pytest.mark.mxnet
@@ -58,7 +57,8 @@ dump(out + '/mx_list.npz', mx.nd.load(out + '/mx_list.params'))
 mx.npx.set_np()
 v3 = {'s': mx.np.array(2.5), 'm': mx.np.arange(6).reshape(2, 3), 'z': mx.np.zeros((2, 0, 3))}
 mx.npx.save(out + '/mx_v3.params', v3)
-np.savez(out + '/mx_v3.npz', **{k: v.asnumpy() for k, v in mx.npx.load(out + '/mx_v3.params').items()})
+back = mx.npx.load(out + '/mx_v3.params')
+np.savez(out + '/mx_v3.npz', **{k: v.asnumpy() for k, v in back.items()})
 mx.npx.reset_np()
 
 net = mx.gluon.model_zoo.vision.resnet18_v1()
@@ -87,7 +87,8 @@ def compare(tag, loaded, expected):
         dt = v.dtype if isinstance(v.dtype, type) else v.dtype
         name = np.dtype(dt).names[0] if np.dtype(dt).names else np.dtype(dt).name
         vals = v.astype('float32').asnumpy() if name == 'bfloat16' else v.asnumpy()
-        same = vals.shape == expected[k].shape and vals.tobytes() == expected[k].astype(vals.dtype).tobytes()
+        want = expected[k].astype(vals.dtype)
+        same = vals.shape == want.shape and vals.tobytes() == want.tobytes()
         got[k] = {'stype': v.stype, 'dtype': name, 'shape': list(vals.shape), 'equal': bool(same)}
     res[tag] = {'kind': type(loaded).__name__, 'arrays': got}
 
@@ -97,8 +98,10 @@ for tag in ['ours_mixed', 'ours_list', 'ours_mmap_resave']:
 mx.npx.set_np()
 loaded = mx.npx.load(out + '/ours_v3.params')
 exp = np.load(out + '/ours_v3.npz')
-res['ours_v3'] = {k: {'shape': list(v.shape), 'equal': bool(v.asnumpy().tobytes() == exp[k].tobytes())}
-                  for k, v in loaded.items()}
+res['ours_v3'] = {
+    k: {'shape': list(v.shape), 'equal': bool(v.asnumpy().tobytes() == exp[k].tobytes())}
+    for k, v in loaded.items()
+}
 mx.npx.reset_np()
 
 net = mx.gluon.model_zoo.vision.resnet18_v1()
@@ -109,11 +112,14 @@ res['gluon_load'] = all(
     for k, p in net._collect_params_with_prefix().items()
 ) and len(orig) == len(net._collect_params_with_prefix())
 
-blk = mx.gluon.SymbolBlock.imports(out + '/resnet-symbol.json', ['data'], out + '/ours_export.params')
+blk = mx.gluon.SymbolBlock.imports(
+    out + '/resnet-symbol.json', ['data'], out + '/ours_export.params'
+)
 orig = mx.nd.load(out + '/resnet-0007.params')
 params = blk.collect_params()
 res['export_import'] = all(
-    np.array_equal(params[k.split(':', 1)[1]].data().asnumpy(), v.asnumpy()) for k, v in orig.items()
+    np.array_equal(params[k.split(':', 1)[1]].data().asnumpy(), v.asnumpy())
+    for k, v in orig.items()
 )
 sym, args, auxs = mx.model.load_checkpoint(out + '/ours_ckpt', 7)
 res['checkpoint'] = [len(args), len(auxs)]
@@ -232,7 +238,9 @@ def test_mxnet_reads_our_files(mx_dir: tuple[Path, Any], mxnet: Any) -> None:
         for k, a in source.items():  # type: ignore[union-attr]
             assert got[k]["equal"], (tag, k, got[k])
             assert got[k]["stype"] == a.stype
-            assert got[k]["dtype"] == ("bfloat16" if a.dtype == ml_dtypes.bfloat16 else a.dtype.name)
+            assert got[k]["dtype"] == (
+                "bfloat16" if a.dtype == ml_dtypes.bfloat16 else a.dtype.name
+            )
             assert got[k]["shape"] == list(a.shape)
     assert res["ours_list"]["kind"] == "list"
     assert all(v["equal"] for v in res["ours_list"]["arrays"].values())

@@ -7,10 +7,9 @@ import pickle
 import sys
 
 import ml_dtypes
+import mxparams as mp
 import numpy as np
 import pytest
-
-import mxparams as mp
 from mxparams import nd
 
 DTYPES = [
