@@ -10,7 +10,6 @@ import numpy as np
 import numpy.typing as npt
 
 __version__: str
-__all__: list[str]
 
 # --- contexts (src/python/context.rs) -------------------------------------------
 
