@@ -151,8 +151,14 @@ mod tests {
 
     #[test]
     fn host_contexts_share_a_slot() {
-        assert_eq!(Context::cpu(1).slot_key(), Context::cpu_pinned(1).slot_key());
-        assert_eq!(Context::cpu(1).slot_key(), Context::cpu_shared(1).slot_key());
+        assert_eq!(
+            Context::cpu(1).slot_key(),
+            Context::cpu_pinned(1).slot_key()
+        );
+        assert_eq!(
+            Context::cpu(1).slot_key(),
+            Context::cpu_shared(1).slot_key()
+        );
         assert_ne!(Context::cpu(1).slot_key(), Context::gpu(1).slot_key());
         assert_ne!(Context::cpu(0).slot_key(), Context::cpu(1).slot_key());
     }

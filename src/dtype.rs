@@ -59,7 +59,9 @@ pub const ALL_DTYPES: [DType; 13] = [
 impl DType {
     /// The dtype for an MXNet type flag, if the flag is known.
     pub fn from_flag(flag: i32) -> Option<DType> {
-        usize::try_from(flag).ok().and_then(|i| ALL_DTYPES.get(i).copied())
+        usize::try_from(flag)
+            .ok()
+            .and_then(|i| ALL_DTYPES.get(i).copied())
     }
 
     /// MXNet's type flag.

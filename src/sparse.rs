@@ -28,7 +28,9 @@ pub fn validate(
     indptr: Option<&NDArray>,
 ) -> Result<()> {
     if indices.dtype() != DType::Int64 || indptr.is_some_and(|p| p.dtype() != DType::Int64) {
-        return Err(bad("sparse aux arrays (indices, indptr) must be int64".into()));
+        return Err(bad(
+            "sparse aux arrays (indices, indptr) must be int64".into()
+        ));
     }
     if indices.ndim() != 1 || indptr.is_some_and(|p| p.ndim() != 1) {
         return Err(bad("sparse aux arrays must be 1-D".into()));
@@ -149,5 +151,10 @@ pub fn to_dense(a: &NDArray) -> Result<NDArray> {
 
 /// An empty int64 aux array.
 pub fn empty_index() -> Result<NDArray> {
-    NDArray::from_buffer(Buffer::zeroed(0)?, vec![0], DType::Int64, Default::default())
+    NDArray::from_buffer(
+        Buffer::zeroed(0)?,
+        vec![0],
+        DType::Int64,
+        Default::default(),
+    )
 }

@@ -1,1 +1,196 @@
-//! The MXNet `.params` (NDArray list) format.
+//! The MXNet `.params` (NDArray list) format: reading it zero-copy, writing it
+//! byte for byte as MXNet 1.9.1 does, and reading MXNet 2.0's `.npz`/`.npy`.
+//!
+//! This module owns the byte layout and nothing else: it turns bytes into
+//! [`NDArray`]s and back. Name policies (prefixes, `arg:`/`aux:`) belong to
+//! `ParameterDict`; device placement belongs to the caller (arrays load on
+//! `cpu(0)`, as MXNet's CPU build does, and the stored device stays available
+//! through [`parse`]).
+//!
+//! # Layout (MXNet `NDArray::Save` / `NDArray::Load`, `src/ndarray/ndarray.cc`)
+//!
+//! All integers little-endian, no padding anywhere:
+//!
+//! ```text
+//! u64 0x112 (list magic) | u64 reserved | u64 N | N records | u64 K (0 or N) | K x (u64 len, bytes)
+//! ```
+//!
+//! A record starts with a `u32` that selects its version: `0xF993FACA` V3,
+//! `0xF993FAC9` V2, `0xF993FAC8` V1, anything else is a pre-V1 ndim.
+//!
+//! ```text
+//! V2/V3 dense: magic | i32 stype=0 | i32 ndim | i64 dims[ndim] | i32 dev_type | i32 dev_id | i32 type_flag | data
+//! V2 sparse:   magic | i32 stype (1 row_sparse, 2 csr) | storage shape | shape | device | type_flag
+//!              | per aux: i32 type_flag (6), i32 1, i64 len | values | aux data (csr: indptr, indices)
+//! V1:          magic | i32 ndim | i64 dims | device | type_flag | data
+//! pre-V1:      u32 ndim | u32 dims | device | type_flag | data
+//! ```
+//!
+//! ndim 0 is read as a 0-d array with one element in every version (what
+//! MXNet's writers mean; its V2 legacy-mode reader misreads its own files).
+//! Data offsets are generally unaligned, so zero-copy views
+//! ([`load_mmap`], [`from_shared`]) may be unaligned; [`NDArray::is_aligned`]
+//! tells. Owned loads ([`from_bytes`], [`load`]) copy into 64-byte aligned memory.
+
+mod build;
+mod npz;
+mod reader;
+mod writer;
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::ndarray::NDArray;
+use crate::storage::SharedSource;
+
+pub use reader::{
+    parse, parse_record, AuxRole, AuxView, ParsedFile, RecordView, StoredDevice, Version,
+};
+pub use writer::{record_to_bytes, save, to_bytes, write_to};
+
+/// The list magic at offset 0 of every `.params` file.
+pub const LIST_MAGIC: u64 = 0x112;
+/// Record magic of V1 records (MXNet 0.11).
+pub const MAGIC_V1: u32 = 0xF993_FAC8;
+/// Record magic of V2 records (MXNet 0.12 and later, the 1.x default).
+pub const MAGIC_V2: u32 = 0xF993_FAC9;
+/// Record magic of V3 records (numpy-shape semantics).
+pub const MAGIC_V3: u32 = 0xF993_FACA;
+/// The largest first word read as a pre-V1 ndim. MXNet takes every unknown
+/// first word as one, so a damaged magic becomes a misparse; we call anything
+/// larger a bad magic.
+pub const MAX_PRE_V1_NDIM: u32 = 32;
+/// The smallest possible record: a pre-V1 0-d array of a 1-byte type
+/// (ndim, device type, device id, type flag, one byte).
+pub const MIN_RECORD_SIZE: usize = 17;
+
+/// The record version a writer emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RecordVersion {
+    /// V3 for the whole file if any dense array is 0-d and none is sparse
+    /// (so MXNet can read the 0-d arrays back), else V2.
+    #[default]
+    Auto,
+    /// V2, as MXNet 1.x writes by default (0-d arrays are written as MXNet
+    /// does, which its own legacy-mode loader cannot read back).
+    V2,
+    /// V3, as MXNet writes under numpy-shape semantics; sparse arrays are rejected.
+    V3,
+}
+
+/// Options of [`save`], [`write_to`] and [`to_bytes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SaveOptions {
+    /// Which record version to write.
+    pub version: RecordVersion,
+    /// `fsync` the file and its directory before returning ([`save`] only).
+    pub fsync: bool,
+}
+
+/// The contents of a file: arrays in file order and, for a dict file, their names.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The names, or `None` for a list file (no names stored). Duplicates are
+    /// kept; a dict built from them should let the last one win, as MXNet does.
+    pub names: Option<Vec<String>>,
+    /// The arrays, on `cpu(0)`.
+    pub arrays: Vec<NDArray>,
+}
+
+/// What kind of container some bytes hold, from their first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Container {
+    Params,
+    Npz,
+    Npy,
+}
+
+fn sniff(bytes: &[u8]) -> Container {
+    match bytes.get(..4) {
+        Some(b"PK\x03\x04") | Some(b"PK\x05\x06") => Container::Npz,
+        Some(b"\x93NUM") => Container::Npy,
+        _ => Container::Params,
+    }
+}
+
+/// Loads a file held in memory into owned, 64-byte aligned arrays. Accepts
+/// the `.params` format and MXNet 2.0's `.npz` / `.npy`.
+///
+/// ```
+/// use mxparams::{format, Context, DType, NDArray};
+/// let a = NDArray::zeros(&[2, 3], DType::Float32, Context::cpu(0)).unwrap();
+/// let bytes = format::to_bytes(Some(&["w"]), &[&a], &Default::default()).unwrap();
+/// let loaded = format::from_bytes(&bytes).unwrap();
+/// assert_eq!(loaded.names.unwrap(), ["w"]);
+/// assert_eq!(loaded.arrays[0].shape(), &[2, 3]);
+/// ```
+pub fn from_bytes(bytes: &[u8]) -> Result<Loaded> {
+    match sniff(bytes) {
+        Container::Params => build::owned(parse(bytes)?),
+        Container::Npz => npz::load_npz(bytes, None),
+        Container::Npy => npz::load_npy(bytes, None),
+    }
+}
+
+/// Zero-copy load over shared bytes: arrays are read-only views into `source`
+/// (deflated `.npz` members are the exception: they are decompressed).
+pub fn from_shared(source: Arc<SharedSource>) -> Result<Loaded> {
+    let bytes = source.bytes();
+    match sniff(bytes) {
+        Container::Params => build::shared(parse(bytes)?, &source),
+        Container::Npz => npz::load_npz(bytes, Some(&source)),
+        Container::Npy => npz::load_npy(bytes, Some(&source)),
+    }
+}
+
+fn map_file(path: &Path, populate: bool) -> Result<Arc<SharedSource>> {
+    let file = File::open(path)?;
+    let mut opts = memmap2::MmapOptions::new();
+    if populate {
+        opts.populate();
+    }
+    // SAFETY: the map is read-only. Like every mmap reader (numpy.memmap,
+    // safetensors) we rely on nobody truncating the file while it is mapped;
+    // our own `save` never does (it writes a new file and renames it).
+    let map = unsafe { opts.map(&file)? };
+    Ok(Arc::new(SharedSource::Mmap(map)))
+}
+
+/// Reads a file into owned, 64-byte aligned arrays (memory map plus one copy
+/// pass, parallel for big files).
+pub fn load(path: impl AsRef<Path>) -> Result<Loaded> {
+    let path = path.as_ref();
+    let len = std::fs::metadata(path)?.len();
+    if len == 0 {
+        return from_bytes(&[]);
+    }
+    let source = map_file(path, false)?;
+    #[cfg(unix)]
+    if let SharedSource::Mmap(m) = &*source {
+        // The copy reads every byte once, front to back.
+        let _ = m.advise(memmap2::Advice::Sequential);
+    }
+    from_bytes(source.bytes())
+}
+
+/// Memory-maps a file and returns zero-copy, read-only arrays viewing it. The
+/// map lives as long as any array does. Views may be unaligned.
+pub fn load_mmap(path: impl AsRef<Path>) -> Result<Loaded> {
+    let path = path.as_ref();
+    if std::fs::metadata(path)?.len() == 0 {
+        return from_bytes(&[]);
+    }
+    from_shared(map_file(path, false)?)
+}
+
+/// Loads one array record without file header or names (the bytes of a
+/// pickled MXNet NDArray, `MXNDArraySaveRawBytes`) into an owned array.
+pub fn array_from_record_bytes(bytes: &[u8]) -> Result<NDArray> {
+    let rec = parse_record(bytes)?;
+    build::owned_array(bytes, rec)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,305 @@
+//! Writes the NDArray list format exactly as MXNet 1.9.1's `NDArray::Save`
+//! does, and saves files atomically (sibling temp file, then rename).
+//!
+//! Element data is streamed straight from each array's buffer (no
+//! intermediate copy of big arrays); only record headers go through a small
+//! scratch buffer.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{Error, Result};
+use crate::ndarray::{NDArray, SType};
+
+use super::{RecordVersion, SaveOptions, LIST_MAGIC, MAGIC_V2, MAGIC_V3};
+
+/// Buffer size for streamed writes: big enough that many small arrays cost a
+/// handful of syscalls; arrays larger than this bypass it.
+const WRITE_BUF: usize = 1 << 20;
+
+/// The concrete version a save uses.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Concrete {
+    V2,
+    V3,
+}
+
+fn resolve(arrays: &[&NDArray], version: RecordVersion) -> Result<Concrete> {
+    let any_sparse = arrays.iter().any(|a| a.stype() != SType::Default);
+    match version {
+        RecordVersion::V2 => Ok(Concrete::V2),
+        RecordVersion::V3 if any_sparse => Err(Error::invalid(
+            "sparse arrays cannot be saved as V3 records (numpy-shape semantics); use V2",
+        )),
+        RecordVersion::V3 => Ok(Concrete::V3),
+        RecordVersion::Auto => {
+            let any_0d = arrays.iter().any(|a| a.ndim() == 0);
+            Ok(if any_0d && !any_sparse {
+                Concrete::V3
+            } else {
+                Concrete::V2
+            })
+        }
+    }
+}
+
+/// Checks the arguments before anything is written.
+///
+/// A name containing NUL is rejected: MXNet passes names through C strings
+/// and silently cuts them at the NUL, which can create duplicate names.
+fn check(names: Option<&[&str]>, arrays: &[&NDArray], opts: &SaveOptions) -> Result<Concrete> {
+    if let Some(names) = names {
+        if names.len() != arrays.len() {
+            return Err(Error::invalid(format!(
+                "{} names for {} arrays",
+                names.len(),
+                arrays.len()
+            )));
+        }
+        if let Some(bad) = names.iter().find(|n| n.contains('\0')) {
+            return Err(Error::invalid(format!(
+                "array name {bad:?} contains a NUL character, which MXNet would silently cut"
+            )));
+        }
+    }
+    for a in arrays {
+        if !a.context().is_host() {
+            return Err(Error::invalid(format!(
+                "cannot save an array on {}: copy it to the host first",
+                a.context()
+            )));
+        }
+    }
+    resolve(arrays, opts.version)
+}
+
+fn dim(d: usize) -> Result<i64> {
+    i64::try_from(d).map_err(|_| Error::invalid(format!("dimension {d} does not fit in int64")))
+}
+
+fn push_shape(out: &mut Vec<u8>, shape: &[usize]) -> Result<()> {
+    let ndim = i32::try_from(shape.len())
+        .map_err(|_| Error::invalid(format!("ndim {} is too large", shape.len())))?;
+    out.extend_from_slice(&ndim.to_le_bytes());
+    for &d in shape {
+        out.extend_from_slice(&dim(d)?.to_le_bytes());
+    }
+    Ok(())
+}
+
+/// The record header (everything before the values) of `a`.
+fn record_header(out: &mut Vec<u8>, a: &NDArray, v: Concrete) -> Result<()> {
+    let magic = if v == Concrete::V3 {
+        MAGIC_V3
+    } else {
+        MAGIC_V2
+    };
+    out.extend_from_slice(&magic.to_le_bytes());
+    out.extend_from_slice(&(a.stype() as i32).to_le_bytes());
+    let sparse = a.sparse_parts();
+    if let Some(p) = sparse {
+        push_shape(out, &p.values_shape)?;
+    }
+    push_shape(out, a.shape())?;
+    let ctx = a.context();
+    out.extend_from_slice(&ctx.device_type.id().to_le_bytes());
+    out.extend_from_slice(&(ctx.device_id as i32).to_le_bytes());
+    out.extend_from_slice(&a.dtype().flag().to_le_bytes());
+    if let Some(p) = sparse {
+        for aux in p.indptr.iter().chain(std::iter::once(&p.indices)) {
+            out.extend_from_slice(&aux.dtype().flag().to_le_bytes());
+            push_shape(out, aux.shape())?;
+        }
+    }
+    Ok(())
+}
+
+fn write_record<W: Write>(
+    w: &mut W,
+    scratch: &mut Vec<u8>,
+    a: &NDArray,
+    v: Concrete,
+) -> Result<()> {
+    scratch.clear();
+    record_header(scratch, a, v)?;
+    w.write_all(scratch)?;
+    w.write_all(&a.buffer().read())?;
+    if let Some(p) = a.sparse_parts() {
+        for aux in p.indptr.iter().chain(std::iter::once(&p.indices)) {
+            w.write_all(&aux.buffer().read())?;
+        }
+    }
+    Ok(())
+}
+
+fn write_body<W: Write>(
+    w: &mut W,
+    names: Option<&[&str]>,
+    arrays: &[&NDArray],
+    v: Concrete,
+) -> Result<()> {
+    let mut head = [0u8; 24];
+    head[..8].copy_from_slice(&LIST_MAGIC.to_le_bytes());
+    head[16..].copy_from_slice(&(arrays.len() as u64).to_le_bytes());
+    w.write_all(&head)?;
+    let mut scratch = Vec::with_capacity(256);
+    for a in arrays {
+        write_record(w, &mut scratch, a, v)?;
+    }
+    let names = names.unwrap_or_default();
+    w.write_all(&(names.len() as u64).to_le_bytes())?;
+    for n in names {
+        w.write_all(&(n.len() as u64).to_le_bytes())?;
+        w.write_all(n.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn record_size(a: &NDArray) -> usize {
+    let mut n = 24 + 8 * a.ndim() + a.nbytes();
+    if let Some(p) = a.sparse_parts() {
+        n += 4 + 8 * p.values_shape.len();
+        for aux in p.indptr.iter().chain(std::iter::once(&p.indices)) {
+            n += 8 + 8 * aux.ndim() + aux.nbytes();
+        }
+    }
+    n
+}
+
+/// Writes a file's bytes to `w` (buffered internally). `names` makes a dict
+/// file (K = N), `None` a list file.
+pub fn write_to<W: Write>(
+    w: &mut W,
+    names: Option<&[&str]>,
+    arrays: &[&NDArray],
+    opts: &SaveOptions,
+) -> Result<()> {
+    let v = check(names, arrays, opts)?;
+    let mut bw = BufWriter::with_capacity(WRITE_BUF, w);
+    write_body(&mut bw, names, arrays, v)?;
+    bw.flush()?;
+    Ok(())
+}
+
+/// A file's bytes in memory.
+///
+/// ```
+/// let bytes = mxparams::format::to_bytes(None, &[], &Default::default()).unwrap();
+/// assert_eq!(bytes.len(), 32); // header, N = 0, K = 0
+/// ```
+pub fn to_bytes(
+    names: Option<&[&str]>,
+    arrays: &[&NDArray],
+    opts: &SaveOptions,
+) -> Result<Vec<u8>> {
+    let v = check(names, arrays, opts)?;
+    let size = 32
+        + arrays.iter().map(|a| record_size(a)).sum::<usize>()
+        + names.map_or(0, |n| n.iter().map(|s| 8 + s.len()).sum());
+    let mut out = Vec::with_capacity(size);
+    write_body(&mut out, names, arrays, v)?;
+    Ok(out)
+}
+
+/// One array record with no file header and no names: the bytes MXNet's
+/// `MXNDArraySaveRawBytes` produces (and pickling an NDArray stores).
+pub fn record_to_bytes(array: &NDArray, version: RecordVersion) -> Result<Vec<u8>> {
+    let v = resolve(&[array], version)?;
+    if !array.context().is_host() {
+        return Err(Error::invalid(
+            "cannot serialise a device array: copy it to the host",
+        ));
+    }
+    let mut out = Vec::with_capacity(record_size(array));
+    let mut scratch = Vec::new();
+    write_record(&mut out, &mut scratch, array, v)?;
+    Ok(out)
+}
+
+/// Saves atomically: writes a uniquely named temp file beside `path`, flushes
+/// (and with `opts.fsync` syncs it and the directory), then renames it over
+/// `path`. On error the temp file is removed and any previous file is intact,
+/// so saving arrays that are memory-mapped views of `path` itself is safe.
+pub fn save(
+    path: impl AsRef<Path>,
+    names: Option<&[&str]>,
+    arrays: &[&NDArray],
+    opts: &SaveOptions,
+) -> Result<()> {
+    let v = check(names, arrays, opts)?;
+    atomic_write(path.as_ref(), opts.fsync, |w| {
+        write_body(w, names, arrays, v)
+    })
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn temp_path(path: &Path) -> Result<PathBuf> {
+    let file_name = path.file_name().ok_or_else(|| {
+        Error::invalid(format!(
+            "cannot save to {}: not a file path",
+            path.display()
+        ))
+    })?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut name = std::ffi::OsString::from(".");
+    name.push(file_name);
+    name.push(format!(
+        ".{}.{}.{nanos:x}.tmp",
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    Ok(path.with_file_name(name))
+}
+
+/// Runs `body` against a buffered sibling temp file and renames it over `path`.
+pub(crate) fn atomic_write(
+    path: &Path,
+    fsync: bool,
+    body: impl FnOnce(&mut BufWriter<File>) -> Result<()>,
+) -> Result<()> {
+    let tmp = temp_path(path)?;
+    let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+    let result = (|| {
+        let mut w = BufWriter::with_capacity(WRITE_BUF, file);
+        body(&mut w)?;
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        if fsync {
+            file.sync_all()?;
+        }
+        drop(file);
+        fs::rename(&tmp, path)?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => {
+            if fsync {
+                sync_dir(path)?;
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+#[cfg(unix)]
+fn sync_dir(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_path: &Path) -> Result<()> {
+    Ok(())
+}
