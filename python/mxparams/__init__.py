@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from . import _native
+from . import _native, nd
 from ._errors import DeferredInitializationError, MXParamsError, ParamsFormatError
+from ._native import NDArray
+from .context import Context, cpu, cpu_pinned, cpu_shared, current_context, gpu, num_gpus
 
 __version__: str = _native.__version__
 
 __all__ = [
+    "Context",
     "DeferredInitializationError",
     "MXParamsError",
+    "NDArray",
     "ParamsFormatError",
     "__version__",
+    "cpu",
+    "cpu_pinned",
+    "cpu_shared",
+    "current_context",
+    "gpu",
+    "nd",
+    "num_gpus",
 ]

@@ -4,14 +4,18 @@
 use pyo3::prelude::*;
 
 mod context;
+mod convert;
+mod dlpack;
 mod errors;
+mod nd;
 mod ndarray;
 
 /// The extension module.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    m.add_class::<context::PyContext>()?;
+    context::register(m)?;
     m.add_class::<ndarray::PyNDArray>()?;
+    nd::register(m)?;
     Ok(())
 }

@@ -1,12 +1,33 @@
 //! `mxparams.NDArray`: a typed buffer on a context, lent to numpy and DLPack
 //! consumers without copying.
+//!
+//! The class is frozen: the wrapped `NDArray` (and so the buffer that numpy
+//! views and DLPack capsules point into) never changes for the life of the
+//! Python object, which is what makes handing out raw pointers sound. Writes
+//! (`arr[:] = x`) go into the buffer, never replace it.
+//!
+//! No buffer protocol: `__getbuffer__` needs the limited API of Python 3.11+
+//! and the extension targets abi3-py39; `__array__` and DLPack cover numpy,
+//! PyTorch and the rest without it.
 
+use pyo3::exceptions::{PyAttributeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple};
 
-use crate::ndarray::NDArray;
+use crate::context::Context;
+use crate::ndarray::{NDArray, SType};
+
+use super::context::PyContext;
+use super::convert::{from_numpy, numpy_dtype, numpy_view, to_dtype};
+use super::dlpack;
+use super::errors::IntoPyResult;
 
 /// A typed, C-contiguous array on a context.
-#[pyclass(name = "NDArray", module = "mxparams")]
+///
+/// Arrays are made by `mxparams.nd` (`array`, `zeros`, `load`, ...). Compute
+/// with numpy, PyTorch or any DLPack consumer: `numpy.asarray(arr)` and
+/// `torch.from_dlpack(arr)` share memory with the array on CPU contexts.
+#[pyclass(name = "NDArray", module = "mxparams", frozen)]
 pub struct PyNDArray {
     pub(crate) inner: NDArray,
 }
@@ -15,4 +36,429 @@ impl From<NDArray> for PyNDArray {
     fn from(inner: NDArray) -> Self {
         PyNDArray { inner }
     }
+}
+
+/// A new Python NDArray object.
+pub fn wrap(py: Python<'_>, a: NDArray) -> PyResult<Bound<'_, PyNDArray>> {
+    Bound::new(py, PyNDArray::from(a))
+}
+
+impl PyNDArray {
+    fn host_check(&self) -> PyResult<()> {
+        if self.inner.context().is_host() {
+            Ok(())
+        } else {
+            Err(PyValueError::new_err(format!(
+                "array on {} has no host view; copy it to cpu() first",
+                self.inner.context()
+            )))
+        }
+    }
+
+    /// A numpy view of a dense host array (writable unless the storage is read-only).
+    fn view<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let me = slf.get();
+        me.host_check()?;
+        if me.inner.stype() != SType::Default {
+            return Err(PyTypeError::new_err(format!(
+                "{} arrays have no dense view; use tostype('default') or asnumpy()",
+                me.inner.stype()
+            )));
+        }
+        numpy_view(slf.py(), slf.as_any(), &me.inner, true)
+    }
+
+    /// A dense host array with the same values (self for dense host arrays).
+    fn dense<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyNDArray>> {
+        let me = slf.get();
+        if me.inner.stype() == SType::Default && me.inner.context().is_host() {
+            return Ok(slf.clone());
+        }
+        let a = me.inner.clone();
+        let ctx = if a.context().is_host() { a.context() } else { Context::cpu(0) };
+        let d = slf.py().detach(move || crate::sparse::to_dense(&a).map(|d| d.with_context(ctx)));
+        wrap(slf.py(), d.py()?)
+    }
+}
+
+fn ctx_of(obj: &Bound<'_, PyAny>) -> PyResult<Context> {
+    super::context::ctx_or_current(Some(obj))
+}
+
+#[pymethods]
+impl PyNDArray {
+    /// The shape, a tuple of ints.
+    #[getter]
+    fn shape<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, self.inner.shape())
+    }
+
+    /// The element type, a `numpy.dtype` (bfloat16 is `ml_dtypes.bfloat16`).
+    #[getter]
+    fn dtype<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(numpy_dtype(py, self.inner.dtype())?.into_any())
+    }
+
+    /// The device context.
+    #[getter]
+    fn context(&self) -> PyContext {
+        self.inner.context().into()
+    }
+
+    /// Alias of `context`.
+    #[getter]
+    fn ctx(&self) -> PyContext {
+        self.inner.context().into()
+    }
+
+    /// Number of elements.
+    #[getter]
+    fn size(&self) -> usize {
+        self.inner.size()
+    }
+
+    /// Number of dimensions.
+    #[getter]
+    fn ndim(&self) -> usize {
+        self.inner.ndim()
+    }
+
+    /// Storage type: 'default', 'row_sparse' or 'csr'.
+    #[getter]
+    fn stype(&self) -> &'static str {
+        self.inner.stype().name()
+    }
+
+    /// Whether the array is a read-only view (of a memory-mapped file).
+    #[getter]
+    fn readonly(&self) -> bool {
+        !self.inner.buffer().is_writable()
+    }
+
+    /// Values of a sparse array (row_sparse: the stored rows; csr: the non-zeros).
+    #[getter]
+    fn data(&self) -> PyResult<PyNDArray> {
+        match self.inner.stype() {
+            SType::Default => Err(PyAttributeError::new_err(
+                "dense NDArrays have no 'data' attribute",
+            )),
+            _ => Ok(self.inner.values().into()),
+        }
+    }
+
+    /// Row indices (row_sparse) or column indices (csr), int64.
+    #[getter]
+    fn indices(&self) -> PyResult<PyNDArray> {
+        self.inner
+            .sparse_parts()
+            .map(|p| p.indices.clone().into())
+            .ok_or_else(|| PyAttributeError::new_err("dense NDArrays have no 'indices' attribute"))
+    }
+
+    /// Row pointers of a csr array, int64.
+    #[getter]
+    fn indptr(&self) -> PyResult<PyNDArray> {
+        self.inner
+            .sparse_parts()
+            .and_then(|p| p.indptr.clone())
+            .map(PyNDArray::from)
+            .ok_or_else(|| PyAttributeError::new_err("only csr NDArrays have 'indptr'"))
+    }
+
+    /// Returns a numpy copy of the (dense) values.
+    fn asnumpy<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let d = Self::dense(slf)?;
+        let copied = !d.is(slf);
+        let v = numpy_view(slf.py(), d.as_any(), &d.get().inner, true)?;
+        if copied {
+            Ok(v)
+        } else {
+            v.call_method0("copy")
+        }
+    }
+
+    /// Returns the scalar value of a one-element array.
+    fn asscalar<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        if slf.get().inner.size() != 1 {
+            return Err(PyValueError::new_err("The current array is not a scalar"));
+        }
+        Self::asnumpy(slf)?
+            .call_method1("reshape", (-1,))?
+            .get_item(0)
+    }
+
+    /// numpy's array protocol: a zero-copy view on CPU contexts.
+    ///
+    /// Read-only arrays (memory-mapped) give read-only views. `copy=True`
+    /// copies; `copy=False` refuses when a copy is needed (sparse arrays, a
+    /// dtype change), as numpy 2 specifies.
+    #[pyo3(signature = (dtype = None, copy = None))]
+    fn __array__<'py>(
+        slf: &Bound<'py, Self>,
+        dtype: Option<&Bound<'py, PyAny>>,
+        copy: Option<bool>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let d = Self::dense(slf)?;
+        let densified = !d.is(slf);
+        if densified && copy == Some(false) {
+            return Err(PyValueError::new_err(
+                "a sparse or device array cannot be viewed without a copy",
+            ));
+        }
+        let mut v = numpy_view(py, d.as_any(), &d.get().inner, true)?;
+        let mut copied = densified;
+        if let Some(dt) = dtype.filter(|d| !d.is_none()) {
+            let want = py.import("numpy")?.getattr("dtype")?.call1((dt,))?;
+            if !v.getattr("dtype")?.eq(&want)? {
+                if copy == Some(false) {
+                    return Err(PyValueError::new_err(format!(
+                        "cannot convert {} to {want} without a copy",
+                        slf.get().inner.dtype()
+                    )));
+                }
+                v = v.call_method1("astype", (want,))?;
+                copied = true;
+            }
+        }
+        if copy == Some(true) && !copied {
+            v = v.call_method0("copy")?;
+        }
+        Ok(v)
+    }
+
+    /// DLPack export: a capsule sharing this array's memory.
+    #[pyo3(signature = (*, stream = None, max_version = None, dl_device = None, copy = None))]
+    fn __dlpack__<'py>(
+        &self,
+        py: Python<'py>,
+        stream: Option<&Bound<'py, PyAny>>,
+        max_version: Option<(u32, u32)>,
+        dl_device: Option<(i32, i32)>,
+        copy: Option<bool>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        // Host memory needs no stream synchronisation; any stream value is accepted.
+        let _ = stream;
+        let opts = dlpack::ExportOptions {
+            versioned: max_version.is_some_and(|v| v.0 >= 1),
+            copy,
+            dl_device,
+        };
+        dlpack::export(py, &self.inner, &opts)
+    }
+
+    /// `(device_type, device_id)` in DLPack's numbering.
+    fn __dlpack_device__(&self) -> (i32, i32) {
+        dlpack::device(self.inner.context())
+    }
+
+    /// Copies to a context (a new array) or into another array (returned).
+    fn copyto<'py>(
+        slf: &Bound<'py, Self>,
+        other: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let me = slf.get();
+        if let Ok(dst) = other.cast::<PyNDArray>() {
+            let d = &dst.get().inner;
+            if d.shape() != me.inner.shape() {
+                return Err(PyValueError::new_err(format!(
+                    "copyto: shape mismatch, source {:?} vs destination {:?}",
+                    me.inner.shape(),
+                    d.shape()
+                )));
+            }
+            if d.dtype() == me.inner.dtype()
+                && d.stype() == SType::Default
+                && me.inner.stype() == SType::Default
+            {
+                let (src, dst_a) = (me.inner.clone(), d.clone());
+                py.detach(move || dst_a.assign(&src)).py()?;
+            } else {
+                let dst_view = Self::view(dst)?;
+                let src_view = Self::__array__(slf, None, None)?;
+                let np = py.import("numpy")?;
+                let kw = pyo3::types::PyDict::new(py);
+                kw.set_item("casting", "unsafe")?;
+                np.getattr("copyto")?.call((dst_view, src_view), Some(&kw))?;
+            }
+            return Ok(other.clone());
+        }
+        let ctx = ctx_of(other).map_err(|_| {
+            PyTypeError::new_err("copyto does not support type ".to_string() + &other.get_type().to_string())
+        })?;
+        let a = me.inner.clone();
+        let out = py.detach(move || a.copy_to(ctx)).py()?;
+        Ok(wrap(py, out)?.into_any())
+    }
+
+    /// The array on `context`: self if it is already there, else a copy.
+    fn as_in_context<'py>(
+        slf: &Bound<'py, Self>,
+        context: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if ctx_of(context)? == slf.get().inner.context() {
+            return Ok(slf.clone().into_any());
+        }
+        Self::copyto(slf, context)
+    }
+
+    /// The array converted to `dtype` (a copy; `copy=False` returns self when
+    /// the dtype already matches).
+    #[pyo3(signature = (dtype, copy = true))]
+    fn astype<'py>(
+        slf: &Bound<'py, Self>,
+        dtype: &Bound<'py, PyAny>,
+        copy: bool,
+    ) -> PyResult<Bound<'py, PyNDArray>> {
+        let py = slf.py();
+        let me = &slf.get().inner;
+        let target = to_dtype(dtype)?;
+        if target == me.dtype() && !copy {
+            return Ok(slf.clone());
+        }
+        slf.get().host_check()?;
+        let np_target = numpy_dtype(py, target)?;
+        let v = numpy_view(py, slf.as_any(), me, false)?;
+        let cast = v.call_method1("astype", (np_target,))?;
+        let new_values = from_numpy(cast.cast::<numpy::PyUntypedArray>()?, me.context())?;
+        let out = match me.sparse_parts() {
+            None => new_values,
+            Some(p) => NDArray::sparse(
+                p.stype,
+                me.shape().to_vec(),
+                new_values,
+                p.indices.clone(),
+                p.indptr.clone(),
+            )
+            .py()?,
+        };
+        wrap(py, out)
+    }
+
+    /// A new array object sharing this array's memory (no autograd here).
+    fn detach(&self) -> PyNDArray {
+        self.inner.clone().into()
+    }
+
+    /// Converts the storage type; only `'default'` (densify) and the array's
+    /// own stype (a copy) are supported.
+    fn tostype<'py>(slf: &Bound<'py, Self>, stype: &str) -> PyResult<Bound<'py, PyNDArray>> {
+        let py = slf.py();
+        let me = &slf.get().inner;
+        let target = stype.parse::<SType>().py()?;
+        if target == SType::Default {
+            let a = me.clone();
+            let d = py.detach(move || crate::sparse::to_dense(&a)).py()?;
+            return wrap(py, d);
+        }
+        if target == me.stype() {
+            let a = me.clone();
+            let out = py
+                .detach(move || -> crate::Result<NDArray> {
+                    let p = a.sparse_parts().ok_or_else(|| crate::Error::invalid("not sparse"))?;
+                    NDArray::sparse(
+                        p.stype,
+                        a.shape().to_vec(),
+                        a.values().copy_to(a.context())?,
+                        p.indices.copy_to(a.context())?,
+                        p.indptr.as_ref().map(|i| i.copy_to(a.context())).transpose()?,
+                    )
+                })
+                .py()?;
+            return wrap(py, out);
+        }
+        Err(PyValueError::new_err(format!(
+            "tostype from {} to {} is not supported",
+            me.stype(),
+            target
+        )))
+    }
+
+    /// Element or slice read through numpy indexing; returns a new NDArray.
+    fn __getitem__<'py>(
+        slf: &Bound<'py, Self>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyNDArray>> {
+        let py = slf.py();
+        let v = Self::view(slf)?;
+        let np = py.import("numpy")?;
+        let got = np.getattr("ascontiguousarray")?.call1((v.get_item(key)?,))?;
+        let a = from_numpy(got.cast::<numpy::PyUntypedArray>()?, slf.get().inner.context())?;
+        wrap(py, a)
+    }
+
+    /// In-place write through numpy indexing: `arr[:] = 0`, `arr[1] = np_array`.
+    fn __setitem__<'py>(
+        slf: &Bound<'py, Self>,
+        key: &Bound<'py, PyAny>,
+        value: &Bound<'py, PyAny>,
+    ) -> PyResult<()> {
+        let v = Self::view(slf)?;
+        if let Ok(src) = value.cast::<PyNDArray>() {
+            let sv = Self::__array__(src, None, None)?;
+            return v.set_item(key, sv);
+        }
+        v.set_item(key, value)
+    }
+
+    fn __len__(&self) -> PyResult<usize> {
+        self.inner
+            .shape()
+            .first()
+            .copied()
+            .ok_or_else(|| PyTypeError::new_err("len() of unsized object"))
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let me = &slf.get().inner;
+        let shape = me
+            .shape()
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("x");
+        match me.stype() {
+            SType::Default => {
+                let values = Self::asnumpy(slf)?.str()?;
+                Ok(format!("\n{values}\n<NDArray {shape} @{}>", me.context()))
+            }
+            SType::RowSparse => Ok(format!("\n<RowSparseNDArray {shape} @{}>", me.context())),
+            SType::Csr => Ok(format!("\n<CSRNDArray {shape} @{}>", me.context())),
+        }
+    }
+
+    /// Pickles as one `.params` array record (MXNet's pickle payload) plus the context.
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+    ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>, &'static str, u32))> {
+        let py = slf.py();
+        let me = slf.get().inner.clone();
+        let ctx = me.context();
+        let bytes = py
+            .detach(move || {
+                crate::format::record_to_bytes(&me, crate::format::RecordVersion::Auto)
+            })
+            .py()?;
+        let f = py.import("mxparams._native")?.getattr("_unpickle_ndarray")?;
+        Ok((
+            f,
+            (PyBytes::new(py, &bytes), ctx.device_type.name(), ctx.device_id),
+        ))
+    }
+}
+
+/// Rebuilds a pickled NDArray.
+#[pyfunction]
+pub fn _unpickle_ndarray(
+    py: Python<'_>,
+    data: &[u8],
+    device_type: &str,
+    device_id: u32,
+) -> PyResult<PyNDArray> {
+    let ctx = Context::new(device_type.parse().py()?, device_id);
+    let a = py
+        .detach(|| crate::format::array_from_record_bytes(data))
+        .py()?;
+    Ok(a.with_context(ctx).into())
 }

@@ -1,0 +1,240 @@
+"""Array creation and ``.params`` I/O, as MXNet 1.x's ``mx.nd`` names them.
+
+Arrays are typed buffers; compute on them with numpy (``np.asarray(arr)`` is a
+zero-copy view on CPU contexts) or any DLPack consumer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, Union
+
+import numpy as np
+
+from . import _native
+from ._native import Context, NDArray
+
+__all__ = [
+    "NDArray",
+    "array",
+    "empty",
+    "full",
+    "load",
+    "load_frombuffer",
+    "ones",
+    "ones_like",
+    "save",
+    "save_tobuffer",
+    "sparse",
+    "zeros",
+    "zeros_like",
+]
+
+ShapeLike = Union[int, Sequence[int]]
+PathLike = Union[str, "os.PathLike[str]"]
+SaveData = Union[NDArray, Sequence[NDArray], Mapping[str, NDArray]]
+
+_DEFAULT_DTYPE = "float32"
+
+
+def _shape(shape: ShapeLike) -> list[int]:
+    if isinstance(shape, (int, np.integer)):
+        return [int(shape)]
+    try:
+        dims = [int(d) for d in shape]
+    except TypeError:
+        raise TypeError(f"shape must be an int or a sequence of ints, not {shape!r}") from None
+    if any(d < 0 for d in dims):
+        raise ValueError(f"negative dimensions are not allowed: {tuple(dims)}")
+    return dims
+
+
+def _np_dtype(dtype: Any) -> np.dtype[Any]:
+    # Every spelling NDArray accepts ('bfloat16', MXNet's structured bfloat16, ...).
+    return _native._numpy_dtype(dtype)
+
+
+def _from_numpy(source: np.ndarray[Any, Any], ctx: Context | None) -> NDArray:
+    return _native._from_numpy(np.ascontiguousarray(source), ctx)
+
+
+def array(source_array: Any, ctx: Context | None = None, dtype: Any = None) -> NDArray:
+    """Creates an array from any array-like object.
+
+    Parameters
+    ----------
+    source_array : array_like
+        An NDArray, a numpy array, a nested list, a scalar, ...
+    ctx : Context, optional
+        Device context (default: the current context).
+    dtype : str or numpy.dtype, optional
+        The element type. As in MXNet 1.x it defaults to the source's dtype for
+        an NDArray source and to ``float32`` for everything else (numpy arrays
+        of other dtypes included).
+    """
+    if isinstance(source_array, NDArray):
+        if dtype is None:
+            dtype = source_array.dtype
+        source = np.asarray(source_array)
+    else:
+        if dtype is None:
+            dtype = _DEFAULT_DTYPE
+        source = source_array
+    try:
+        values = np.asarray(source, dtype=_np_dtype(dtype))
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"source_array must be array like object: {e}") from e
+    return _from_numpy(values, ctx)
+
+
+def zeros(shape: ShapeLike, ctx: Context | None = None, dtype: Any = None, **kwargs: Any) -> NDArray:
+    """An array of zeros (dtype defaults to float32)."""
+    del kwargs  # MXNet's `stype`/`out` are not supported; dense only
+    return _native._zeros(_shape(shape), ctx, _DEFAULT_DTYPE if dtype is None else dtype)
+
+
+def empty(shape: ShapeLike, ctx: Context | None = None, dtype: Any = None) -> NDArray:
+    """An array whose contents are unspecified (here: zeros, which costs nothing extra)."""
+    return zeros(shape, ctx, dtype)
+
+
+def full(
+    shape: ShapeLike, val: Any, ctx: Context | None = None, dtype: Any = None
+) -> NDArray:
+    """An array filled with ``val`` (dtype defaults to float32)."""
+    out = zeros(shape, ctx, dtype)
+    np.asarray(out)[...] = val
+    return out
+
+
+def ones(shape: ShapeLike, ctx: Context | None = None, dtype: Any = None, **kwargs: Any) -> NDArray:
+    """An array of ones (dtype defaults to float32)."""
+    del kwargs
+    return full(shape, 1, ctx, dtype)
+
+
+def zeros_like(data: NDArray) -> NDArray:
+    """Zeros with the shape, dtype and context of ``data``."""
+    return zeros(data.shape, data.context, data.dtype)
+
+
+def ones_like(data: NDArray) -> NDArray:
+    """Ones with the shape, dtype and context of ``data``."""
+    return ones(data.shape, data.context, data.dtype)
+
+
+def _split(data: Any) -> tuple[list[str] | None, list[NDArray]]:
+    """MXNet's ``nd.save`` argument rules: an NDArray, a list of them, or a dict str -> NDArray."""
+    if isinstance(data, NDArray):
+        return None, [data]
+    if isinstance(data, Mapping):
+        names: list[str] = []
+        arrays: list[NDArray] = []
+        for k, v in data.items():
+            if not isinstance(k, str) or not isinstance(v, NDArray):
+                raise TypeError("save only accept dict str->NDArray or list of NDArray")
+            names.append(k)
+            arrays.append(v)
+        return names, arrays
+    if isinstance(data, (list, tuple)):
+        if not all(isinstance(v, NDArray) for v in data):
+            raise TypeError("save only accept dict str->NDArray or list of NDArray")
+        return None, list(data)
+    raise ValueError(
+        "data needs to either be a NDArray, dict of str, NDArray pairs or a list of NDarrays."
+    )
+
+
+def save(fname: PathLike, data: SaveData, *, version: int | None = None) -> None:
+    """Saves arrays to ``fname`` in MXNet's ``.params`` format.
+
+    Parameters
+    ----------
+    fname : str or os.PathLike
+        The file; written to a temporary sibling and renamed, so a crash
+        never leaves a partial file.
+    data : NDArray, list of NDArray, or dict of str to NDArray
+        A dict gives a named file (``load`` returns a dict), the others a list.
+    version : {None, 2, 3}
+        Record version: 2 is MXNet 1.x's default, 3 its numpy-shape form
+        (dense only). None picks V2 unless a 0-d array needs V3 to be read
+        back by MXNet.
+    """
+    names, arrays = _split(data)
+    _native._save(os.fspath(fname), names, arrays, version)
+
+
+def save_tobuffer(data: SaveData, *, version: int | None = None) -> bytes:
+    """The bytes ``save`` would write."""
+    names, arrays = _split(data)
+    return _native._save_tobuffer(names, arrays, version)
+
+
+def _result(
+    names: list[str] | None, arrays: list[NDArray]
+) -> list[NDArray] | dict[str, NDArray]:
+    if names is None:
+        return arrays
+    # Duplicate names: the last one wins, as in MXNet.
+    return dict(zip(names, arrays))
+
+
+def load(fname: PathLike, mmap: bool = False) -> list[NDArray] | dict[str, NDArray]:
+    """Loads a ``.params`` file: a list (no names stored) or a dict.
+
+    Parameters
+    ----------
+    fname : str or os.PathLike
+    mmap : bool
+        Memory-map the file and return read-only zero-copy views of it
+        (copy them, e.g. with ``copyto``, before writing).
+    """
+    names, arrays = _native._load(os.fspath(fname), mmap)
+    return _result(names, arrays)
+
+
+def load_frombuffer(buf: bytes | bytearray | memoryview) -> list[NDArray] | dict[str, NDArray]:
+    """Loads ``.params`` bytes: a list or a dict, as ``load``."""
+    names, arrays = _native._load_frombuffer(bytes(buf))
+    return _result(names, arrays)
+
+
+class _Sparse:
+    """``nd.sparse``: building row_sparse and csr arrays from their parts."""
+
+    @staticmethod
+    def csr_matrix(
+        arg1: tuple[Any, Any, Any],
+        shape: Sequence[int],
+        ctx: Context | None = None,
+        dtype: Any = None,
+    ) -> NDArray:
+        """A csr array from ``(data, indices, indptr)`` and its dense ``shape``."""
+        data, indices, indptr = arg1
+        return _native._sparse(
+            "csr",
+            _shape(shape),
+            array(data, ctx, dtype),
+            array(indices, ctx, "int64"),
+            array(indptr, ctx, "int64"),
+        )
+
+    @staticmethod
+    def row_sparse_array(
+        arg1: tuple[Any, Any],
+        shape: Sequence[int],
+        ctx: Context | None = None,
+        dtype: Any = None,
+    ) -> NDArray:
+        """A row_sparse array from ``(data, indices)`` and its dense ``shape``."""
+        data, indices = arg1
+        return _native._sparse(
+            "row_sparse",
+            _shape(shape),
+            array(data, ctx, dtype),
+            array(indices, ctx, "int64"),
+        )
+
+
+sparse = _Sparse()

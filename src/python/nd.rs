@@ -1,0 +1,208 @@
+//! Native halves of `mxparams.nd`: array creation from numpy, zero-filled
+//! arrays, sparse construction, and `.params` load/save. `mxparams/nd.py`
+//! turns MXNet's loose Python signatures into these typed calls.
+//!
+//! File and buffer I/O run with the GIL released. Loaded arrays are placed on
+//! `cpu(0)` whatever device the file records (as a CPU build of MXNet does):
+//! the recorded device is metadata, not a place the bytes live.
+
+use std::path::PathBuf;
+
+use numpy::PyUntypedArray;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList};
+
+use crate::context::Context;
+use crate::format::{self, Loaded, RecordVersion, SaveOptions};
+use crate::ndarray::{NDArray, SType};
+
+use super::context::ctx_or_current;
+use super::convert::{from_numpy, numpy_dtype, to_dtype};
+use super::errors::IntoPyResult;
+use super::ndarray::{PyNDArray, _unpickle_ndarray};
+
+/// A new NDArray holding a copy of a C-contiguous numpy array.
+#[pyfunction]
+#[pyo3(signature = (source, ctx = None))]
+fn _from_numpy(
+    source: &Bound<'_, PyUntypedArray>,
+    ctx: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyNDArray> {
+    Ok(from_numpy(source, ctx_or_current(ctx)?)?.into())
+}
+
+/// The numpy dtype for a dtype-like (`'bfloat16'` included).
+#[pyfunction]
+fn _numpy_dtype<'py>(dtype: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    Ok(numpy_dtype(dtype.py(), to_dtype(dtype)?)?.into_any())
+}
+
+/// A zero-filled dense array.
+#[pyfunction]
+#[pyo3(signature = (shape, ctx = None, dtype = None))]
+fn _zeros(
+    py: Python<'_>,
+    shape: Vec<usize>,
+    ctx: Option<&Bound<'_, PyAny>>,
+    dtype: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyNDArray> {
+    let ctx = ctx_or_current(ctx)?;
+    let dtype = match dtype {
+        Some(d) if !d.is_none() => to_dtype(d)?,
+        _ => crate::dtype::DType::Float32,
+    };
+    if !ctx.is_host() {
+        return crate::cuda::unavailable(ctx).py();
+    }
+    let a = py.detach(|| NDArray::zeros(&shape, dtype, ctx)).py()?;
+    Ok(a.into())
+}
+
+/// A sparse array from its parts; the structure is validated.
+#[pyfunction]
+#[pyo3(signature = (stype, shape, data, indices, indptr = None))]
+fn _sparse(
+    stype: &str,
+    shape: Vec<usize>,
+    data: &Bound<'_, PyNDArray>,
+    indices: &Bound<'_, PyNDArray>,
+    indptr: Option<&Bound<'_, PyNDArray>>,
+) -> PyResult<PyNDArray> {
+    let st = stype.parse::<SType>().py()?;
+    if st == SType::Default {
+        return Err(PyValueError::new_err("stype must be 'row_sparse' or 'csr'"));
+    }
+    let a = NDArray::sparse(
+        st,
+        shape,
+        data.get().inner.clone(),
+        indices.get().inner.clone(),
+        indptr.map(|p| p.get().inner.clone()),
+    )
+    .py()?;
+    Ok(a.into())
+}
+
+fn save_options(version: Option<u32>, fsync: bool) -> PyResult<SaveOptions> {
+    let version = match version {
+        None => RecordVersion::Auto,
+        Some(2) => RecordVersion::V2,
+        Some(3) => RecordVersion::V3,
+        Some(v) => {
+            return Err(PyValueError::new_err(format!(
+                "record version must be 2 or 3, not {v}"
+            )))
+        }
+    };
+    Ok(SaveOptions { version, fsync })
+}
+
+fn unwrap_arrays(arrays: &[Bound<'_, PyNDArray>]) -> Vec<NDArray> {
+    arrays.iter().map(|a| a.get().inner.clone()).collect()
+}
+
+fn check_names(names: Option<&Vec<String>>, n: usize) -> PyResult<()> {
+    match names {
+        Some(v) if v.len() != n => Err(PyValueError::new_err(format!(
+            "{} names for {n} arrays",
+            v.len()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Saves arrays (with names, for a dict file) to `fname`, atomically.
+#[pyfunction]
+#[pyo3(signature = (fname, names, arrays, version = None, fsync = false))]
+fn _save(
+    py: Python<'_>,
+    fname: PathBuf,
+    names: Option<Vec<String>>,
+    arrays: Vec<Bound<'_, PyNDArray>>,
+    version: Option<u32>,
+    fsync: bool,
+) -> PyResult<()> {
+    check_names(names.as_ref(), arrays.len())?;
+    let opts = save_options(version, fsync)?;
+    let arrays = unwrap_arrays(&arrays);
+    py.detach(move || {
+        let refs: Vec<&NDArray> = arrays.iter().collect();
+        let name_refs: Option<Vec<&str>> =
+            names.as_ref().map(|v| v.iter().map(String::as_str).collect());
+        format::save(&fname, name_refs.as_deref(), &refs, &opts)
+    })
+    .py()
+}
+
+/// The bytes `_save` would write.
+#[pyfunction]
+#[pyo3(signature = (names, arrays, version = None))]
+fn _save_tobuffer<'py>(
+    py: Python<'py>,
+    names: Option<Vec<String>>,
+    arrays: Vec<Bound<'py, PyNDArray>>,
+    version: Option<u32>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    check_names(names.as_ref(), arrays.len())?;
+    let opts = save_options(version, false)?;
+    let arrays = unwrap_arrays(&arrays);
+    let bytes = py
+        .detach(move || {
+            let refs: Vec<&NDArray> = arrays.iter().collect();
+            let name_refs: Option<Vec<&str>> =
+                names.as_ref().map(|v| v.iter().map(String::as_str).collect());
+            format::to_bytes(name_refs.as_deref(), &refs, &opts)
+        })
+        .py()?;
+    Ok(PyBytes::new(py, &bytes))
+}
+
+/// `(names or None, [NDArray, ...])` of a loaded file, arrays on cpu(0).
+type LoadResult<'py> = (Option<Vec<String>>, Bound<'py, PyList>);
+
+fn to_python(py: Python<'_>, loaded: Loaded) -> PyResult<LoadResult<'_>> {
+    let arrays = loaded
+        .arrays
+        .into_iter()
+        .map(|a| Bound::new(py, PyNDArray::from(a.with_context(Context::cpu(0)))))
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok((loaded.names, PyList::new(py, arrays)?))
+}
+
+/// Loads a `.params` file; `mmap=True` gives read-only zero-copy views.
+#[pyfunction]
+#[pyo3(signature = (fname, mmap = false))]
+fn _load(py: Python<'_>, fname: PathBuf, mmap: bool) -> PyResult<LoadResult<'_>> {
+    let loaded = py
+        .detach(|| {
+            if mmap {
+                format::load_mmap(&fname)
+            } else {
+                format::load(&fname)
+            }
+        })
+        .py()?;
+    to_python(py, loaded)
+}
+
+/// Loads `.params` bytes into owned (writable) arrays.
+#[pyfunction]
+fn _load_frombuffer<'py>(py: Python<'py>, data: &[u8]) -> PyResult<LoadResult<'py>> {
+    let loaded = py.detach(|| format::from_bytes(data)).py()?;
+    to_python(py, loaded)
+}
+
+/// Registers the `nd` native functions.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(_from_numpy, m)?)?;
+    m.add_function(wrap_pyfunction!(_zeros, m)?)?;
+    m.add_function(wrap_pyfunction!(_numpy_dtype, m)?)?;
+    m.add_function(wrap_pyfunction!(_sparse, m)?)?;
+    m.add_function(wrap_pyfunction!(_save, m)?)?;
+    m.add_function(wrap_pyfunction!(_save_tobuffer, m)?)?;
+    m.add_function(wrap_pyfunction!(_load, m)?)?;
+    m.add_function(wrap_pyfunction!(_load_frombuffer, m)?)?;
+    m.add_function(wrap_pyfunction!(_unpickle_ndarray, m)?)?;
+    Ok(())
+}
