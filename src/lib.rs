@@ -10,11 +10,15 @@
 //! plain Rust programs use the crate with neither.
 
 pub mod context;
+pub mod convert;
 pub mod cuda;
 pub mod dtype;
 pub mod error;
 pub mod format;
 pub mod ndarray;
+pub mod param_dict;
+pub mod parameter;
+pub mod reduce;
 pub mod sparse;
 pub mod storage;
 
@@ -25,4 +29,6 @@ pub use context::{Context, DeviceType};
 pub use dtype::DType;
 pub use error::{Error, Result};
 pub use ndarray::{NDArray, SType};
+pub use param_dict::{LoadOptions, ParamAttrs, ParameterDict, SharedParameter};
+pub use parameter::{DTypeSource, GradReq, Parameter};
 pub use storage::Buffer;

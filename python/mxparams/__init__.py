@@ -6,15 +6,20 @@ from . import _native, nd
 from ._errors import DeferredInitializationError, MXParamsError, ParamsFormatError
 from ._native import NDArray
 from .context import Context, cpu, cpu_pinned, cpu_shared, current_context, gpu, num_gpus
+from .parameter import Constant, Parameter, ParameterDict, Variable
 
 __version__: str = _native.__version__
 
 __all__ = [
+    "Constant",
     "Context",
     "DeferredInitializationError",
     "MXParamsError",
     "NDArray",
+    "Parameter",
+    "ParameterDict",
     "ParamsFormatError",
+    "Variable",
     "__version__",
     "cpu",
     "cpu_pinned",

@@ -9,6 +9,8 @@ mod dlpack;
 mod errors;
 mod nd;
 mod ndarray;
+mod param_dict;
+mod parameter;
 
 /// The extension module.
 #[pymodule]
@@ -17,5 +19,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     context::register(m)?;
     m.add_class::<ndarray::PyNDArray>()?;
     nd::register(m)?;
+    m.add_class::<parameter::PyParameter>()?;
+    m.add_class::<param_dict::PyParamDictCore>()?;
     Ok(())
 }

@@ -1,0 +1,643 @@
+"""Gluon's ``Parameter``, ``Constant`` and ``ParameterDict`` (MXNet 1.9.1 semantics).
+
+The state (per-context copies, gradients, the ``grad_req`` state machine, the
+context map, deferred initialisation) lives in Rust (``_native.ParameterBase``);
+``data()``/``grad()`` are answered there from a cache. This module adds MXNet's
+loose signatures, the initializer calls and ``var()``. Bulk ``ParameterDict``
+operations (``zero_grad``, ``reset_ctx``, ``save``, ``load``) are single native
+calls that release the GIL.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections import OrderedDict
+from collections.abc import ItemsView, Iterator, KeysView, ValuesView
+from os import PathLike
+from typing import Any, Union
+
+import numpy as np
+
+from . import _native
+from . import init as _initmod
+from . import nd as _nd
+from ._errors import DeferredInitializationError
+from ._native import NDArray
+from .context import Context, current_context
+
+__all__ = [
+    "Constant",
+    "DeferredInitializationError",
+    "Parameter",
+    "ParameterDict",
+    "Variable",
+]
+
+CtxLike = Union[Context, "list[Context]", "tuple[Context, ...]", None]
+
+
+def _norm_shape(shape: Any) -> tuple[int, ...] | None:
+    if shape is None:
+        return None
+    if isinstance(shape, (int, np.integer)):
+        shape = (shape,)
+    # -1 is MXNet's numpy-mode spelling of an unknown dim; 0 is ours.
+    return tuple(0 if int(d) == -1 else int(d) for d in shape)
+
+
+def _np_dtype(dtype: Any) -> np.dtype[Any]:
+    return _native.ParameterBase._canon_dtype(dtype)  # type: ignore[no-any-return]
+
+
+def _brief_print_list(lst: Any, limit: int = 7) -> str:
+    lst = list(lst)
+    if len(lst) > limit:
+        return (
+            _brief_print_list(lst[: limit // 2], limit)
+            + ", ..., "
+            + _brief_print_list(lst[-limit // 2 :], limit)
+        )
+    return ", ".join(f"'{i}'" for i in lst)
+
+
+def _indent(s: str, num_spaces: int) -> str:
+    lines = s.split("\n")
+    if len(lines) == 1:
+        return s
+    return "\n".join([lines[0]] + [(num_spaces * " ") + line for line in lines[1:]])
+
+
+class Variable:
+    """A symbolic variable standing for a parameter (what ``Parameter.var()`` returns).
+
+    ``attr(key)`` gives MXNet 1.9.1's string attributes (``'__shape__'``,
+    ``'__dtype__'`` as the type flag, ``'__lr_mult__'``, ``'__wd_mult__'``,
+    ``'__init__'``, ``'__storage_type__'``) and ``tojson()`` the symbol JSON
+    MXNet writes for ``mx.sym.var``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        shape: tuple[int, ...] | None,
+        dtype: np.dtype[Any],
+        lr_mult: Any,
+        wd_mult: Any,
+        init: Any,
+        stype: str,
+    ) -> None:
+        self.name = name
+        self.shape = shape
+        self.dtype = dtype
+        self.lr_mult = lr_mult
+        self.wd_mult = wd_mult
+        self.init = init
+        self.stype = stype
+
+    def list_attr(self) -> dict[str, str]:
+        """The variable's attributes, as MXNet's ``Symbol.list_attr()``."""
+        attrs: dict[str, str] = {}
+        if self.shape is not None:
+            attrs["__shape__"] = str(tuple(self.shape))
+        attrs["__dtype__"] = str(_native.ParameterBase._dtype_flag(self.dtype))
+        attrs["__lr_mult__"] = str(self.lr_mult)
+        attrs["__wd_mult__"] = str(self.wd_mult)
+        if self.init is not None:
+            init = self.init
+            attrs["__init__"] = init if isinstance(init, str) else init.dumps()
+        attrs["__storage_type__"] = str({"default": 0, "row_sparse": 1, "csr": 2}[self.stype])
+        attrs["lr_mult"] = attrs["__lr_mult__"]
+        attrs["wd_mult"] = attrs["__wd_mult__"]
+        return attrs
+
+    def attr(self, key: str) -> str | None:
+        """One string attribute, or None."""
+        return self.list_attr().get(key)
+
+    def tojson(self) -> str:
+        """MXNet's symbol JSON for this variable (byte-identical to ``mx.sym.var(...).tojson()``)."""
+        attrs = {k: v for k, v in self.list_attr().items() if k.startswith("__")}
+        body = ", \n".join(
+            f"        {json.dumps(k)}: {json.dumps(v)}" for k, v in sorted(attrs.items())
+        )
+        return (
+            "{\n"
+            '  "nodes": [\n'
+            "    {\n"
+            '      "op": "null", \n'
+            f'      "name": {json.dumps(self.name)}, \n'
+            '      "attrs": {\n'
+            f"{body}\n"
+            "      }, \n"
+            '      "inputs": []\n'
+            "    }\n"
+            "  ], \n"
+            '  "arg_nodes": [0], \n'
+            '  "node_row_ptr": [0, 1], \n'
+            '  "heads": [[0, 0, 0]], \n'
+            '  "attrs": {"mxnet_version": ["int", 10901]}\n'
+            "}"
+        )
+
+    def __repr__(self) -> str:
+        return f"<Symbol {self.name}>"
+
+
+class Parameter(_native.ParameterBase):
+    """A container holding a parameter (weight) with a copy per context.
+
+    Parameters
+    ----------
+    name : str
+        Name of this parameter.
+    grad_req : {'write', 'add', 'null'}, default 'write'
+        How gradients are written: overwrite, accumulate, or none (no buffers).
+    shape : int or tuple of int, default None
+        Shape; 0 marks a dimension that is not known yet.
+    dtype : numpy.dtype or str, default 'float32'
+        Data type.
+    lr_mult, wd_mult : float, default 1.0
+        Learning-rate and weight-decay multipliers.
+    init : Initializer or str, default None
+        This parameter's initializer (overrides a ``ParameterDict.initialize``
+        default).
+    allow_deferred_init : bool, default False
+        Whether ``initialize`` may wait until the shape is known.
+    differentiable : bool, default True
+        False pins ``grad_req`` to ``'null'``.
+    stype, grad_stype : {'default', 'row_sparse', 'csr'}
+        Storage types of data and gradient.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        grad_req: str = "write",
+        shape: int | tuple[int, ...] | None = None,
+        dtype: Any = "float32",
+        lr_mult: float = 1.0,
+        wd_mult: float = 1.0,
+        init: Any = None,
+        allow_deferred_init: bool = False,
+        differentiable: bool = True,
+        stype: str = "default",
+        grad_stype: str = "default",
+    ) -> None:
+        self._configure(
+            grad_req,
+            _norm_shape(shape),
+            "float32" if dtype is None else dtype,
+            float(lr_mult),
+            float(wd_mult),
+            allow_deferred_init,
+            differentiable,
+            stype,
+            grad_stype,
+        )
+        self._lr_mult_obj = lr_mult
+        self._wd_mult_obj = wd_mult
+        self.init = init
+        self._var: Variable | None = None
+        self._trainer: Any = None
+
+    def __repr__(self) -> str:
+        return f"Parameter {self.name} (shape={self.shape}, dtype={self.dtype})"
+
+    # -- attributes ---------------------------------------------------------
+
+    @property
+    def shape(self) -> tuple[int, ...] | None:
+        """The shape; 0 marks an unknown dimension. Settable: unknown dims may
+        be filled in, known ones never change (ValueError)."""
+        return self._shape  # type: ignore[no-any-return]
+
+    @shape.setter
+    def shape(self, new_shape: Any) -> None:
+        s = _norm_shape(new_shape)
+        if s is None:
+            raise ValueError(f"Cannot set the shape of Parameter '{self.name}' to None")
+        self._set_shape(s)
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The data type (a numpy dtype); setting it casts the values."""
+        return self._np_dtype  # type: ignore[no-any-return]
+
+    @dtype.setter
+    def dtype(self, dtype: Any) -> None:
+        self.cast(dtype)
+
+    @property
+    def grad_req(self) -> str:
+        """``'write'``, ``'add'`` or ``'null'``. Entering 'null' frees the
+        gradient buffers; leaving it allocates zeroed ones."""
+        return self._get_grad_req  # type: ignore[no-any-return]
+
+    @grad_req.setter
+    def grad_req(self, req: str) -> None:
+        self._set_grad_req(req)
+
+    @property
+    def lr_mult(self) -> Any:
+        """Learning-rate multiplier."""
+        return self._lr_mult_obj
+
+    @lr_mult.setter
+    def lr_mult(self, value: Any) -> None:
+        _native.ParameterBase.lr_mult.__set__(self, float(value))  # type: ignore[attr-defined]
+        self._lr_mult_obj = value
+
+    @property
+    def wd_mult(self) -> Any:
+        """Weight-decay multiplier."""
+        return self._wd_mult_obj
+
+    @wd_mult.setter
+    def wd_mult(self, value: Any) -> None:
+        _native.ParameterBase.wd_mult.__set__(self, float(value))  # type: ignore[attr-defined]
+        self._wd_mult_obj = value
+
+    # MXNet's private views, for code that peeks at them.
+    @property
+    def _data(self) -> list[NDArray] | None:
+        return self.list_data() if self._is_initialized() else None
+
+    @property
+    def _grad(self) -> list[NDArray] | None:
+        if not self._is_initialized() or self.grad_req == "null":
+            return None
+        return self.list_grad()  # type: ignore[no-any-return]
+
+    @property
+    def _ctx_list(self) -> list[Context] | None:
+        return self.list_ctx() if self._is_initialized() else None
+
+    # -- initialisation -----------------------------------------------------
+
+    def initialize(
+        self,
+        init: Any = None,
+        ctx: CtxLike = None,
+        default_init: Any = _initmod.Uniform(),  # noqa: B008 - MXNet's signature
+        force_reinit: bool = False,
+    ) -> None:
+        """Initializes data (and gradient) arrays on ``ctx``.
+
+        Parameters
+        ----------
+        init : Initializer or str
+            Overrides :py:attr:`Parameter.init` and ``default_init``.
+        ctx : Context or list of Context, default current_context()
+            One independent copy is made per context.
+        default_init : Initializer
+            Used when both ``init`` and ``Parameter.init`` are None.
+        force_reinit : bool, default False
+            Re-initialize an already initialised parameter.
+        """
+        if init is None:
+            init = default_init if self.init is None else self.init
+        state = self._request_init(ctx, (init, default_init), force_reinit)
+        if state == "initialized":
+            warnings.warn(
+                f"Parameter '{self.name}' is already initialized, ignoring. "
+                "Set force_reinit=True to re-initialize.",
+                stacklevel=2,
+            )
+            return
+        if state == "ready":
+            self.finish_deferred_init()
+
+    def finish_deferred_init(self) -> None:
+        """Completes a deferred initialisation once the shape is fully known
+        (ValueError while it is not; a no-op when nothing is deferred)."""
+        record = self._take_deferred()
+        if record is None:
+            return
+        ctxs, data, token = record
+        if data is None:
+            try:
+                data = self._zeros_host()
+                init, default_init = token if token is not None else (None, _initmod.Uniform())
+                _fill(self.name, init, default_init, data)
+            except BaseException:
+                self._restore_deferred(ctxs, None, token)
+                raise
+        self._init_impl(data, ctxs)
+
+    _finish_deferred_init = finish_deferred_init
+
+    def reset_ctx(self, ctx: CtxLike) -> None:
+        """Re-assigns the parameter to other contexts, keeping its value."""
+        self._reset_ctx(ctx)
+
+    def set_data(self, data: Any) -> None:
+        """Sets this parameter's value on all contexts."""
+        if not isinstance(data, NDArray):
+            data = _nd.array(data, dtype=self.dtype)
+        self._set_data(data)
+
+    def cast(self, dtype: Any) -> None:
+        """Casts data and gradients to ``dtype``."""
+        self._cast(dtype)
+
+    def var(self) -> Variable:
+        """A symbolic variable for this parameter (cached)."""
+        if self._var is None:
+            self._var = Variable(
+                self.name, self.shape, self.dtype, self.lr_mult, self.wd_mult, self.init,
+                self._stype,
+            )
+        return self._var
+
+    # Gluon calls this when a Trainer takes the parameter.
+    def _set_trainer(self, trainer: Any) -> None:
+        self._trainer = trainer
+
+
+def _as_ndarray(data: Any) -> NDArray:
+    return data if isinstance(data, NDArray) else _nd.array(data)
+
+
+def _fill(name: str, init: Any, default_init: Any, arr: NDArray) -> None:
+    """Runs MXNet's initializer protocol on ``arr``: the default initializer is
+    called with ``InitDesc(name, {'__init__': init})``, so ``init`` decides."""
+    desc = _initmod.InitDesc(name, {"__init__": init})
+    if isinstance(init, _initmod.Initializer) or default_init is None:
+        top = init
+    else:
+        top = _initmod.create(default_init)
+    top(desc, arr)
+
+
+class _ConstantInit(_initmod.Initializer):
+    """Copies a Constant's value (what MXNet registers as ``Constant_<name>_<id>``)."""
+
+    def __init__(self, value: NDArray) -> None:
+        super().__init__()
+        self._value = value
+
+    def _init_weight(self, _: Any, arr: Any) -> None:
+        arr[:] = self._value
+
+    def _init_default(self, name: Any, arr: Any) -> None:
+        self._init_weight(name, arr)
+
+    def __call__(self, desc: Any, arr: Any) -> None:
+        self._init_weight(desc, arr)
+
+
+class Constant(Parameter):
+    """A parameter with ``grad_req='null'`` holding a fixed value.
+
+    Parameters
+    ----------
+    name : str
+        Name of the parameter.
+    value : array-like
+        Initial value.
+    """
+
+    def __init__(self, name: str, value: Any) -> None:
+        if not isinstance(value, NDArray):
+            value = _nd.array(value)
+        self.value = value
+        super().__init__(
+            name,
+            grad_req="null",
+            shape=value.shape,
+            dtype=value.dtype,
+            init=_ConstantInit(value),
+            differentiable=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"Constant {self.name} (shape={self.shape}, dtype={self.dtype})"
+
+    @property
+    def grad_req(self) -> str:
+        """Always ``'null'``."""
+        return "null"
+
+    @grad_req.setter
+    def grad_req(self, req: str) -> None:
+        if req != "null":
+            warnings.warn(
+                f'Constant parameter "{self.name}" does not support grad_req other than '
+                f'"null", and new value "{req}" is ignored.',
+                stacklevel=2,
+            )
+
+
+class ParameterDict:
+    """A dictionary managing a set of parameters.
+
+    Parameters
+    ----------
+    prefix : str, default ''
+        Prepended to every name created by :py:meth:`get`.
+    shared : ParameterDict or None
+        Consulted by :py:meth:`get` before creating a new parameter.
+    """
+
+    def __init__(self, prefix: str = "", shared: ParameterDict | None = None) -> None:
+        self._prefix = prefix
+        self._params: OrderedDict[str, Parameter] = OrderedDict()
+        self._shared = shared
+        self._core = _native.ParameterDictCore(prefix)
+
+    def _bind(self, name: str, param: Parameter) -> None:
+        self._params[name] = param
+        self._core.insert(name, param)
+
+    def __repr__(self) -> str:
+        name = self._prefix + " " if self._prefix else ""
+        content = "\n".join(_indent(f"  {v}", 2) for v in self.values())
+        return f"{name}(\n{content}\n)"
+
+    def __getitem__(self, key: str) -> Parameter:
+        return self._params[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._params)
+
+    def __len__(self) -> int:
+        return len(self._params)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._params
+
+    def items(self) -> ItemsView[str, Parameter]:
+        """(name, Parameter) pairs in insertion order."""
+        return self._params.items()
+
+    def keys(self) -> KeysView[str]:
+        """Names in insertion order."""
+        return self._params.keys()
+
+    def values(self) -> ValuesView[Parameter]:
+        """Parameters in insertion order."""
+        return self._params.values()
+
+    @property
+    def prefix(self) -> str:
+        """The prefix prepended to names created by :py:meth:`get`."""
+        return self._prefix
+
+    def _get_impl(self, name: str) -> Parameter | None:
+        if name in self._params:
+            return self._params[name]
+        if self._shared is not None and name in self._shared._params:
+            param = self._shared._params[name]
+            self._bind(name, param)
+            return param
+        return None
+
+    def get(self, name: str, **kwargs: Any) -> Parameter:
+        """The parameter ``prefix + name``: from this dict, then the shared
+        dict, else a new one created with ``kwargs``. An existing parameter must
+        agree with the given attributes (unknown shape dims are filled in);
+        otherwise ValueError."""
+        name = self.prefix + name
+        param = self._get_impl(name)
+        if param is None:
+            param = Parameter(name, **kwargs)
+            self._bind(name, param)
+            return param
+        for k, v in kwargs.items():
+            existing = getattr(param, k, None)
+            if existing is None:
+                setattr(param, k, v)
+                continue
+            if k == "shape" and v is not None:
+                want = _norm_shape(v)
+                if want is not None and len(want) == len(existing):
+                    merged = []
+                    for d1, d2 in zip(want, existing):
+                        if d1 != d2 and d1 > 0 and d2 > 0:
+                            break
+                        merged.append(d2 if d1 == 0 else d1)
+                    else:
+                        param._force_shape(tuple(merged))
+                        continue
+            elif k == "dtype" and v is not None and _np_dtype(v) == _np_dtype(existing):
+                continue
+            if v is not None and v != existing:
+                raise ValueError(
+                    f"Cannot retrieve Parameter '{name}' because desired attribute does not "
+                    f"match with stored for attribute '{k}': desired '{v}' vs stored "
+                    f"'{getattr(param, k)}'."
+                )
+        return param
+
+    def get_constant(self, name: str, value: Any = None) -> Constant:
+        """The :py:class:`Constant` ``prefix + name``, created from ``value``
+        when absent (KeyError without a value; ValueError on a mismatch)."""
+        name = self.prefix + name
+        param = self._get_impl(name)
+        if param is None:
+            if value is None:
+                raise KeyError(
+                    f"No constant named '{name}'. Please specify value if you want to "
+                    "create a new constant."
+                )
+            param = Constant(name, value)
+            self._bind(name, param)
+        elif value is not None:
+            if not isinstance(param, Constant):
+                raise ValueError(f"Parameter '{name}' already exists but it is not a constant.")
+            value = value.asnumpy() if isinstance(value, NDArray) else np.asarray(value)
+            stored = param.value.asnumpy()
+            if param.shape != value.shape or not (stored == value).all():
+                raise ValueError(
+                    f"Constant '{name}' already exists but it's value doesn't match new value"
+                )
+        return param  # type: ignore[return-value]
+
+    def update(self, other: ParameterDict) -> None:
+        """Copies all parameters of ``other`` into self (ValueError if a name is
+        bound to a different parameter here)."""
+        for k, v in other.items():
+            if k in self._params and self._params[k] is not v:
+                raise ValueError(
+                    "Cannot update self with other because they have different "
+                    f"Parameters with the same name '{k}'"
+                )
+        for k, v in other.items():
+            self._bind(k, v)
+
+    def initialize(
+        self,
+        init: Any = _initmod.Uniform(),  # noqa: B008 - MXNet's signature
+        ctx: CtxLike = None,
+        verbose: bool = False,
+        force_reinit: bool = False,
+    ) -> None:
+        """Initializes every parameter; ``init`` is the default for parameters
+        whose own ``init`` is None."""
+        if verbose:
+            init.set_verbosity(verbose=verbose)
+        if ctx is None:
+            ctx = [current_context()]
+        for v in self.values():
+            v.initialize(None, ctx, init, force_reinit=force_reinit)
+
+    def zero_grad(self) -> None:
+        """Sets every gradient buffer to 0 (one native call)."""
+        self._core.zero_grad()
+
+    def reset_ctx(self, ctx: CtxLike) -> None:
+        """Re-assigns every parameter to ``ctx``, keeping values."""
+        self._core.reset_ctx(ctx)
+
+    def list_ctx(self) -> list[Context]:
+        """Every context any parameter is initialised on."""
+        return self._core.list_ctx()  # type: ignore[no-any-return]
+
+    def setattr(self, name: str, value: Any) -> None:
+        """Sets an attribute (e.g. ``grad_req``, ``lr_mult``) on every parameter."""
+        for p in self.values():
+            setattr(p, name, value)
+
+    def save(self, filename: str | PathLike[str], strip_prefix: str = "") -> None:
+        """Saves one copy (the mean over contexts) of each parameter, with
+        ``strip_prefix`` removed from the names."""
+        self._core.save(filename, strip_prefix)
+
+    def load(
+        self,
+        filename: str | PathLike[str],
+        ctx: CtxLike = None,
+        allow_missing: bool = False,
+        ignore_extra: bool = False,
+        restore_prefix: str = "",
+        cast_dtype: bool = False,
+        dtype_source: str = "current",
+    ) -> None:
+        """Loads parameters from a file (see MXNet's ``ParameterDict.load``)."""
+        self._core.load(
+            filename, ctx, allow_missing, ignore_extra, restore_prefix, cast_dtype, dtype_source
+        )
+
+    def load_dict(
+        self,
+        param_dict: dict[str, Any],
+        ctx: CtxLike = None,
+        allow_missing: bool = False,
+        ignore_extra: bool = False,
+        restore_prefix: str = "",
+        filename: str | None = None,
+        cast_dtype: bool = False,
+        dtype_source: str = "current",
+    ) -> None:
+        """Loads parameters from a dict of name -> array (``arg:``/``aux:``
+        prefixes are stripped)."""
+        if not isinstance(param_dict, dict):
+            raise ValueError("load_dict needs a dict of name -> array")
+        names = list(param_dict.keys())
+        arrays = [_as_ndarray(v) for v in param_dict.values()]
+        source = f"file: {filename}" if filename else "param_dict"
+        self._core.load_arrays(
+            names, arrays, ctx, allow_missing, ignore_extra, restore_prefix, cast_dtype,
+            dtype_source, source,
+        )

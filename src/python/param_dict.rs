@@ -1,0 +1,177 @@
+//! `mxparams._native.ParameterDictCore`: the bulk operations of
+//! `mxparams.ParameterDict` (zero_grad, reset_ctx, save, load, setattr of
+//! grad_req / lr_mult / wd_mult, list_ctx), each one Rust call that loops
+//! over the parameters with the GIL released. The Python class keeps the
+//! name -> Parameter mapping and MXNet's `get` semantics; it mirrors every
+//! insertion here.
+
+use std::sync::RwLock;
+
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+
+use super::context::PyContext;
+use super::errors::IntoPyResult;
+use super::ndarray::PyNDArray;
+use super::parameter::{ctx_list, PyParameter};
+use crate::param_dict::{LoadOptions, ParameterDict};
+use crate::parameter::{DTypeSource, GradReq};
+
+/// The native half of `mxparams.ParameterDict`.
+#[pyclass(name = "ParameterDictCore", module = "mxparams._native", frozen)]
+pub struct PyParamDictCore {
+    inner: RwLock<ParameterDict>,
+}
+
+impl PyParamDictCore {
+    fn dict(&self) -> std::sync::RwLockReadGuard<'_, ParameterDict> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn load_options(
+    ctx: Option<&Bound<'_, PyAny>>,
+    allow_missing: bool,
+    ignore_extra: bool,
+    restore_prefix: &str,
+    cast_dtype: bool,
+    dtype_source: &str,
+) -> PyResult<LoadOptions> {
+    let dtype_source: DTypeSource = dtype_source.parse().py()?;
+    let ctx = match ctx {
+        Some(c) if !c.is_none() => Some(ctx_list(Some(c))?),
+        _ => None,
+    };
+    Ok(LoadOptions {
+        ctx,
+        allow_missing,
+        ignore_extra,
+        restore_prefix: restore_prefix.to_string(),
+        cast_dtype,
+        dtype_source,
+    })
+}
+
+#[pymethods]
+impl PyParamDictCore {
+    #[new]
+    #[pyo3(signature = (prefix=""))]
+    fn new(prefix: &str) -> Self {
+        PyParamDictCore {
+            inner: RwLock::new(ParameterDict::new(prefix, None)),
+        }
+    }
+
+    /// Binds `name` to `param` (replacing any previous binding in place).
+    fn insert(&self, name: String, param: &Bound<'_, PyParameter>) {
+        let p = param.get().inner.clone();
+        self.inner
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name, p);
+    }
+
+    fn __len__(&self) -> usize {
+        self.dict().len()
+    }
+
+    /// Sets every gradient buffer to 0.
+    fn zero_grad(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.dict().zero_grad()).py()
+    }
+
+    /// Re-assigns every parameter to `ctx`, keeping values.
+    #[pyo3(signature = (ctx=None))]
+    fn reset_ctx(&self, py: Python<'_>, ctx: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let ctxs = ctx_list(ctx)?;
+        py.detach(|| self.dict().reset_ctx(&ctxs)).py()
+    }
+
+    /// Every context any parameter lives on.
+    fn list_ctx<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let ctxs = py.detach(|| self.dict().list_ctx()).py()?;
+        PyList::new(py, ctxs.into_iter().map(PyContext::from))
+    }
+
+    /// Sets grad_req on every parameter.
+    fn set_grad_req(&self, py: Python<'_>, req: &str) -> PyResult<()> {
+        let req: GradReq = req.parse().py()?;
+        py.detach(|| self.dict().set_grad_req(req)).py()
+    }
+
+    /// Sets lr_mult on every parameter.
+    fn set_lr_mult(&self, v: f64) {
+        self.dict().set_lr_mult(v);
+    }
+
+    /// Sets wd_mult on every parameter.
+    fn set_wd_mult(&self, v: f64) {
+        self.dict().set_wd_mult(v);
+    }
+
+    /// Saves one (averaged) copy of each parameter, names without `strip_prefix`.
+    #[pyo3(signature = (filename, strip_prefix=""))]
+    fn save(
+        &self,
+        py: Python<'_>,
+        filename: std::path::PathBuf,
+        strip_prefix: &str,
+    ) -> PyResult<()> {
+        py.detach(|| self.dict().save(&filename, strip_prefix)).py()
+    }
+
+    /// Loads a file with Gluon's policies (see `ParameterDict.load`).
+    #[pyo3(signature = (filename, ctx=None, allow_missing=false, ignore_extra=false, restore_prefix="", cast_dtype=false, dtype_source="current"))]
+    #[allow(clippy::too_many_arguments)]
+    fn load(
+        &self,
+        py: Python<'_>,
+        filename: std::path::PathBuf,
+        ctx: Option<&Bound<'_, PyAny>>,
+        allow_missing: bool,
+        ignore_extra: bool,
+        restore_prefix: &str,
+        cast_dtype: bool,
+        dtype_source: &str,
+    ) -> PyResult<()> {
+        let opts = load_options(
+            ctx,
+            allow_missing,
+            ignore_extra,
+            restore_prefix,
+            cast_dtype,
+            dtype_source,
+        )?;
+        py.detach(|| self.dict().load(&filename, &opts)).py()
+    }
+
+    /// Loads named arrays with Gluon's policies (`ParameterDict.load_dict`);
+    /// `source` names their origin in messages.
+    #[pyo3(signature = (names, arrays, ctx, allow_missing, ignore_extra, restore_prefix, cast_dtype, dtype_source, source))]
+    #[allow(clippy::too_many_arguments)]
+    fn load_arrays(
+        &self,
+        py: Python<'_>,
+        names: Vec<String>,
+        arrays: Vec<Bound<'_, PyNDArray>>,
+        ctx: Option<&Bound<'_, PyAny>>,
+        allow_missing: bool,
+        ignore_extra: bool,
+        restore_prefix: &str,
+        cast_dtype: bool,
+        dtype_source: &str,
+        source: &str,
+    ) -> PyResult<()> {
+        let opts = load_options(
+            ctx,
+            allow_missing,
+            ignore_extra,
+            restore_prefix,
+            cast_dtype,
+            dtype_source,
+        )?;
+        let arrays: Vec<_> = arrays.iter().map(|a| a.get().inner.clone()).collect();
+        py.detach(|| self.dict().load_arrays(&names, &arrays, &opts, source))
+            .py()
+    }
+}

@@ -1,0 +1,522 @@
+//! `mxparams._native.ParameterBase`: the Rust half of `mxparams.Parameter`.
+//!
+//! It holds the shared core parameter and answers the hot calls (`data()`,
+//! `grad()`) from a per-context cache of Python `NDArray` objects keyed on the
+//! core's version number, so repeated calls allocate nothing. The Python
+//! subclass adds MXNet's loose signatures and the initializer calls.
+//!
+//! Locks are never held while Python code can run: each method copies what
+//! it needs out of the parameter, drops the lock, then builds Python objects.
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyTuple};
+
+use super::context::PyContext;
+use super::convert::{numpy_dtype, to_dtype};
+use super::errors::IntoPyResult;
+use super::ndarray::PyNDArray;
+use crate::context::Context;
+use crate::ndarray::{NDArray, SType};
+use crate::param_dict::{read, write, SharedParameter};
+use crate::parameter::{DTypeSource, DeferredInit, GradReq, InitRequest, Parameter};
+
+/// Cached Python arrays for one version of a parameter's data and gradients.
+#[derive(Default)]
+struct ViewCache {
+    version: u64,
+    data: Vec<Option<Py<PyNDArray>>>,
+    grad: Vec<Option<Py<PyNDArray>>>,
+}
+
+#[derive(Clone, Copy)]
+enum Which {
+    Data,
+    Grad,
+}
+
+/// The native base of `mxparams.Parameter`.
+#[pyclass(name = "ParameterBase", module = "mxparams._native", subclass, frozen)]
+pub struct PyParameter {
+    pub(crate) inner: SharedParameter,
+    cache: Mutex<ViewCache>,
+}
+
+/// Contexts from a Context or a sequence of them (`None`: the current context).
+pub(crate) fn ctx_list(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<Context>> {
+    match obj {
+        None => Ok(vec![Context::current()]),
+        Some(o) if o.is_none() => Ok(vec![Context::current()]),
+        Some(o) => {
+            if let Ok(c) = o.cast::<PyContext>() {
+                return Ok(vec![c.get().inner]);
+            }
+            o.try_iter()?
+                .map(|c| super::context::ctx_or_current(Some(&c?)))
+                .collect()
+        }
+    }
+}
+
+fn contexts_to_py<'py>(py: Python<'py>, ctxs: &[Context]) -> PyResult<Bound<'py, PyList>> {
+    PyList::new(py, ctxs.iter().map(|&c| PyContext::from(c)))
+}
+
+fn stype_arg(name: &str, which: &str, s: &str) -> PyResult<SType> {
+    s.parse::<SType>().map_err(|_| {
+        PyValueError::new_err(format!(
+            "{which} for Parameter '{name}' must be one of 'default', 'row_sparse', or \
+             'csr', but got '{s}'"
+        ))
+    })
+}
+
+impl PyParameter {
+    /// A binding over an existing shared parameter.
+    pub(crate) fn from_shared(inner: SharedParameter) -> Self {
+        PyParameter {
+            inner,
+            cache: Mutex::new(ViewCache::default()),
+        }
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, ViewCache> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The cached Python array for `ctx`, created on first use.
+    fn cached(
+        &self,
+        py: Python<'_>,
+        which: Which,
+        ctx: Option<Context>,
+    ) -> PyResult<Py<PyNDArray>> {
+        let (version, index, count) = {
+            let p = read(&self.inner);
+            let index = match which {
+                Which::Data => p.data_index(ctx),
+                Which::Grad => p.grad_index(ctx),
+            }
+            .py()?;
+            let count = match which {
+                Which::Data => p.list_data().map_or(0, <[NDArray]>::len),
+                Which::Grad => p.grads().map_or(0, <[NDArray]>::len),
+            };
+            (p.version(), index, count)
+        };
+        {
+            let c = self.lock_cache();
+            if c.version == version {
+                let slot = match which {
+                    Which::Data => &c.data,
+                    Which::Grad => &c.grad,
+                };
+                if let Some(Some(obj)) = slot.get(index) {
+                    return Ok(obj.clone_ref(py));
+                }
+            }
+        }
+        let array = {
+            let p = read(&self.inner);
+            if p.version() != version {
+                // Replaced meanwhile: start over with the new arrays.
+                drop(p);
+                return self.cached(py, which, ctx);
+            }
+            match which {
+                Which::Data => p.data(ctx),
+                Which::Grad => p.grad(ctx),
+            }
+            .py()?
+        };
+        let obj = Py::new(py, PyNDArray::from(array))?;
+        let mut c = self.lock_cache();
+        if c.version != version {
+            *c = ViewCache {
+                version,
+                data: Vec::new(),
+                grad: Vec::new(),
+            };
+        }
+        let slot = match which {
+            Which::Data => &mut c.data,
+            Which::Grad => &mut c.grad,
+        };
+        if slot.len() < count {
+            slot.resize_with(count, || None);
+        }
+        if let Some(s) = slot.get_mut(index) {
+            *s = Some(obj.clone_ref(py));
+        }
+        Ok(obj)
+    }
+}
+
+fn opt_ctx(ctx: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Context>> {
+    match ctx {
+        None => Ok(None),
+        Some(c) if c.is_none() => Ok(None),
+        Some(c) => match c.cast::<PyContext>() {
+            Ok(pc) => Ok(Some(pc.get().inner)),
+            Err(_) => super::context::ctx_or_current(Some(c)).map(Some),
+        },
+    }
+}
+
+#[pymethods]
+impl PyParameter {
+    #[new]
+    #[pyo3(signature = (name, *_args, **_kwargs))]
+    fn new(name: String, _args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyAny>>) -> Self {
+        PyParameter::from_shared(Arc::new(RwLock::new(Parameter::new(name))))
+    }
+
+    /// Sets the construction-time attributes (called by the Python `__init__`).
+    #[pyo3(signature = (grad_req, shape, dtype, lr_mult, wd_mult, allow_deferred_init, differentiable, stype, grad_stype))]
+    #[allow(clippy::too_many_arguments)]
+    fn _configure(
+        &self,
+        grad_req: &str,
+        shape: Option<Vec<usize>>,
+        dtype: &Bound<'_, PyAny>,
+        lr_mult: f64,
+        wd_mult: f64,
+        allow_deferred_init: bool,
+        differentiable: bool,
+        stype: &str,
+        grad_stype: &str,
+    ) -> PyResult<()> {
+        let mut p = write(&self.inner);
+        let name = p.name().to_string();
+        let req: GradReq = grad_req.parse().py()?;
+        let grad_stype = stype_arg(&name, "grad_stype", grad_stype)?;
+        let stype = stype_arg(&name, "stype", stype)?;
+        let mut q = Parameter::new(name)
+            .with_dtype(to_dtype(dtype)?)
+            .with_allow_deferred_init(allow_deferred_init)
+            .with_differentiable(differentiable)
+            .with_stypes(stype, grad_stype)
+            .with_grad_req(req);
+        if let Some(s) = shape {
+            q = q.with_shape(&s);
+        }
+        q.lr_mult = lr_mult;
+        q.wd_mult = wd_mult;
+        *p = q;
+        Ok(())
+    }
+
+    /// The parameter's name.
+    #[getter]
+    fn name(&self) -> String {
+        read(&self.inner).name().to_string()
+    }
+
+    /// The shape as a tuple (0 = unknown dim), or None.
+    #[getter]
+    fn _shape<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let shape = read(&self.inner).shape().map(<[usize]>::to_vec);
+        shape.map(|s| PyTuple::new(py, s)).transpose()
+    }
+
+    /// Sets the shape: unknown dims may be filled in, known ones never change.
+    fn _set_shape(&self, shape: Vec<usize>) -> PyResult<()> {
+        write(&self.inner).set_shape(&shape).py()
+    }
+
+    /// Replaces the shape without checks (ParameterDict.get merging).
+    fn _force_shape(&self, shape: Vec<usize>) {
+        write(&self.inner).set_shape_unchecked(shape);
+    }
+
+    /// The numpy dtype.
+    #[getter]
+    fn _np_dtype<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let d = read(&self.inner).dtype();
+        Ok(numpy_dtype(py, d)?.into_any())
+    }
+
+    /// `'write'`, `'add'` or `'null'`.
+    #[getter]
+    fn _get_grad_req(&self) -> &'static str {
+        read(&self.inner).grad_req().name()
+    }
+
+    /// Runs the grad_req state machine.
+    fn _set_grad_req(&self, py: Python<'_>, req: &str) -> PyResult<()> {
+        let req: GradReq = req.parse().py()?;
+        let inner = self.inner.clone();
+        py.detach(move || write(&inner).set_grad_req(req)).py()
+    }
+
+    /// Learning-rate multiplier.
+    #[getter]
+    fn get_lr_mult(&self) -> f64 {
+        read(&self.inner).lr_mult
+    }
+
+    #[setter]
+    fn set_lr_mult(&self, v: f64) {
+        write(&self.inner).lr_mult = v;
+    }
+
+    /// Weight-decay multiplier.
+    #[getter]
+    fn get_wd_mult(&self) -> f64 {
+        read(&self.inner).wd_mult
+    }
+
+    #[setter]
+    fn set_wd_mult(&self, v: f64) {
+        write(&self.inner).wd_mult = v;
+    }
+
+    /// Whether the parameter takes gradients.
+    #[getter]
+    fn _differentiable(&self) -> bool {
+        read(&self.inner).differentiable()
+    }
+
+    /// Whether initialisation may be deferred.
+    #[getter]
+    fn _allow_deferred_init(&self) -> bool {
+        read(&self.inner).allow_deferred_init()
+    }
+
+    /// Storage type of the data.
+    #[getter]
+    fn _stype(&self) -> &'static str {
+        read(&self.inner).stype().name()
+    }
+
+    /// Storage type of the gradient.
+    #[getter]
+    fn _grad_stype(&self) -> &'static str {
+        read(&self.inner).grad_stype().name()
+    }
+
+    /// Whether data exists.
+    fn _is_initialized(&self) -> bool {
+        read(&self.inner).is_initialized()
+    }
+
+    /// Whether initialisation is deferred.
+    fn _is_deferred(&self) -> bool {
+        read(&self.inner).deferred().is_some()
+    }
+
+    /// Returns this parameter's copy on one context (the only copy, or the
+    /// current context's, when `ctx` is None).
+    #[pyo3(signature = (ctx=None))]
+    fn data(&self, py: Python<'_>, ctx: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyNDArray>> {
+        self.cached(py, Which::Data, opt_ctx(ctx)?)
+    }
+
+    /// Returns the gradient buffer on one context.
+    #[pyo3(signature = (ctx=None))]
+    fn grad(&self, py: Python<'_>, ctx: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyNDArray>> {
+        self.cached(py, Which::Grad, opt_ctx(ctx)?)
+    }
+
+    /// Copies on all contexts, in the order they were initialised.
+    fn list_data<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let n = read(&self.inner).list_data().py()?.len();
+        let ctxs = read(&self.inner).list_ctx().py()?;
+        let objs = (0..n)
+            .map(|i| self.cached(py, Which::Data, ctxs.get(i).copied()))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, objs)
+    }
+
+    /// Gradient buffers on all contexts, in the order of `list_ctx()`.
+    fn list_grad<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let n = read(&self.inner).list_grad().py()?.len();
+        let ctxs = read(&self.inner).list_ctx().py()?;
+        let objs = (0..n)
+            .map(|i| self.cached(py, Which::Grad, ctxs.get(i).copied()))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, objs)
+    }
+
+    /// Contexts this parameter is initialised on (the requested ones while deferred).
+    fn list_ctx<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let ctxs = read(&self.inner).list_ctx().py()?;
+        contexts_to_py(py, &ctxs)
+    }
+
+    /// Sets gradient buffers on all contexts to 0.
+    fn zero_grad(&self, py: Python<'_>) -> PyResult<()> {
+        let inner = self.inner.clone();
+        py.detach(move || read(&inner).zero_grad()).py()
+    }
+
+    /// Sets the value on all contexts from an NDArray (dtype converted).
+    fn _set_data(&self, py: Python<'_>, data: &Bound<'_, PyNDArray>) -> PyResult<()> {
+        let data = data.get().inner.clone();
+        let inner = self.inner.clone();
+        py.detach(move || write(&inner).set_data(&data)).py()
+    }
+
+    /// The mean of the copies, as one array on cpu(0).
+    fn _reduce(&self, py: Python<'_>) -> PyResult<PyNDArray> {
+        let inner = self.inner.clone();
+        let a = py.detach(move || read(&inner).reduce()).py()?;
+        Ok(PyNDArray::from(a))
+    }
+
+    /// Re-assigns the parameter to other contexts, keeping its value.
+    fn _reset_ctx(&self, py: Python<'_>, ctx: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let ctxs = ctx_list(ctx)?;
+        let inner = self.inner.clone();
+        py.detach(move || write(&inner).reset_ctx(&ctxs)).py()
+    }
+
+    /// Casts data and gradients to `dtype`.
+    fn _cast(&self, py: Python<'_>, dtype: &Bound<'_, PyAny>) -> PyResult<()> {
+        let dtype = to_dtype(dtype)?;
+        let inner = self.inner.clone();
+        py.detach(move || write(&inner).cast(dtype)).py()
+    }
+
+    /// Starts initialisation: returns 'initialized' (nothing done), 'deferred'
+    /// or 'ready'; `token` is kept until initialisation finishes.
+    fn _request_init(
+        &self,
+        ctx: Option<&Bound<'_, PyAny>>,
+        token: Py<PyAny>,
+        force_reinit: bool,
+    ) -> PyResult<&'static str> {
+        let ctxs = ctx_list(ctx)?;
+        let r = write(&self.inner)
+            .request_init(&ctxs, Some(Box::new(token)), force_reinit)
+            .py()?;
+        Ok(match r {
+            InitRequest::AlreadyInitialized => "initialized",
+            InitRequest::Deferred => "deferred",
+            InitRequest::Ready => "ready",
+        })
+    }
+
+    /// Takes the deferred record: None, or (contexts, data set while deferred
+    /// or None, token). Raises ValueError while the shape is unknown.
+    fn _take_deferred<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let Some(record) = write(&self.inner).take_deferred().py()? else {
+            return Ok(None);
+        };
+        let token = record
+            .token
+            .as_ref()
+            .and_then(|t| t.downcast_ref::<Py<PyAny>>())
+            .map_or_else(|| py.None(), |t| t.clone_ref(py));
+        let ctxs = contexts_to_py(py, &record.ctx)?;
+        let data = match record.data {
+            Some(d) => Py::new(py, PyNDArray::from(d))?.into_any(),
+            None => py.None(),
+        };
+        Ok(Some(PyTuple::new(
+            py,
+            [ctxs.into_any().unbind(), data, token],
+        )?))
+    }
+
+    /// Puts back a record taken by `_take_deferred` (after a failed fill).
+    fn _restore_deferred(
+        &self,
+        ctx: Option<&Bound<'_, PyAny>>,
+        data: Option<&Bound<'_, PyNDArray>>,
+        token: Py<PyAny>,
+    ) -> PyResult<()> {
+        let record = DeferredInit {
+            ctx: ctx_list(ctx)?,
+            data: data.map(|d| d.get().inner.clone()),
+            token: Some(Box::new(token)),
+        };
+        write(&self.inner).restore_deferred(record);
+        Ok(())
+    }
+
+    /// The token of the pending deferred initialisation, or None.
+    fn _deferred_token(&self, py: Python<'_>) -> Py<PyAny> {
+        let p = read(&self.inner);
+        p.deferred()
+            .and_then(|d| d.token.as_ref())
+            .and_then(|t| t.downcast_ref::<Py<PyAny>>())
+            .map_or_else(|| py.None(), |t| t.clone_ref(py))
+    }
+
+    /// A zeroed cpu(0) array of the parameter's shape and dtype.
+    fn _zeros_host(&self, py: Python<'_>) -> PyResult<PyNDArray> {
+        let inner = self.inner.clone();
+        let a = py.detach(move || read(&inner).zeros_host()).py()?;
+        Ok(PyNDArray::from(a))
+    }
+
+    /// Initialises from `data`: one copy per context, zeroed gradients.
+    fn _init_impl(
+        &self,
+        py: Python<'_>,
+        data: &Bound<'_, PyNDArray>,
+        ctx: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let ctxs = ctx_list(ctx)?;
+        let data = data.get().inner.clone();
+        let inner = self.inner.clone();
+        py.detach(move || write(&inner).init_from_host(&data, &ctxs))
+            .py()
+    }
+
+    /// Gluon's `_load_init`: (re)initialises from a loaded array.
+    #[pyo3(signature = (data, ctx=None, cast_dtype=false, dtype_source="current"))]
+    fn _load_init(
+        &self,
+        py: Python<'_>,
+        data: &Bound<'_, PyNDArray>,
+        ctx: Option<&Bound<'_, PyAny>>,
+        cast_dtype: bool,
+        dtype_source: &str,
+    ) -> PyResult<()> {
+        let source: DTypeSource = dtype_source.parse().py()?;
+        let ctxs = match ctx {
+            Some(c) if !c.is_none() => Some(ctx_list(Some(c))?),
+            _ => None,
+        };
+        let data = data.get().inner.clone();
+        let inner = self.inner.clone();
+        py.detach(move || write(&inner).load_init(&data, ctxs.as_deref(), cast_dtype, source))
+            .py()
+    }
+
+    /// Delivers a gradient for the copy on `ctx`: 'write' overwrites, 'add'
+    /// accumulates, 'null' raises RuntimeError (the primitive autograd adapters use).
+    #[pyo3(signature = (grad, ctx=None))]
+    fn _deliver_grad(
+        &self,
+        py: Python<'_>,
+        grad: &Bound<'_, PyNDArray>,
+        ctx: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let ctx = opt_ctx(ctx)?;
+        let g = grad.get().inner.clone();
+        let inner = self.inner.clone();
+        py.detach(move || read(&inner).deliver_grad(ctx, &g)).py()
+    }
+
+    /// MXNet's type flag of a dtype-like.
+    #[staticmethod]
+    fn _dtype_flag(dtype: &Bound<'_, PyAny>) -> PyResult<i32> {
+        Ok(to_dtype(dtype)?.flag())
+    }
+
+    /// The numpy dtype of a dtype-like.
+    #[staticmethod]
+    fn _canon_dtype<'py>(dtype: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(numpy_dtype(dtype.py(), to_dtype(dtype)?)?.into_any())
+    }
+
+    /// Whether two handles share one parameter.
+    fn _same(&self, other: &Bound<'_, PyParameter>) -> bool {
+        Arc::ptr_eq(&self.inner, &other.get().inner)
+    }
+}
