@@ -15,6 +15,7 @@ pub mod dtype;
 pub mod error;
 pub mod format;
 pub mod ndarray;
+pub mod random;
 pub mod sparse;
 pub mod storage;
 

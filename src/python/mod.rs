@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 mod context;
 mod errors;
 mod ndarray;
+mod random;
 
 /// The extension module.
 #[pymodule]
@@ -13,5 +14,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<context::PyContext>()?;
     m.add_class::<ndarray::PyNDArray>()?;
+    m.add_function(wrap_pyfunction!(random::fill_uniform, m)?)?;
+    m.add_function(wrap_pyfunction!(random::fill_normal, m)?)?;
     Ok(())
 }
