@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from . import _native
+from . import _native, autograd, init, random
+from . import init as initializer
 from ._errors import DeferredInitializationError, MXParamsError, ParamsFormatError
 
 __version__: str = _native.__version__
@@ -12,4 +13,8 @@ __all__ = [
     "MXParamsError",
     "ParamsFormatError",
     "__version__",
+    "autograd",
+    "init",
+    "initializer",
+    "random",
 ]

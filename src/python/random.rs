@@ -9,8 +9,8 @@ use numpy::{Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedA
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
-use crate::random::{self, FillElement, StreamKey};
 use crate::python::errors::IntoPyResult;
+use crate::random::{self, FillElement, StreamKey};
 
 /// Which distribution to draw, with its two parameters.
 #[derive(Clone, Copy)]
@@ -110,7 +110,12 @@ pub fn fill_uniform(
     seed: u64,
     stream: u64,
 ) -> PyResult<()> {
-    fill(py, out, Dist::Uniform { low, high }, StreamKey::new(seed, stream))
+    fill(
+        py,
+        out,
+        Dist::Uniform { low, high },
+        StreamKey::new(seed, stream),
+    )
 }
 
 /// Fills ``out`` in place with draws from a normal distribution.
@@ -126,5 +131,10 @@ pub fn fill_normal(
     seed: u64,
     stream: u64,
 ) -> PyResult<()> {
-    fill(py, out, Dist::Normal { mean, std }, StreamKey::new(seed, stream))
+    fill(
+        py,
+        out,
+        Dist::Normal { mean, std },
+        StreamKey::new(seed, stream),
+    )
 }
