@@ -69,7 +69,7 @@ def seed(seed_state: int, ctx: Any = "all") -> None:
     --------
     >>> mxparams.random.seed(128)
     """
-    if isinstance(seed_state, bool) or not isinstance(seed_state, numbers.Integral):
+    if not isinstance(seed_state, numbers.Integral):
         raise ValueError("seed_state must be int")
     _GENERATOR.reseed(int(seed_state))
 
