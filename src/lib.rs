@@ -19,6 +19,7 @@ pub mod ndarray;
 pub mod param_dict;
 pub mod parameter;
 pub mod reduce;
+pub mod random;
 pub mod sparse;
 pub mod storage;
 
