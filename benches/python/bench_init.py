@@ -42,6 +42,11 @@ def main() -> None:
     t0 = time.perf_counter()
     init.Xavier()(desc, arr)
     first_touch = (time.perf_counter() - t0) * 1e3
+    fresh = np.empty(shape, np.float32)
+    t0 = time.perf_counter()
+    fresh.fill(0.0)
+    numpy_touch = (time.perf_counter() - t0) * 1e3
+    del fresh
 
     gen = np.random.default_rng(0)
     scale = float(np.sqrt(3.0 / ((shape[0] + shape[1]) / 2.0)))
@@ -57,7 +62,10 @@ def main() -> None:
     ]
     threads = os.environ.get("RAYON_NUM_THREADS", str(os.cpu_count()))
     print(f"{n:,} float32 elements ({n * 4 / 2**20:.0f} MiB), rayon threads: {threads}")
-    print(f"first fill of fresh memory (Xavier, includes page faults): {first_touch:.0f} ms")
+    print(
+        f"first fill of fresh memory (page faults): Xavier {first_touch:.0f} ms, "
+        f"numpy fill(0) {numpy_touch:.0f} ms"
+    )
     print(f"{'method':42s} {'best ms':>9s} {'median ms':>10s}")
     for name, fn in rows:
         best, med = bench(fn, args.repeat)
