@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import pickle
 import sys
+from pathlib import Path
 
 import ml_dtypes
 import mxparams as mp
@@ -287,3 +288,21 @@ def test_dlpack_read_only_and_copies(tmp_path) -> None:  # type: ignore[no-untyp
         m.__dlpack__(copy=False)  # legacy capsule of read-only memory needs a copy
     csr = nd.sparse.csr_matrix(([1.0], [1], [0, 1]), shape=(1, 2))
     assert np.from_dlpack(csr).tolist() == [[0.0, 1.0]]
+
+
+def test_sparse_zeros_match_mxnet_encoding() -> None:
+    data = Path(__file__).resolve().parent.parent / "data" / "sparse_zeros.params"
+    golden = nd.load(data)
+    assert isinstance(golden, dict)
+    ours = {
+        "csr0": nd.zeros((3, 4), stype="csr"),
+        "rsp0": nd.sparse.zeros("row_sparse", (3, 4)),
+        "dense": golden["dense"],
+    }
+    assert ours["csr0"].stype == "csr" and (ours["csr0"].asnumpy() == 0).all()
+    assert ours["rsp0"].data.shape == (0, 4)
+    assert nd.save_tobuffer(ours) == data.read_bytes()
+    with pytest.raises(ValueError, match="2-D"):
+        nd.zeros((3,), stype="csr")
+    with pytest.raises(ValueError, match="unknown sparse"):
+        nd.sparse.zeros("coo", (3,))
