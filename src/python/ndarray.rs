@@ -295,9 +295,7 @@ impl PyNDArray {
             return Ok(other.clone());
         }
         let ctx = ctx_of(other).map_err(|_| {
-            PyTypeError::new_err(
-                "copyto does not support type ".to_string() + &other.get_type().to_string(),
-            )
+            PyTypeError::new_err(format!("copyto does not support type {}", other.get_type()))
         })?;
         let a = me.inner.clone();
         let out = py.detach(move || a.copy_to(ctx)).py()?;
