@@ -346,6 +346,9 @@ impl PyNDArray {
         wrap(py, out)
     }
 
+    /// Does nothing: host operations are synchronous (MXNet API compatibility).
+    fn wait_to_read(&self) {}
+
     /// A new array object sharing this array's memory (no autograd here).
     fn detach(&self) -> PyNDArray {
         self.inner.clone().into()

@@ -173,6 +173,7 @@ def test_astype_and_detach() -> None:
     h = a.astype("bfloat16")
     assert h.dtype == ml_dtypes.bfloat16
     assert h.astype(np.float32).asnumpy().tolist() == [1.703125, -2.203125, 3.0]
+    a.wait_to_read()
     d = a.detach()
     assert d is not a
     d[0] = 9
