@@ -116,7 +116,7 @@ class Variable:
         return self.list_attr().get(key)
 
     def tojson(self) -> str:
-        """MXNet's symbol JSON for this variable (byte-identical to ``mx.sym.var(...).tojson()``)."""
+        """MXNet's symbol JSON for this variable (as ``mx.sym.var(...).tojson()`` writes it)."""
         attrs = {k: v for k, v in self.list_attr().items() if k.startswith("__")}
         body = ", \n".join(
             f"        {json.dumps(k)}: {json.dumps(v)}" for k, v in sorted(attrs.items())
@@ -333,7 +333,9 @@ class Parameter(_native.ParameterBase):
 
     def set_data(self, data: Any) -> None:
         """Sets this parameter's value on all contexts."""
-        if not isinstance(data, NDArray):
+        if not isinstance(data, NDArray) and not (
+            type(data) is np.ndarray and data.flags.c_contiguous
+        ):
             data = _nd.array(data, dtype=self.dtype)
         self._set_data(data)
 
@@ -345,7 +347,12 @@ class Parameter(_native.ParameterBase):
         """A symbolic variable for this parameter (cached)."""
         if self._var is None:
             self._var = Variable(
-                self.name, self.shape, self.dtype, self.lr_mult, self.wd_mult, self.init,
+                self.name,
+                self.shape,
+                self.dtype,
+                self.lr_mult,
+                self.wd_mult,
+                self.init,
                 self._stype,
             )
         return self._var
@@ -638,6 +645,13 @@ class ParameterDict:
         arrays = [_as_ndarray(v) for v in param_dict.values()]
         source = f"file: {filename}" if filename else "param_dict"
         self._core.load_arrays(
-            names, arrays, ctx, allow_missing, ignore_extra, restore_prefix, cast_dtype,
-            dtype_source, source,
+            names,
+            arrays,
+            ctx,
+            allow_missing,
+            ignore_extra,
+            restore_prefix,
+            cast_dtype,
+            dtype_source,
+            source,
         )

@@ -10,16 +10,17 @@
 
 use std::sync::{Arc, Mutex, RwLock};
 
+use numpy::PyUntypedArray;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
 use super::context::PyContext;
-use super::convert::{numpy_dtype, to_dtype};
+use super::convert::{from_numpy, numpy_dtype, to_dtype};
 use super::errors::IntoPyResult;
 use super::ndarray::PyNDArray;
 use crate::context::Context;
-use crate::ndarray::{NDArray, SType};
+use crate::ndarray::SType;
 use crate::param_dict::{read, write, SharedParameter};
 use crate::parameter::{DTypeSource, DeferredInit, GradReq, InitRequest, Parameter};
 
@@ -87,24 +88,21 @@ impl PyParameter {
     }
 
     /// The cached Python array for `ctx`, created on first use.
+    #[inline]
     fn cached(
         &self,
         py: Python<'_>,
         which: Which,
         ctx: Option<Context>,
     ) -> PyResult<Py<PyNDArray>> {
-        let (version, index, count) = {
+        let (version, index) = {
             let p = read(&self.inner);
             let index = match which {
                 Which::Data => p.data_index(ctx),
                 Which::Grad => p.grad_index(ctx),
             }
             .py()?;
-            let count = match which {
-                Which::Data => p.list_data().map_or(0, <[NDArray]>::len),
-                Which::Grad => p.grads().map_or(0, <[NDArray]>::len),
-            };
-            (p.version(), index, count)
+            (p.version(), index)
         };
         {
             let c = self.lock_cache();
@@ -118,19 +116,46 @@ impl PyParameter {
                 }
             }
         }
-        let array = {
+        self.fill_cache(py, which, index)
+    }
+
+    /// The cached Python array at position `index` (list_data / list_grad).
+    fn cached_at(&self, py: Python<'_>, which: Which, index: usize) -> PyResult<Py<PyNDArray>> {
+        let version = read(&self.inner).version();
+        {
+            let c = self.lock_cache();
+            if c.version == version {
+                let slot = match which {
+                    Which::Data => &c.data,
+                    Which::Grad => &c.grad,
+                };
+                if let Some(Some(obj)) = slot.get(index) {
+                    return Ok(obj.clone_ref(py));
+                }
+            }
+        }
+        self.fill_cache(py, which, index)
+    }
+
+    #[cold]
+    fn fill_cache(&self, py: Python<'_>, which: Which, index: usize) -> PyResult<Py<PyNDArray>> {
+        let (array, count, version) = {
             let p = read(&self.inner);
-            if p.version() != version {
-                // Replaced meanwhile: start over with the new arrays.
-                drop(p);
-                return self.cached(py, which, ctx);
+            // If the arrays were replaced meanwhile, the new ones are returned
+            // (and cached under the new version).
+            let version = p.version();
+            let arrays = match which {
+                Which::Data => p.list_data(),
+                Which::Grad => p.list_grad(),
             }
-            match which {
-                Which::Data => p.data(ctx),
-                Which::Grad => p.grad(ctx),
-            }
-            .py()?
+            .py()?;
+            let array = arrays
+                .get(index)
+                .cloned()
+                .ok_or_else(|| PyValueError::new_err("parameter changed during access"))?;
+            (array, arrays.len(), version)
         };
+        // No lock is held here: creating a Python object may run arbitrary code.
         let obj = Py::new(py, PyNDArray::from(array))?;
         let mut c = self.lock_cache();
         if c.version != version {
@@ -323,9 +348,8 @@ impl PyParameter {
     /// Copies on all contexts, in the order they were initialised.
     fn list_data<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let n = read(&self.inner).list_data().py()?.len();
-        let ctxs = read(&self.inner).list_ctx().py()?;
         let objs = (0..n)
-            .map(|i| self.cached(py, Which::Data, ctxs.get(i).copied()))
+            .map(|i| self.cached_at(py, Which::Data, i))
             .collect::<PyResult<Vec<_>>>()?;
         PyList::new(py, objs)
     }
@@ -333,9 +357,8 @@ impl PyParameter {
     /// Gradient buffers on all contexts, in the order of `list_ctx()`.
     fn list_grad<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let n = read(&self.inner).list_grad().py()?.len();
-        let ctxs = read(&self.inner).list_ctx().py()?;
         let objs = (0..n)
-            .map(|i| self.cached(py, Which::Grad, ctxs.get(i).copied()))
+            .map(|i| self.cached_at(py, Which::Grad, i))
             .collect::<PyResult<Vec<_>>>()?;
         PyList::new(py, objs)
     }
@@ -352,9 +375,15 @@ impl PyParameter {
         py.detach(move || read(&inner).zero_grad()).py()
     }
 
-    /// Sets the value on all contexts from an NDArray (dtype converted).
-    fn _set_data(&self, py: Python<'_>, data: &Bound<'_, PyNDArray>) -> PyResult<()> {
-        let data = data.get().inner.clone();
+    /// Sets the value on all contexts from an NDArray or a C-contiguous
+    /// numpy array (dtype converted).
+    fn _set_data(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let data = if let Ok(nd) = data.cast::<PyNDArray>() {
+            nd.get().inner.clone()
+        } else {
+            let arr = data.cast::<PyUntypedArray>()?;
+            from_numpy(arr, Context::cpu(0))?
+        };
         let inner = self.inner.clone();
         py.detach(move || write(&inner).set_data(&data)).py()
     }

@@ -5,10 +5,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import mxparams as mp
 import numpy as np
 import pytest
-
-import mxparams as mp
 from mxparams import init as mpinit
 
 C0, C1 = mp.cpu(0), mp.cpu(1)
@@ -60,7 +59,9 @@ def test_get_attribute_matching() -> None:
     assert pd.get("w", shape=(3, 0)) is w
     assert w.shape == (3, 4)
     assert pd.get("w", dtype=np.float32) is w
-    with pytest.raises(ValueError, match=r"desired attribute does not match with stored for attribute 'shape'"):
+    with pytest.raises(
+        ValueError, match=r"desired attribute does not match with stored for attribute 'shape'"
+    ):
         pd.get("w", shape=(5, 4))
     with pytest.raises(ValueError, match="attribute 'dtype'"):
         pd.get("w", dtype="float16")
@@ -137,7 +138,11 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     f = tmp_path / "a.params"
     pd = filled()
     np.asarray(pd["net_w0"].data(C1))[...] = 2.0  # saved value is the mean: 1.0
-    with pytest.raises(ValueError, match="Prefix 'zz_' is to be striped before saving, but Parameter's name 'net_w0' does not start with 'zz_'"):
+    with pytest.raises(
+        ValueError,
+        match="Prefix 'zz_' is to be striped before saving, but Parameter's name 'net_w0' does "
+        "not start with 'zz_'",
+    ):
         pd.save(f, strip_prefix="zz_")
     pd.save(str(f), strip_prefix="net_")
     loaded = mp.nd.load(str(f))
@@ -168,7 +173,11 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     deferred.load(f)
     assert deferred["w1"].list_ctx() == [C0, C1] and deferred["w1"].shape == (2, 3)
     assert np.all(vals(deferred["w1"].data(C1)) == 1.0)
-    with pytest.raises(ValueError, match=r"Failed to load Parameter 'w0' on \[cpu\(2\)\] because it was previous initialized on \[cpu\(0\), cpu\(1\)\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"Failed to load Parameter 'w0' on \[cpu\(2\)\] because it was previous "
+        r"initialized on \[cpu\(0\), cpu\(1\)\]",
+    ):
         deferred.load(f, ctx=mp.cpu(2))
 
 
@@ -178,13 +187,23 @@ def test_load_policies(tmp_path: Path) -> None:
     small = mp.ParameterDict()
     small.get("w0", shape=(2, 3))
     small.get("zz", shape=(2, 3))
-    with pytest.raises(ValueError, match=r"Parameter 'zz' is missing in file: .*a\.params, which contains parameters: 'w0', 'w1', 'w2', \.\.\., 'w5', 'w6', 'w7', 'w8'"):
+    with pytest.raises(
+        ValueError,
+        match=r"Parameter 'zz' is missing in file: .*a\.params, which contains parameters: "
+        r"'w0', 'w1', 'w2', \.\.\., 'w5', 'w6', 'w7', 'w8'",
+    ):
         small.load(f)
-    with pytest.raises(ValueError, match=r"Parameter 'w1' loaded from file: .* is not present in ParameterDict, choices are: 'w0', 'zz'. Set ignore_extra to True"):
+    with pytest.raises(
+        ValueError,
+        match=r"Parameter 'w1' loaded from file: .* is not present in ParameterDict, choices "
+        r"are: 'w0', 'zz'. Set ignore_extra to True",
+    ):
         small.load(f, allow_missing=True)
     small.load(f, allow_missing=True, ignore_extra=True)
     assert np.all(vals(small["w0"].data()) == 0.0)
-    with pytest.raises(ValueError, match="restore_prefix is 'x_' but Parameters name 'w0' does not start with 'x_'"):
+    with pytest.raises(
+        ValueError, match="restore_prefix is 'x_' but Parameters name 'w0' does not start with 'x_'"
+    ):
         small.load(f, restore_prefix="x_")
     with pytest.raises(FileNotFoundError):
         small.load(tmp_path / "missing.params")
@@ -202,12 +221,18 @@ def test_load_policies(tmp_path: Path) -> None:
 
 def test_load_shape_dtype_and_prefixes(tmp_path: Path) -> None:
     f = tmp_path / "h.params"
-    mp.nd.save(str(f), {"arg:w": mp.nd.array([1.5, 2.5], dtype="float16"), "aux:s": mp.nd.array([1.0, 2.0])})
+    mp.nd.save(
+        str(f),
+        {"arg:w": mp.nd.array([1.5, 2.5], dtype="float16"), "aux:s": mp.nd.array([1.0, 2.0])},
+    )
     pd = mp.ParameterDict()
     w = pd.get("w", shape=(2,))
     s = pd.get("s", shape=(2,))
     pd.initialize(init=Fill(0), ctx=C0)
-    with pytest.raises(ValueError, match="dtype incompatible expected float32 vs saved float16. Set cast_dtype=True"):
+    with pytest.raises(
+        ValueError,
+        match="dtype incompatible expected float32 vs saved float16. Set cast_dtype=True",
+    ):
         pd.load(f)
     pd.load(f, cast_dtype=True)
     assert w.dtype == np.float32 and vals(w.data()).tolist() == [1.5, 2.5]
@@ -216,7 +241,11 @@ def test_load_shape_dtype_and_prefixes(tmp_path: Path) -> None:
     assert w.dtype == np.float16 and w.grad().dtype == np.float16
     bad = mp.ParameterDict()
     bad.get("w", shape=(3,))
-    with pytest.raises(ValueError, match=r"Failed loading Parameter 'w' from saved params: shape incompatible expected \(3,\) vs saved \(2,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"Failed loading Parameter 'w' from saved params: shape incompatible expected "
+        r"\(3,\) vs saved \(2,\)",
+    ):
         bad.load(f, ignore_extra=True, cast_dtype=True)
 
 
@@ -245,7 +274,7 @@ def test_concurrent_bulk_operations(tmp_path: Path) -> None:
 
     def writer(i: int) -> None:
         try:
-            for k in range(20):
+            for _ in range(20):
                 pd.zero_grad()
                 for p in pd.values():
                     p.set_data(np.full((2, 3), float(i), np.float32))
@@ -257,7 +286,9 @@ def test_concurrent_bulk_operations(tmp_path: Path) -> None:
         except BaseException as e:  # noqa: BLE001
             errors.append(e)
 
-    ts = [threading.Thread(target=reader)] + [threading.Thread(target=writer, args=(i,)) for i in range(3)]
+    ts = [threading.Thread(target=reader)] + [
+        threading.Thread(target=writer, args=(i,)) for i in range(3)
+    ]
     for t in ts:
         t.start()
     for t in ts[1:]:

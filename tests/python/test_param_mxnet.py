@@ -6,17 +6,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import mxparams as mp
 import numpy as np
 import pytest
-
-import mxparams as mp
 
 pytestmark = pytest.mark.mxnet
 
 # The scenario runs unchanged under MXNet (G = mx.gluon, M = mx) and mxparams
 # (G = M = mxparams). Each step records a value or the category of its error;
 # MXNet's AssertionError counts as ValueError (mxparams' documented choice).
-SCENARIO = r'''
+SCENARIO = r"""
 import re as _re
 out = []
 def norm(s):
@@ -79,7 +78,8 @@ step("bad-shape-init", lambda: G.Parameter("x", shape=(0, 3)).initialize())
 step("bad-req-ctor", lambda: G.Parameter("x", grad_req="bad"))
 step("nodiff", lambda: G.Parameter("x", differentiable=False).grad_req)
 v = G.Parameter("v", shape=(5,), dtype="float16", lr_mult=2, init="zeros").var()
-step("var", lambda: [v.attr(k) for k in ("__shape__", "__dtype__", "__lr_mult__", "__wd_mult__", "__init__", "__storage_type__")])
+KEYS = ("__shape__", "__dtype__", "__lr_mult__", "__wd_mult__", "__init__", "__storage_type__")
+step("var", lambda: [v.attr(k) for k in KEYS])
 step("var-json", lambda: v.tojson())
 w = G.Parameter("fc_weight", shape=(64, 100)).var()
 step("var-json2", lambda: w.tojson())
@@ -129,13 +129,14 @@ fresh.get("c", shape=(2,))
 step("pd-load-no-restore", lambda: fresh.load(path))
 step("pd-load-bad-restore", lambda: fresh.load(path, restore_prefix="zz_"))
 step("pd-load", lambda: fresh.load(path, ctx=c1, restore_prefix="net_"))
-step("pd-loaded", lambda: [fresh["net_w"].shape, fresh["net_w"].list_ctx(), fresh["net_w"].data().asnumpy().tolist()])
+fw = lambda: fresh["net_w"]  # noqa: E731
+step("pd-loaded", lambda: [fw().shape, fw().list_ctx(), fw().data().asnumpy().tolist()])
 step("pd-load-wrong-ctx", lambda: fresh.load(path, ctx=c2, restore_prefix="net_"))
 step("pd-reset", lambda: fresh.reset_ctx([c0, c2]))
 step("pd-reset-ctx", lambda: sorted(str(c) for c in fresh.list_ctx()))
 step("pd-setattr", lambda: fresh.setattr("grad_req", "null"))
 step("pd-setattr-grad", lambda: fresh["net_b"].grad())
-'''
+"""
 
 
 def _mxparams_run(path: str) -> list[list[str]]:
@@ -162,7 +163,7 @@ def test_scenario_matches_mxnet(mxnet, tmp_path: Path) -> None:  # type: ignore[
     assert (tmp_path / "mp.params").read_bytes() == (tmp_path / "mx.params").read_bytes()
 
 
-RESNET_MX = r'''
+RESNET_MX = r"""
 net = mx.gluon.model_zoo.vision.resnet18_v1()
 net.initialize(mx.init.Xavier())
 net(mx.nd.zeros((1, 3, 32, 32)))
@@ -175,12 +176,13 @@ if mode == "write":
 else:
     net.load_parameters(structural)
     ok_structural = all(
-        np.array_equal(v.data().asnumpy(), ref[k]) for k, v in net._collect_params_with_prefix().items()
+        np.array_equal(v.data().asnumpy(), ref[k])
+        for k, v in net._collect_params_with_prefix().items()
     )
     params.load(full)
     ok_full = all(np.array_equal(v.data().asnumpy(), ref2[k]) for k, v in params.items())
     result = [ok_structural, ok_full]
-'''
+"""
 
 
 def test_resnet18_checkpoints_cross_both_ways(mxnet, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import threading
 
+import mxparams as mp
 import numpy as np
 import pytest
-
-import mxparams as mp
 from mxparams import init as mpinit
 
 C0, C1 = mp.cpu(0), mp.cpu(1)
@@ -89,7 +88,11 @@ def test_initialize_contexts_data_grad() -> None:
     assert [a.context for a in p.list_data()] == [C0, C1]
     assert np.all(vals(p.grad(C1)) == 0) and p.grad(C1).dtype == np.float32
     assert len(p.list_grad()) == 2
-    with pytest.raises(RuntimeError, match=r"was not initialized on context cpu\(2\). It was only initialized on \[cpu\(0\), cpu\(1\)\]"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"was not initialized on context cpu\(2\). It was only initialized on \[cpu\(0\), "
+        r"cpu\(1\)\]",
+    ):
         p.data(mp.cpu(2))
     with pytest.raises(RuntimeError, match="was not initialized on context"):
         p.grad(mp.cpu(5))
@@ -176,7 +179,9 @@ def test_shape_setter_fill_in_only() -> None:
     p = mp.Parameter("w", shape=(0, 3))
     p.shape = (4, 3)
     assert p.shape == (4, 3)
-    with pytest.raises(ValueError, match=r"Expected shape \(5, 3\) is incompatible with given shape \(4, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"Expected shape \(5, 3\) is incompatible with given shape \(4, 3\)"
+    ):
         p.shape = (5, 3)
     with pytest.raises(ValueError, match="incompatible"):
         p.shape = (4,)
@@ -239,7 +244,9 @@ def test_reset_ctx_keeps_mean_value() -> None:
     assert p.list_ctx() == [C0]
 
 
-@pytest.mark.parametrize("dtype", ["float16", "float64", "int32", "int8", "uint8", "int64", "bfloat16"])
+@pytest.mark.parametrize(
+    "dtype", ["float16", "float64", "int32", "int8", "uint8", "int64", "bfloat16"]
+)
 def test_cast(dtype: str) -> None:
     p = make(shape=(2,), value=2.0)
     p.cast(dtype)
