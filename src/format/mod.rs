@@ -33,9 +33,11 @@
 //! tells. Owned loads ([`from_bytes`], [`load`]) copy into 64-byte aligned memory.
 
 mod build;
+mod npy;
 mod npz;
 mod reader;
 mod writer;
+mod zip;
 
 use std::fs::File;
 use std::path::Path;

@@ -286,10 +286,7 @@ fn parse_name<'a>(c: &mut Cursor<'a>) -> Result<&'a str> {
         .ok_or_else(|| {
             fmt_err(
                 at,
-                format!(
-                    "a name length within the remaining {} bytes",
-                    c.remaining() - 8
-                ),
+                format!("a name length within the remaining {} bytes", c.remaining()),
                 len.to_string(),
             )
         })?;
