@@ -56,7 +56,8 @@ def _np_dtype(dtype: Any) -> np.dtype[Any]:
 
 
 def _from_numpy(source: np.ndarray[Any, Any], ctx: Context | None) -> NDArray:
-    return _native._from_numpy(np.ascontiguousarray(source), ctx)
+    # not ascontiguousarray: it turns 0-d arrays into 1-d ones
+    return _native._from_numpy(np.asarray(source, order="C"), ctx)
 
 
 def array(source_array: Any, ctx: Context | None = None, dtype: Any = None) -> NDArray:
@@ -88,9 +89,18 @@ def array(source_array: Any, ctx: Context | None = None, dtype: Any = None) -> N
     return _from_numpy(values, ctx)
 
 
-def zeros(shape: ShapeLike, ctx: Context | None = None, dtype: Any = None, **kwargs: Any) -> NDArray:
-    """An array of zeros (dtype defaults to float32)."""
-    del kwargs  # MXNet's `stype`/`out` are not supported; dense only
+def zeros(
+    shape: ShapeLike,
+    ctx: Context | None = None,
+    dtype: Any = None,
+    stype: str | None = None,
+    **kwargs: Any,
+) -> NDArray:
+    """An array of zeros (dtype defaults to float32); ``stype`` may ask for an
+    all-zero ``'row_sparse'`` or ``'csr'`` array, as in MXNet."""
+    del kwargs  # MXNet's `out` is not supported
+    if stype not in (None, "default"):
+        return sparse.zeros(stype, shape, ctx, dtype)
     return _native._zeros(_shape(shape), ctx, _DEFAULT_DTYPE if dtype is None else dtype)
 
 
@@ -99,9 +109,7 @@ def empty(shape: ShapeLike, ctx: Context | None = None, dtype: Any = None) -> ND
     return zeros(shape, ctx, dtype)
 
 
-def full(
-    shape: ShapeLike, val: Any, ctx: Context | None = None, dtype: Any = None
-) -> NDArray:
+def full(shape: ShapeLike, val: Any, ctx: Context | None = None, dtype: Any = None) -> NDArray:
     """An array filled with ``val`` (dtype defaults to float32)."""
     out = zeros(shape, ctx, dtype)
     np.asarray(out)[...] = val
@@ -171,9 +179,7 @@ def save_tobuffer(data: SaveData, *, version: int | None = None) -> bytes:
     return _native._save_tobuffer(names, arrays, version)
 
 
-def _result(
-    names: list[str] | None, arrays: list[NDArray]
-) -> list[NDArray] | dict[str, NDArray]:
+def _result(names: list[str] | None, arrays: list[NDArray]) -> list[NDArray] | dict[str, NDArray]:
     if names is None:
         return arrays
     # Duplicate names: the last one wins, as in MXNet.
@@ -202,6 +208,34 @@ def load_frombuffer(buf: bytes | bytearray | memoryview) -> list[NDArray] | dict
 
 class _Sparse:
     """``nd.sparse``: building row_sparse and csr arrays from their parts."""
+
+    @staticmethod
+    def zeros(
+        stype: str, shape: ShapeLike, ctx: Context | None = None, dtype: Any = None
+    ) -> NDArray:
+        """An all-zero sparse array: no stored rows (row_sparse) or values (csr)."""
+        dims = _shape(shape)
+        dtype = _DEFAULT_DTYPE if dtype is None else dtype
+        if stype == "row_sparse":
+            if not dims:
+                raise ValueError("row_sparse arrays need ndim >= 1")
+            return _native._sparse(
+                stype,
+                dims,
+                _native._zeros([0, *dims[1:]], ctx, dtype),
+                _native._zeros([0], ctx, "int64"),
+            )
+        if stype == "csr":
+            if len(dims) != 2:
+                raise ValueError(f"csr arrays are 2-D, got shape {tuple(dims)}")
+            return _native._sparse(
+                stype,
+                dims,
+                _native._zeros([0], ctx, dtype),
+                _native._zeros([0], ctx, "int64"),
+                _native._zeros([dims[0] + 1], ctx, "int64"),
+            )
+        raise ValueError(f"unknown sparse storage type {stype!r}: expected 'row_sparse' or 'csr'")
 
     @staticmethod
     def csr_matrix(

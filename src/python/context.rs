@@ -142,7 +142,9 @@ impl PyContext {
         false
     }
 
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (&'static str, u32))> {
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+    ) -> PyResult<(Bound<'py, PyAny>, (&'static str, u32))> {
         let ctx = slf.get().inner;
         Ok((
             slf.get_type().into_any(),

@@ -189,7 +189,8 @@ unsafe extern "C" fn capsule_legacy(capsule: *mut ffi::PyObject) {
     // SAFETY: IsValid never raises; a valid capsule holds the pointer `export` made.
     unsafe {
         if ffi::PyCapsule_IsValid(capsule, NAME_LEGACY.as_ptr()) == 1 {
-            let p = ffi::PyCapsule_GetPointer(capsule, NAME_LEGACY.as_ptr()).cast::<DLManagedTensor>();
+            let p =
+                ffi::PyCapsule_GetPointer(capsule, NAME_LEGACY.as_ptr()).cast::<DLManagedTensor>();
             if let Some(del) = p.as_ref().and_then(|t| t.deleter) {
                 del(p);
             }
@@ -211,7 +212,11 @@ unsafe extern "C" fn capsule_versioned(capsule: *mut ffi::PyObject) {
 }
 
 /// Exports `array` as a DLPack capsule.
-pub fn export<'py>(py: Python<'py>, array: &NDArray, opts: &ExportOptions) -> PyResult<Bound<'py, PyAny>> {
+pub fn export<'py>(
+    py: Python<'py>,
+    array: &NDArray,
+    opts: &ExportOptions,
+) -> PyResult<Bound<'py, PyAny>> {
     let dev = device(array.context());
     if let Some(want) = opts.dl_device {
         if want != dev {
@@ -222,9 +227,8 @@ pub fn export<'py>(py: Python<'py>, array: &NDArray, opts: &ExportOptions) -> Py
         }
     }
     let read_only = !array.buffer().is_writable();
-    let must_copy = array.stype() != SType::Default
-        || !array.is_aligned()
-        || (read_only && !opts.versioned);
+    let must_copy =
+        array.stype() != SType::Default || !array.is_aligned() || (read_only && !opts.versioned);
     if must_copy && opts.copy == Some(false) {
         return Err(PyBufferError::new_err(
             "this array cannot be exported without a copy (sparse, unaligned, or read-only \
@@ -269,7 +273,8 @@ pub fn export<'py>(py: Python<'py>, array: &NDArray, opts: &ExportOptions) -> Py
                 flags,
                 dl_tensor: tensor,
             }));
-            let cap = ffi::PyCapsule_New(t.cast(), NAME_VERSIONED.as_ptr(), Some(capsule_versioned));
+            let cap =
+                ffi::PyCapsule_New(t.cast(), NAME_VERSIONED.as_ptr(), Some(capsule_versioned));
             if cap.is_null() {
                 delete_versioned(t);
             }

@@ -20,7 +20,7 @@ use crate::ndarray::{NDArray, SType};
 use super::context::ctx_or_current;
 use super::convert::{from_numpy, numpy_dtype, to_dtype};
 use super::errors::IntoPyResult;
-use super::ndarray::{PyNDArray, _unpickle_ndarray};
+use super::ndarray::{_unpickle_ndarray, PyNDArray};
 
 /// A new NDArray holding a copy of a C-contiguous numpy array.
 #[pyfunction]
@@ -29,7 +29,11 @@ fn _from_numpy(
     source: &Bound<'_, PyUntypedArray>,
     ctx: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyNDArray> {
-    Ok(from_numpy(source, ctx_or_current(ctx)?)?.into())
+    let ctx = ctx_or_current(ctx)?;
+    if !ctx.is_host() {
+        return crate::cuda::unavailable(ctx).py();
+    }
+    Ok(from_numpy(source, ctx)?.into())
 }
 
 /// The numpy dtype for a dtype-like (`'bfloat16'` included).
@@ -128,8 +132,9 @@ fn _save(
     let arrays = unwrap_arrays(&arrays);
     py.detach(move || {
         let refs: Vec<&NDArray> = arrays.iter().collect();
-        let name_refs: Option<Vec<&str>> =
-            names.as_ref().map(|v| v.iter().map(String::as_str).collect());
+        let name_refs: Option<Vec<&str>> = names
+            .as_ref()
+            .map(|v| v.iter().map(String::as_str).collect());
         format::save(&fname, name_refs.as_deref(), &refs, &opts)
     })
     .py()
@@ -150,8 +155,9 @@ fn _save_tobuffer<'py>(
     let bytes = py
         .detach(move || {
             let refs: Vec<&NDArray> = arrays.iter().collect();
-            let name_refs: Option<Vec<&str>> =
-                names.as_ref().map(|v| v.iter().map(String::as_str).collect());
+            let name_refs: Option<Vec<&str>> = names
+                .as_ref()
+                .map(|v| v.iter().map(String::as_str).collect());
             format::to_bytes(name_refs.as_deref(), &refs, &opts)
         })
         .py()?;

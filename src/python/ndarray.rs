@@ -38,6 +38,9 @@ impl From<NDArray> for PyNDArray {
     }
 }
 
+/// `__reduce__`'s value: the rebuild function and its arguments.
+type Reduced<'py> = (Bound<'py, PyAny>, (Bound<'py, PyBytes>, &'static str, u32));
+
 /// A new Python NDArray object.
 pub fn wrap(py: Python<'_>, a: NDArray) -> PyResult<Bound<'_, PyNDArray>> {
     Bound::new(py, PyNDArray::from(a))
@@ -75,8 +78,14 @@ impl PyNDArray {
             return Ok(slf.clone());
         }
         let a = me.inner.clone();
-        let ctx = if a.context().is_host() { a.context() } else { Context::cpu(0) };
-        let d = slf.py().detach(move || crate::sparse::to_dense(&a).map(|d| d.with_context(ctx)));
+        let ctx = if a.context().is_host() {
+            a.context()
+        } else {
+            Context::cpu(0)
+        };
+        let d = slf
+            .py()
+            .detach(move || crate::sparse::to_dense(&a).map(|d| d.with_context(ctx)));
         wrap(slf.py(), d.py()?)
     }
 }
@@ -280,12 +289,13 @@ impl PyNDArray {
                 let np = py.import("numpy")?;
                 let kw = pyo3::types::PyDict::new(py);
                 kw.set_item("casting", "unsafe")?;
-                np.getattr("copyto")?.call((dst_view, src_view), Some(&kw))?;
+                np.getattr("copyto")?
+                    .call((dst_view, src_view), Some(&kw))?;
             }
             return Ok(other.clone());
         }
         let ctx = ctx_of(other).map_err(|_| {
-            PyTypeError::new_err("copyto does not support type ".to_string() + &other.get_type().to_string())
+            PyTypeError::new_err(format!("copyto does not support type {}", other.get_type()))
         })?;
         let a = me.inner.clone();
         let out = py.detach(move || a.copy_to(ctx)).py()?;
@@ -336,6 +346,9 @@ impl PyNDArray {
         wrap(py, out)
     }
 
+    /// Does nothing: host operations are synchronous (MXNet API compatibility).
+    fn wait_to_read(&self) {}
+
     /// A new array object sharing this array's memory (no autograd here).
     fn detach(&self) -> PyNDArray {
         self.inner.clone().into()
@@ -356,13 +369,18 @@ impl PyNDArray {
             let a = me.clone();
             let out = py
                 .detach(move || -> crate::Result<NDArray> {
-                    let p = a.sparse_parts().ok_or_else(|| crate::Error::invalid("not sparse"))?;
+                    let p = a
+                        .sparse_parts()
+                        .ok_or_else(|| crate::Error::invalid("not sparse"))?;
                     NDArray::sparse(
                         p.stype,
                         a.shape().to_vec(),
                         a.values().copy_to(a.context())?,
                         p.indices.copy_to(a.context())?,
-                        p.indptr.as_ref().map(|i| i.copy_to(a.context())).transpose()?,
+                        p.indptr
+                            .as_ref()
+                            .map(|i| i.copy_to(a.context()))
+                            .transpose()?,
                     )
                 })
                 .py()?;
@@ -383,8 +401,13 @@ impl PyNDArray {
         let py = slf.py();
         let v = Self::view(slf)?;
         let np = py.import("numpy")?;
-        let got = np.getattr("ascontiguousarray")?.call1((v.get_item(key)?,))?;
-        let a = from_numpy(got.cast::<numpy::PyUntypedArray>()?, slf.get().inner.context())?;
+        let got = np
+            .getattr("ascontiguousarray")?
+            .call1((v.get_item(key)?,))?;
+        let a = from_numpy(
+            got.cast::<numpy::PyUntypedArray>()?,
+            slf.get().inner.context(),
+        )?;
         wrap(py, a)
     }
 
@@ -429,21 +452,23 @@ impl PyNDArray {
     }
 
     /// Pickles as one `.params` array record (MXNet's pickle payload) plus the context.
-    fn __reduce__<'py>(
-        slf: &Bound<'py, Self>,
-    ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>, &'static str, u32))> {
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Reduced<'py>> {
         let py = slf.py();
         let me = slf.get().inner.clone();
         let ctx = me.context();
         let bytes = py
-            .detach(move || {
-                crate::format::record_to_bytes(&me, crate::format::RecordVersion::Auto)
-            })
+            .detach(move || crate::format::record_to_bytes(&me, crate::format::RecordVersion::Auto))
             .py()?;
-        let f = py.import("mxparams._native")?.getattr("_unpickle_ndarray")?;
+        let f = py
+            .import("mxparams._native")?
+            .getattr("_unpickle_ndarray")?;
         Ok((
             f,
-            (PyBytes::new(py, &bytes), ctx.device_type.name(), ctx.device_id),
+            (
+                PyBytes::new(py, &bytes),
+                ctx.device_type.name(),
+                ctx.device_id,
+            ),
         ))
     }
 }
