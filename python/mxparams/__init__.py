@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from . import _native, nd
+from . import _native, autograd, init, nd, random
+from . import init as initializer
 from ._errors import DeferredInitializationError, MXParamsError, ParamsFormatError
 from ._native import NDArray
 from .context import Context, cpu, cpu_pinned, cpu_shared, current_context, gpu, num_gpus
@@ -21,11 +22,15 @@ __all__ = [
     "ParamsFormatError",
     "Variable",
     "__version__",
+    "autograd",
     "cpu",
     "cpu_pinned",
     "cpu_shared",
     "current_context",
     "gpu",
+    "init",
+    "initializer",
     "nd",
     "num_gpus",
+    "random",
 ]

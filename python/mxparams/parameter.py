@@ -368,7 +368,12 @@ def _as_ndarray(data: Any) -> NDArray:
 
 def _fill(name: str, init: Any, default_init: Any, arr: NDArray) -> None:
     """Runs MXNet's initializer protocol on ``arr``: the default initializer is
-    called with ``InitDesc(name, {'__init__': init})``, so ``init`` decides."""
+    called with ``InitDesc(name, {'__init__': init})``, so ``init`` decides.
+    Plain callables (``init.Mixed``, ``init.Load``) get a bare ``InitDesc(name)``
+    and apply their own rules."""
+    if init is not None and not isinstance(init, (str, _initmod.Initializer)) and callable(init):
+        init(_initmod.InitDesc(name), arr)
+        return
     desc = _initmod.InitDesc(name, {"__init__": init})
     if isinstance(init, _initmod.Initializer) or default_init is None:
         top = init

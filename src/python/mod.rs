@@ -11,6 +11,7 @@ mod nd;
 mod ndarray;
 mod param_dict;
 mod parameter;
+mod random;
 
 /// The extension module.
 #[pymodule]
@@ -21,5 +22,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     nd::register(m)?;
     m.add_class::<parameter::PyParameter>()?;
     m.add_class::<param_dict::PyParamDictCore>()?;
+    m.add_function(wrap_pyfunction!(random::fill_uniform, m)?)?;
+    m.add_function(wrap_pyfunction!(random::fill_normal, m)?)?;
     Ok(())
 }

@@ -523,11 +523,15 @@ impl PyParameter {
     fn _deliver_grad(
         &self,
         py: Python<'_>,
-        grad: &Bound<'_, PyNDArray>,
+        grad: &Bound<'_, PyAny>,
         ctx: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let ctx = opt_ctx(ctx)?;
-        let g = grad.get().inner.clone();
+        let g = if let Ok(nd) = grad.cast::<PyNDArray>() {
+            nd.get().inner.clone()
+        } else {
+            from_numpy(grad.cast::<PyUntypedArray>()?, Context::cpu(0))?
+        };
         let inner = self.inner.clone();
         py.detach(move || read(&inner).deliver_grad(ctx, &g)).py()
     }

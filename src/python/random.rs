@@ -1,0 +1,140 @@
+//! `_native.fill_uniform` / `_native.fill_normal`: in-place random fills of
+//! writable, C-contiguous numpy arrays (float32, float64, float16, bfloat16),
+//! with the GIL released. Seed and stream bookkeeping live in
+//! `mxparams.random`; the kernels in `crate::random`.
+
+use half::slice::HalfBitsSliceExt;
+use half::{bf16, f16};
+use numpy::{Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+
+use crate::python::errors::IntoPyResult;
+use crate::random::{self, FillElement, StreamKey};
+
+/// Which distribution to draw, with its two parameters.
+#[derive(Clone, Copy)]
+enum Dist {
+    Uniform { low: f64, high: f64 },
+    Normal { mean: f64, std: f64 },
+}
+
+impl Dist {
+    fn fill<T: FillElement>(self, out: &mut [T], key: StreamKey) -> crate::Result<()> {
+        match self {
+            Dist::Uniform { low, high } => random::fill_uniform(out, low, high, key),
+            Dist::Normal { mean, std } => random::fill_normal(out, mean, std, key),
+        }
+    }
+}
+
+/// Fills a typed array in place, releasing the GIL for the kernel.
+fn fill_typed<T: FillElement + Element>(
+    py: Python<'_>,
+    out: &Bound<'_, PyArrayDyn<T>>,
+    dist: Dist,
+    key: StreamKey,
+) -> PyResult<()> {
+    let mut guard = out
+        .try_readwrite()
+        .map_err(|e| PyValueError::new_err(format!("out must be a writable array: {e}")))?;
+    let slice = guard
+        .as_slice_mut()
+        .map_err(|_| PyValueError::new_err("out must be C-contiguous"))?;
+    py.detach(|| dist.fill(slice, key)).py()
+}
+
+/// The 16-bit float formats numpy holds as 2-byte words.
+#[derive(Clone, Copy)]
+enum HalfKind {
+    F16,
+    BF16,
+}
+
+/// Fills a float16/bfloat16 array through a `uint16` view of its words.
+fn fill_half(
+    py: Python<'_>,
+    out: &Bound<'_, PyAny>,
+    kind: HalfKind,
+    dist: Dist,
+    key: StreamKey,
+) -> PyResult<()> {
+    let words = out.call_method1("view", (numpy::dtype::<u16>(py),))?;
+    let words = words.cast_into::<PyArrayDyn<u16>>()?;
+    let mut guard = words
+        .try_readwrite()
+        .map_err(|e| PyValueError::new_err(format!("out must be a writable array: {e}")))?;
+    let slice = guard
+        .as_slice_mut()
+        .map_err(|_| PyValueError::new_err("out must be C-contiguous"))?;
+    py.detach(|| match kind {
+        HalfKind::F16 => dist.fill(slice.reinterpret_cast_mut::<f16>(), key),
+        HalfKind::BF16 => dist.fill(slice.reinterpret_cast_mut::<bf16>(), key),
+    })
+    .py()
+}
+
+fn fill(py: Python<'_>, out: &Bound<'_, PyAny>, dist: Dist, key: StreamKey) -> PyResult<()> {
+    let Ok(arr) = out.cast::<numpy::PyUntypedArray>() else {
+        return Err(PyTypeError::new_err("out must be a numpy.ndarray"));
+    };
+    let dtype = arr.dtype();
+    if dtype.is_equiv_to(&numpy::dtype::<f32>(py)) {
+        fill_typed(py, &out.cast::<PyArrayDyn<f32>>()?.clone(), dist, key)
+    } else if dtype.is_equiv_to(&numpy::dtype::<f64>(py)) {
+        fill_typed(py, &out.cast::<PyArrayDyn<f64>>()?.clone(), dist, key)
+    } else {
+        let name: String = dtype.getattr("name")?.extract()?;
+        match name.as_str() {
+            "float16" => fill_half(py, out, HalfKind::F16, dist, key),
+            "bfloat16" => fill_half(py, out, HalfKind::BF16, dist, key),
+            other => Err(PyTypeError::new_err(format!(
+                "random fills support float32, float64, float16 and bfloat16 arrays, not {other}"
+            ))),
+        }
+    }
+}
+
+/// Fills ``out`` in place with values drawn uniformly from ``[low, high)``.
+///
+/// ``out`` is a writable, C-contiguous numpy array of float32, float64,
+/// float16 or bfloat16. The values depend only on ``(seed, stream)`` and the
+/// array's size and dtype, not on the number of threads.
+#[pyfunction]
+#[pyo3(signature = (out, low, high, seed, stream))]
+pub fn fill_uniform(
+    py: Python<'_>,
+    out: &Bound<'_, PyAny>,
+    low: f64,
+    high: f64,
+    seed: u64,
+    stream: u64,
+) -> PyResult<()> {
+    fill(
+        py,
+        out,
+        Dist::Uniform { low, high },
+        StreamKey::new(seed, stream),
+    )
+}
+
+/// Fills ``out`` in place with draws from a normal distribution.
+///
+/// Same array requirements and reproducibility as :func:`fill_uniform`.
+#[pyfunction]
+#[pyo3(signature = (out, mean, std, seed, stream))]
+pub fn fill_normal(
+    py: Python<'_>,
+    out: &Bound<'_, PyAny>,
+    mean: f64,
+    std: f64,
+    seed: u64,
+    stream: u64,
+) -> PyResult<()> {
+    fill(
+        py,
+        out,
+        Dist::Normal { mean, std },
+        StreamKey::new(seed, stream),
+    )
+}
