@@ -20,6 +20,7 @@ from typing import Any, Union
 import numpy as np
 
 from . import _native
+from . import autograd as _autograd
 from . import init as _initmod
 from . import nd as _nd
 from ._errors import DeferredInitializationError
@@ -236,7 +237,12 @@ class Parameter(_native.ParameterBase):
 
     @grad_req.setter
     def grad_req(self, req: str) -> None:
+        old = self._get_grad_req
         self._set_grad_req(req)
+        new = self._get_grad_req
+        if old != new and _autograd.active_adapters():
+            _autograd.notify_grad_req_change(self, old, new)
+            _mark([self])
 
     @property
     def lr_mult(self) -> Any:
@@ -319,17 +325,20 @@ class Parameter(_native.ParameterBase):
             try:
                 data = self._zeros_host()
                 init, default_init = token if token is not None else (None, _initmod.Uniform())
-                _fill(self.name, init, default_init, data)
+                with _autograd.pause():
+                    _fill(self.name, init, default_init, data)
             except BaseException:
                 self._restore_deferred(ctxs, None, token)
                 raise
         self._init_impl(data, ctxs)
+        _mark([self])
 
     _finish_deferred_init = finish_deferred_init
 
     def reset_ctx(self, ctx: CtxLike) -> None:
         """Re-assigns the parameter to other contexts, keeping its value."""
         self._reset_ctx(ctx)
+        _mark([self])
 
     def set_data(self, data: Any) -> None:
         """Sets this parameter's value on all contexts."""
@@ -342,6 +351,7 @@ class Parameter(_native.ParameterBase):
     def cast(self, dtype: Any) -> None:
         """Casts data and gradients to ``dtype``."""
         self._cast(dtype)
+        _mark([self])
 
     def var(self) -> Variable:
         """A symbolic variable for this parameter (cached)."""
@@ -360,6 +370,16 @@ class Parameter(_native.ParameterBase):
     # Gluon calls this when a Trainer takes the parameter.
     def _set_trainer(self, trainer: Any) -> None:
         self._trainer = trainer
+
+
+def _mark(params: Any) -> None:
+    """Tells active autograd adapters about (re)allocated gradient buffers,
+    as MXNet's ``_init_grad`` calls ``autograd.mark_variables``."""
+    if not _autograd.active_adapters():
+        return
+    for p in params:
+        if p._is_initialized() and p.grad_req != "null":
+            _autograd.mark_variables(p.list_data(), p.list_grad(), p.grad_req)
 
 
 def _as_ndarray(data: Any) -> NDArray:
@@ -601,6 +621,7 @@ class ParameterDict:
     def reset_ctx(self, ctx: CtxLike) -> None:
         """Re-assigns every parameter to ``ctx``, keeping values."""
         self._core.reset_ctx(ctx)
+        _mark(self.values())
 
     def list_ctx(self) -> list[Context]:
         """Every context any parameter is initialised on."""
@@ -630,6 +651,7 @@ class ParameterDict:
         self._core.load(
             filename, ctx, allow_missing, ignore_extra, restore_prefix, cast_dtype, dtype_source
         )
+        _mark(self.values())
 
     def load_dict(
         self,
@@ -660,3 +682,4 @@ class ParameterDict:
             dtype_source,
             source,
         )
+        _mark(self.values())

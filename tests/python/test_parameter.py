@@ -326,3 +326,32 @@ def test_threads_share_parameter() -> None:
         t.join(timeout=60)
     assert not any(t.is_alive() for t in ts)
     assert not errors, errors
+
+
+def test_autograd_adapters_are_told_about_gradient_buffers() -> None:
+    calls: list[tuple[str, object]] = []
+
+    class Recorder(mp.autograd.AutogradAdapter):
+        def mark_variables(self, variables, gradients, grad_reqs):  # type: ignore[no-untyped-def]
+            calls.append(("mark", (len(variables), gradients[0].shape, grad_reqs[0])))
+
+        def on_grad_req_change(self, param, old, new):  # type: ignore[no-untyped-def]
+            calls.append(("req", (param.name, old, new)))
+
+    mp.autograd.register_adapter("recorder", Recorder())
+    try:
+        p = make(shape=(3,))
+        assert calls == [("mark", (2, (3,), "write"))]
+        calls.clear()
+        p.grad_req = "null"
+        p.grad_req = "add"
+        assert calls == [
+            ("req", ("w", "write", "null")),
+            ("req", ("w", "null", "add")),
+            ("mark", (2, (3,), "add")),
+        ]
+        calls.clear()
+        p.reset_ctx(C0)
+        assert calls == [("mark", (1, (3,), "add"))]
+    finally:
+        mp.autograd.unregister_adapter("recorder")
