@@ -301,18 +301,30 @@ class Parameter(_native.ParameterBase):
         force_reinit : bool, default False
             Re-initialize an already initialised parameter.
         """
+        self._initialize(init, ctx, default_init, force_reinit, True)
+        _mark([self])
+
+    def _initialize(
+        self, init: Any, ctx: CtxLike, default_init: Any, force_reinit: bool, pause: bool
+    ) -> None:
         if init is None:
             init = default_init if self.init is None else self.init
-        state = self._request_init(ctx, (init, default_init), force_reinit)
+        state, arr = self._init_start(ctx, (init, default_init), force_reinit)
         if state == "initialized":
             warnings.warn(
                 f"Parameter '{self.name}' is already initialized, ignoring. "
                 "Set force_reinit=True to re-initialize.",
-                stacklevel=2,
+                stacklevel=3,
             )
             return
-        if state == "ready":
-            self.finish_deferred_init()
+        if arr is None:
+            return  # deferred until the shape is known
+        if pause:
+            with _autograd.pause():
+                _fill(self.name, init, default_init, arr)
+        else:
+            _fill(self.name, init, default_init, arr)
+        self._init_finish(arr)
 
     def finish_deferred_init(self) -> None:
         """Completes a deferred initialisation once the shape is fully known
@@ -395,11 +407,10 @@ def _fill(name: str, init: Any, default_init: Any, arr: NDArray) -> None:
         init(_initmod.InitDesc(name), arr)
         return
     desc = _initmod.InitDesc(name, {"__init__": init})
-    if isinstance(init, _initmod.Initializer) or default_init is None:
-        top = init
+    if isinstance(default_init, _initmod.Initializer):
+        default_init(desc, arr)
     else:
-        top = _initmod.create(default_init)
-    top(desc, arr)
+        _initmod.create(init if default_init is None else default_init)(desc, arr)
 
 
 class _ConstantInit(_initmod.Initializer):
@@ -611,8 +622,10 @@ class ParameterDict:
             init.set_verbosity(verbose=verbose)
         if ctx is None:
             ctx = [current_context()]
-        for v in self.values():
-            v.initialize(None, ctx, init, force_reinit=force_reinit)
+        with _autograd.pause():
+            for v in self.values():
+                v._initialize(None, ctx, init, force_reinit, False)
+        _mark(self.values())
 
     def zero_grad(self) -> None:
         """Sets every gradient buffer to 0 (one native call)."""

@@ -428,6 +428,53 @@ impl PyParameter {
         })
     }
 
+    /// `_request_init` plus, when the shape is known, a zeroed host array for
+    /// the initializer to fill (the request stays recorded until `_init_finish`).
+    fn _init_start<'py>(
+        &self,
+        py: Python<'py>,
+        ctx: Option<&Bound<'_, PyAny>>,
+        token: Py<PyAny>,
+        force_reinit: bool,
+    ) -> PyResult<(&'static str, Option<Bound<'py, PyNDArray>>)> {
+        let ctxs = ctx_list(ctx)?;
+        let mut p = write(&self.inner);
+        let r = p
+            .request_init(&ctxs, Some(Box::new(token)), force_reinit)
+            .py()?;
+        match r {
+            InitRequest::AlreadyInitialized => Ok(("initialized", None)),
+            InitRequest::Deferred => Ok(("deferred", None)),
+            InitRequest::Ready => {
+                let zeros = p.zeros_host().py()?;
+                drop(p);
+                Ok(("ready", Some(Bound::new(py, PyNDArray::from(zeros))?)))
+            }
+        }
+    }
+
+    /// Completes what `_init_start` began with the filled array.
+    fn _init_finish(&self, py: Python<'_>, data: &Bound<'_, PyNDArray>) -> PyResult<()> {
+        let data = data.get().inner.clone();
+        let inner = self.inner.clone();
+        py.detach(move || {
+            let mut p = write(&inner);
+            let Some(record) = p.take_deferred()? else {
+                return Err(crate::error::Error::NotInitialized(format!(
+                    "Parameter '{}' has no pending initialization",
+                    p.name()
+                )));
+            };
+            let ctxs = record.ctx.clone();
+            if let Err(e) = p.init_from_host(&data, &ctxs) {
+                p.restore_deferred(record);
+                return Err(e);
+            }
+            Ok(())
+        })
+        .py()
+    }
+
     /// Takes the deferred record: None, or (contexts, data set while deferred
     /// or None, token). Raises ValueError while the shape is unknown.
     fn _take_deferred<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
