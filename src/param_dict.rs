@@ -16,7 +16,7 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::format;
 use crate::ndarray::{NDArray, SType};
-use crate::parameter::{shape_str, DTypeSource, GradReq, Parameter};
+use crate::parameter::{shape_str, DTypeSource, GradReq, InitRequest, Parameter};
 
 /// A parameter shared between dicts, blocks and bindings.
 pub type SharedParameter = Arc<RwLock<Parameter>>;
@@ -229,6 +229,87 @@ impl ParameterDict {
             merge_attrs(&mut p, &full, attrs)?;
         }
         Ok(existing)
+    }
+
+    /// Gluon's `get_constant`: the constant `prefix + name` (from this dict or
+    /// the shared one), created from `value` when absent. Without a value a
+    /// missing constant is `KeyNotFound`; an existing non-constant or a
+    /// different value is an `AttributeConflict`.
+    pub fn get_constant(&mut self, name: &str, value: Option<&NDArray>) -> Result<SharedParameter> {
+        let full = format!("{}{name}", self.prefix);
+        let Some(existing) = self.get_impl(&full) else {
+            let value = value.ok_or_else(|| {
+                Error::KeyNotFound(format!(
+                    "No constant named '{full}'. Please specify value if you want to create a \
+                     new constant."
+                ))
+            })?;
+            let p = Parameter::new_constant(full.clone(), value.copy_to(Context::cpu(0))?);
+            let shared = Arc::new(RwLock::new(p));
+            self.insert(full, shared.clone());
+            return Ok(shared);
+        };
+        if let Some(value) = value {
+            let p = read(&existing);
+            let Some(stored) = p.constant_value() else {
+                return Err(Error::AttributeConflict(format!(
+                    "Parameter '{full}' already exists but it is not a constant."
+                )));
+            };
+            let same = stored.shape() == value.shape() && {
+                let a = crate::convert::cast(stored, DType::Float64)?;
+                let b = crate::convert::cast(value, DType::Float64)?;
+                let equal = *a.buffer().read() == *b.buffer().read();
+                equal
+            };
+            if !same {
+                return Err(Error::AttributeConflict(format!(
+                    "Constant '{full}' already exists but it's value doesn't match new value"
+                )));
+            }
+        }
+        Ok(existing)
+    }
+
+    /// Initialises every parameter on `ctxs` (Gluon's `initialize` with the
+    /// initializer as a closure): `fill(name, array)` fills a zeroed host
+    /// array for each parameter whose shape is known (constants copy their
+    /// value instead); parameters with unknown dims and deferral allowed are
+    /// deferred. Already initialised ones are skipped unless `force_reinit`;
+    /// their names are returned. No lock is held while `fill` runs.
+    pub fn initialize_with(
+        &self,
+        ctxs: &[Context],
+        force_reinit: bool,
+        mut fill: impl FnMut(&str, &NDArray) -> Result<()>,
+    ) -> Result<Vec<String>> {
+        let mut skipped = Vec::new();
+        for (name, p) in self.names.iter().zip(&self.params) {
+            let (state, zeros) = {
+                let mut g = write(p);
+                let state = g.request_init(ctxs, None, force_reinit)?;
+                let zeros = match (state, g.constant_value()) {
+                    (InitRequest::Ready, None) => Some(g.zeros_host()?),
+                    _ => None,
+                };
+                (state, zeros)
+            };
+            match state {
+                InitRequest::AlreadyInitialized => skipped.push(name.clone()),
+                InitRequest::Deferred => {}
+                InitRequest::Ready => match zeros {
+                    Some(arr) => {
+                        fill(name, &arr)?;
+                        let mut g = write(p);
+                        let record = g.take_deferred()?;
+                        let c = record.map_or_else(|| ctxs.to_vec(), |r| r.ctx);
+                        g.init_from_host(&arr, &c)?;
+                    }
+                    None => write(p).finish_deferred_init()?,
+                },
+            }
+        }
+        Ok(skipped)
     }
 
     /// Gluon's `update`: adds every parameter of `other`; a name already

@@ -133,6 +133,7 @@ pub struct Parameter {
     data: Option<Vec<NDArray>>,
     grad: Option<Vec<NDArray>>,
     deferred: Option<DeferredInit>,
+    constant: Option<NDArray>,
     version: u64,
 }
 
@@ -172,8 +173,25 @@ impl Parameter {
             data: None,
             grad: None,
             deferred: None,
+            constant: None,
             version: next_version(),
         }
+    }
+
+    /// Gluon's `Constant`: a non-differentiable parameter (`grad_req='null'`)
+    /// whose initialisation always copies `value`.
+    pub fn new_constant(name: impl Into<String>, value: NDArray) -> Parameter {
+        let mut p = Parameter::new(name)
+            .with_shape(value.shape())
+            .with_dtype(value.dtype())
+            .with_differentiable(false);
+        p.constant = Some(value);
+        p
+    }
+
+    /// The fixed value of a constant.
+    pub fn constant_value(&self) -> Option<&NDArray> {
+        self.constant.as_ref()
     }
 
     /// Builder: the shape (0 = unknown dim).
@@ -542,7 +560,7 @@ impl Parameter {
         let Some(record) = self.take_deferred()? else {
             return Ok(());
         };
-        let data = match &record.data {
+        let data = match record.data.as_ref().or(self.constant.as_ref()) {
             Some(d) => d.clone(),
             None => {
                 let arr = self.zeros_host()?;
