@@ -618,6 +618,9 @@ impl Parameter {
     }
 
     fn fill_shape_from(&mut self, given: &[usize], loading: bool) -> Result<()> {
+        if self.shape.as_deref() == Some(given) {
+            return Ok(());
+        }
         if let Some(old) = &self.shape {
             let ok =
                 old.len() == given.len() && old.iter().zip(given).all(|(&o, &g)| o == 0 || o == g);
