@@ -83,6 +83,22 @@ impl PyParameter {
         }
     }
 
+    /// Releases cached Python arrays of replaced data/gradients, so that old
+    /// buffers are freed now rather than at the next `data()` call.
+    pub(crate) fn drop_stale(&self) {
+        let version = read(&self.inner).version();
+        let stale = {
+            let mut c = self.lock_cache();
+            if c.version == version {
+                return;
+            }
+            c.version = version;
+            (std::mem::take(&mut c.data), std::mem::take(&mut c.grad))
+        };
+        // Dropped here, outside the cache lock: freeing may run Python code.
+        drop(stale);
+    }
+
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, ViewCache> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -273,7 +289,9 @@ impl PyParameter {
     fn _set_grad_req(&self, py: Python<'_>, req: &str) -> PyResult<()> {
         let req: GradReq = req.parse().py()?;
         let inner = self.inner.clone();
-        py.detach(move || write(&inner).set_grad_req(req)).py()
+        let r = py.detach(move || write(&inner).set_grad_req(req)).py();
+        self.drop_stale();
+        r
     }
 
     /// Learning-rate multiplier.
@@ -399,14 +417,18 @@ impl PyParameter {
     fn _reset_ctx(&self, py: Python<'_>, ctx: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let ctxs = ctx_list(ctx)?;
         let inner = self.inner.clone();
-        py.detach(move || write(&inner).reset_ctx(&ctxs)).py()
+        let r = py.detach(move || write(&inner).reset_ctx(&ctxs)).py();
+        self.drop_stale();
+        r
     }
 
     /// Casts data and gradients to `dtype`.
     fn _cast(&self, py: Python<'_>, dtype: &Bound<'_, PyAny>) -> PyResult<()> {
         let dtype = to_dtype(dtype)?;
         let inner = self.inner.clone();
-        py.detach(move || write(&inner).cast(dtype)).py()
+        let r = py.detach(move || write(&inner).cast(dtype)).py();
+        self.drop_stale();
+        r
     }
 
     /// Starts initialisation: returns 'initialized' (nothing done), 'deferred'
@@ -438,18 +460,24 @@ impl PyParameter {
         force_reinit: bool,
     ) -> PyResult<(&'static str, Option<Bound<'py, PyNDArray>>)> {
         let ctxs = ctx_list(ctx)?;
-        let mut p = write(&self.inner);
-        let r = p
-            .request_init(&ctxs, Some(Box::new(token)), force_reinit)
-            .py()?;
-        match r {
-            InitRequest::AlreadyInitialized => Ok(("initialized", None)),
-            InitRequest::Deferred => Ok(("deferred", None)),
-            InitRequest::Ready => {
-                let zeros = p.zeros_host().py()?;
-                drop(p);
-                Ok(("ready", Some(Bound::new(py, PyNDArray::from(zeros))?)))
+        let (r, zeros) = {
+            let mut p = write(&self.inner);
+            let r = p
+                .request_init(&ctxs, Some(Box::new(token)), force_reinit)
+                .py()?;
+            let zeros = match r {
+                InitRequest::Ready => Some(p.zeros_host().py()?),
+                _ => None,
+            };
+            (r, zeros)
+        };
+        self.drop_stale();
+        match (r, zeros) {
+            (InitRequest::AlreadyInitialized, _) => Ok(("initialized", None)),
+            (InitRequest::Ready, Some(z)) => {
+                Ok(("ready", Some(Bound::new(py, PyNDArray::from(z))?)))
             }
+            _ => Ok(("deferred", None)),
         }
     }
 
@@ -457,22 +485,25 @@ impl PyParameter {
     fn _init_finish(&self, py: Python<'_>, data: &Bound<'_, PyNDArray>) -> PyResult<()> {
         let data = data.get().inner.clone();
         let inner = self.inner.clone();
-        py.detach(move || {
-            let mut p = write(&inner);
-            let Some(record) = p.take_deferred()? else {
-                return Err(crate::error::Error::NotInitialized(format!(
-                    "Parameter '{}' has no pending initialization",
-                    p.name()
-                )));
-            };
-            let ctxs = record.ctx.clone();
-            if let Err(e) = p.init_from_host(&data, &ctxs) {
-                p.restore_deferred(record);
-                return Err(e);
-            }
-            Ok(())
-        })
-        .py()
+        let r = py
+            .detach(move || {
+                let mut p = write(&inner);
+                let Some(record) = p.take_deferred()? else {
+                    return Err(crate::error::Error::NotInitialized(format!(
+                        "Parameter '{}' has no pending initialization",
+                        p.name()
+                    )));
+                };
+                let ctxs = record.ctx.clone();
+                if let Err(e) = p.init_from_host(&data, &ctxs) {
+                    p.restore_deferred(record);
+                    return Err(e);
+                }
+                Ok(())
+            })
+            .py();
+        self.drop_stale();
+        r
     }
 
     /// Takes the deferred record: None, or (contexts, data set while deferred
@@ -539,8 +570,11 @@ impl PyParameter {
         let ctxs = ctx_list(ctx)?;
         let data = data.get().inner.clone();
         let inner = self.inner.clone();
-        py.detach(move || write(&inner).init_from_host(&data, &ctxs))
-            .py()
+        let r = py
+            .detach(move || write(&inner).init_from_host(&data, &ctxs))
+            .py();
+        self.drop_stale();
+        r
     }
 
     /// Gluon's `_load_init`: (re)initialises from a loaded array.
@@ -560,8 +594,11 @@ impl PyParameter {
         };
         let data = data.get().inner.clone();
         let inner = self.inner.clone();
-        py.detach(move || write(&inner).load_init(&data, ctxs.as_deref(), cast_dtype, source))
-            .py()
+        let r = py
+            .detach(move || write(&inner).load_init(&data, ctxs.as_deref(), cast_dtype, source))
+            .py();
+        self.drop_stale();
+        r
     }
 
     /// Delivers a gradient for the copy on `ctx`: 'write' overwrites, 'add'

@@ -355,3 +355,40 @@ def test_autograd_adapters_are_told_about_gradient_buffers() -> None:
         assert calls == [("mark", (1, (3,), "add"))]
     finally:
         mp.autograd.unregister_adapter("recorder")
+
+
+def test_data_during_array_replacement_is_consistent() -> None:
+    p = make(shape=(64,), value=1.0)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                d = p.data(C0)
+                assert d.context == C0 and d.shape == (64,)
+                g = p.grad(C0)
+                assert g.context == C0
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    def mover() -> None:
+        try:
+            for i in range(200):
+                p.reset_ctx([C0, C1] if i % 2 else [C0])
+                p.cast("float64" if i % 3 else "float32")
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    readers = [threading.Thread(target=reader) for _ in range(2)]
+    m = threading.Thread(target=mover)
+    for t in readers:
+        t.start()
+    m.start()
+    m.join(timeout=60)
+    stop.set()
+    for t in readers:
+        t.join(timeout=30)
+    assert not m.is_alive() and not any(t.is_alive() for t in readers)
+    assert not errors, errors
+    assert np.all(vals(p.data(C0)) == 1.0)
