@@ -18,6 +18,11 @@ use super::Loaded;
 
 /// Below this much data in total, copying on one thread beats fanning out.
 const PARALLEL_BYTES: usize = 4 << 20;
+/// Data per parallel task.
+const CHUNK_BYTES: usize = 1 << 20;
+/// Files of records this small on average are built on one thread: the
+/// allocator work dominates and spreading it over threads only adds contention.
+const SMALL_RECORD: usize = 16 << 10;
 
 fn names(parsed: &ParsedFile<'_>) -> Option<Vec<String>> {
     parsed
@@ -68,13 +73,28 @@ pub(crate) fn owned(parsed: ParsedFile<'_>) -> Result<Loaded> {
     let names = names(&parsed);
     let bytes = parsed.bytes;
     let total: usize = parsed.records.iter().map(|r| r.end - r.offset).sum();
-    let arrays = if total >= PARALLEL_BYTES && parsed.records.len() > 1 {
-        parsed
-            .records
+    let n = parsed.records.len();
+    let arrays = if total >= PARALLEL_BYTES && n > 1 && total / n >= SMALL_RECORD {
+        // Groups of about CHUNK_BYTES each: one task per big array, but many
+        // small arrays per task (a task per tiny array costs more than its copy).
+        let mut groups: Vec<Vec<RecordView>> = Vec::new();
+        let mut size = CHUNK_BYTES;
+        for r in parsed.records {
+            if size >= CHUNK_BYTES {
+                groups.push(Vec::new());
+                size = 0;
+            }
+            size += r.end - r.offset;
+            if let Some(g) = groups.last_mut() {
+                g.push(r);
+            }
+        }
+        let built: Vec<Vec<NDArray>> = groups
             .into_par_iter()
             .with_max_len(1)
-            .map(|r| owned_array(bytes, r))
-            .collect::<Result<Vec<_>>>()?
+            .map(|g| g.into_iter().map(|r| owned_array(bytes, r)).collect())
+            .collect::<Result<_>>()?;
+        built.into_iter().flatten().collect()
     } else {
         parsed
             .records
