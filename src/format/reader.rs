@@ -400,6 +400,8 @@ fn parse_sparse(c: &mut Cursor<'_>, offset: usize, stype: SType) -> Result<Recor
             ))
         }
     }
+    // The dense form must be representable (MXNet silently wraps such sizes).
+    data_bytes(shape_at, &shape, DType::UInt8)?;
     let device = read_device(c)?;
     let dtype = read_dtype(c, "type flag")?;
     let roles: &[AuxRole] = if stype == SType::Csr {
