@@ -177,8 +177,9 @@ pub fn load(path: impl AsRef<Path>) -> Result<Loaded> {
     let source = open_source(path.as_ref())?;
     #[cfg(unix)]
     if let SharedSource::Mmap(m) = &*source {
-        // The copy reads every byte once, front to back.
-        let _ = m.advise(memmap2::Advice::Sequential);
+        // Every byte is about to be read (by several threads for big files):
+        // start read-ahead for all of it now.
+        let _ = m.advise(memmap2::Advice::WillNeed);
     }
     from_bytes(source.bytes())
 }
