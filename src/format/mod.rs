@@ -130,7 +130,7 @@ fn sniff(bytes: &[u8]) -> Container {
 /// ```
 pub fn from_bytes(bytes: &[u8]) -> Result<Loaded> {
     match sniff(bytes) {
-        Container::Params => build::owned(parse(bytes)?),
+        Container::Params => build::owned(bytes),
         Container::Npz => npz::load_npz(bytes, None),
         Container::Npy => npz::load_npy(bytes, None),
     }
@@ -141,7 +141,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Loaded> {
 pub fn from_shared(source: Arc<SharedSource>) -> Result<Loaded> {
     let bytes = source.bytes();
     match sniff(bytes) {
-        Container::Params => build::shared(parse(bytes)?, &source),
+        Container::Params => build::shared(&source),
         Container::Npz => npz::load_npz(bytes, Some(&source)),
         Container::Npy => npz::load_npy(bytes, Some(&source)),
     }
