@@ -280,13 +280,20 @@ def test_dlpack_read_only_and_copies(tmp_path) -> None:  # type: ignore[no-untyp
     p = tmp_path / "r.params"
     nd.save(p, [nd.array([1.0, 2.0, 3.0])])
     (m,) = nd.load(p, mmap=True)
-    x = np.from_dlpack(m)  # numpy passes max_version: read-only flag honoured
-    assert not x.flags.writeable
+    # by default read-only memory leaves as a private writable copy (consumers
+    # such as torch ignore DLPack's read-only flag)
+    x = np.from_dlpack(m)
+    assert x.flags.writeable and not np.shares_memory(x, np.asarray(m))
+    x[0] = 5
+    assert np.asarray(m).tolist() == [1.0, 2.0, 3.0]
+    # copy=False: zero-copy with the read-only flag, which numpy honours
+    y = np.from_dlpack(m, copy=False)
+    assert not y.flags.writeable and np.shares_memory(y, np.asarray(m))
     with pytest.raises(ValueError, match="read-only"):
-        x[0] = 5
-    assert x.tolist() == [1.0, 2.0, 3.0]
+        y[0] = 5
+    assert y.tolist() == [1.0, 2.0, 3.0]
     with pytest.raises(BufferError, match="without a copy"):
-        m.__dlpack__(copy=False)  # legacy capsule of read-only memory needs a copy
+        m.__dlpack__(copy=False)  # a 0.x capsule cannot say read-only
     csr = nd.sparse.csr_matrix(([1.0], [1], [0, 1]), shape=(1, 2))
     assert np.from_dlpack(csr).tolist() == [[0.0, 1.0]]
 
