@@ -100,7 +100,7 @@ def _numpy_view(arr: Any) -> np.ndarray | None:
     try:
         first = np.asarray(arr)
         second = np.asarray(arr)
-    except Exception:  # noqa: BLE001 - any failure means "no view"
+    except Exception:  # any failure means "no view"
         return None
     if not first.flags.writeable or first.shape != tuple(arr.shape):
         return None
