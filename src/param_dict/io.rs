@@ -2,7 +2,7 @@
 //! the `.params` writer, and Gluon's load policies (`arg:`/`aux:` stripping,
 //! `restore_prefix`, missing/extra checks before anything changes, dtype casts).
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 use std::path::Path;
 
 use super::{read, write, ParameterDict};
@@ -58,7 +58,14 @@ impl ParameterDict {
         let mut arrays = Vec::with_capacity(self.len());
         for p in &self.params {
             let p = read(p);
-            let value = p.reduce()?;
+            // One host copy is written as it is (the writer reads it under its
+            // storage lock); several are averaged into a new array.
+            let value = match p.list_data() {
+                Ok([one]) if one.context().is_host() && one.sparse_parts().is_none() => {
+                    one.clone().with_context(Context::cpu(0))
+                }
+                _ => p.reduce()?,
+            };
             let Some(stripped) = p.name().strip_prefix(strip_prefix) else {
                 return Err(Error::PrefixMismatch(format!(
                     "Prefix '{strip_prefix}' is to be striped before saving, but Parameter's \
@@ -132,56 +139,79 @@ impl ParameterDict {
         source: &str,
     ) -> Result<()> {
         self.check_restore_prefix(&opts.restore_prefix)?;
-        let lprefix = opts.restore_prefix.len();
-        let full: Vec<String> = names
+        let prefix = opts.restore_prefix.as_str();
+        let full: Vec<Cow<'_, str>> = names
             .iter()
             .map(|k| {
                 let k = k
                     .strip_prefix("arg:")
                     .or_else(|| k.strip_prefix("aux:"))
                     .unwrap_or(k);
-                format!("{}{k}", opts.restore_prefix)
+                if prefix.is_empty() {
+                    Cow::Borrowed(k)
+                } else {
+                    Cow::Owned(format!("{prefix}{k}"))
+                }
             })
             .collect();
-        // Later duplicates win, as in a Python dict built from the file.
-        let mut by_name: HashMap<&str, usize> = HashMap::with_capacity(full.len());
-        let mut order: Vec<&str> = Vec::with_capacity(full.len());
+        // Which file entry feeds each parameter: later duplicates win, as in a
+        // Python dict built from the file.
+        let mut source_of: Vec<Option<usize>> = vec![None; self.len()];
+        let mut first_extra = None;
         for (i, n) in full.iter().enumerate() {
-            if by_name.insert(n.as_str(), i).is_none() {
-                order.push(n.as_str());
+            match self.index.get(n.as_ref()) {
+                Some(&pi) => source_of[pi] = Some(i),
+                None => {
+                    first_extra.get_or_insert(i);
+                }
             }
         }
+        let unique_file_names = || {
+            let mut seen = std::collections::HashSet::new();
+            let mut out: Vec<&str> = Vec::new();
+            for n in &full {
+                let n: &str = n.as_ref();
+                if seen.insert(n) {
+                    out.push(n);
+                }
+            }
+            out
+        };
         if !opts.allow_missing {
-            if let Some(missing) = self
-                .names
-                .iter()
-                .find(|n| !by_name.contains_key(n.as_str()))
-            {
+            if let Some(pi) = source_of.iter().position(Option::is_none) {
+                let missing = &self.names[pi];
                 return Err(Error::MissingParameter(format!(
                     "Parameter '{}' is missing in {source}, which contains parameters: {}. \
                      Please make sure source and target networks have the same prefix.For \
                      more info on naming, please see {NAMING_URL}",
-                    missing.get(lprefix..).unwrap_or(missing),
-                    brief_list(&order)
+                    missing.get(prefix.len()..).unwrap_or(missing),
+                    brief_list(&unique_file_names())
                 )));
             }
         }
-        if !opts.ignore_extra {
-            if let Some(extra) = order.iter().find(|n| !self.contains(n)) {
-                return Err(Error::UnexpectedParameter(format!(
-                    "Parameter '{}' loaded from {source} is not present in ParameterDict, \
-                     choices are: {}. Set ignore_extra to True to ignore. Please make sure \
-                     source and target networks have the same prefix.For more info on \
-                     naming, please see {NAMING_URL}",
-                    extra.get(lprefix..).unwrap_or(extra),
-                    brief_list(&self.names)
-                )));
-            }
+        if let (false, Some(i)) = (opts.ignore_extra, first_extra) {
+            let extra = full[i].as_ref();
+            return Err(Error::UnexpectedParameter(format!(
+                "Parameter '{}' loaded from {source} is not present in ParameterDict, \
+                 choices are: {}. Set ignore_extra to True to ignore. Please make sure \
+                 source and target networks have the same prefix.For more info on \
+                 naming, please see {NAMING_URL}",
+                extra.get(prefix.len()..).unwrap_or(extra),
+                brief_list(&self.names)
+            )));
         }
-        for name in &order {
+        // Load in the file's order of first appearance, as MXNet iterates its dict.
+        let mut done = vec![false; self.len()];
+        for n in &full {
+            let Some(&pi) = self.index.get(n.as_ref()) else {
+                continue;
+            };
+            if std::mem::replace(&mut done[pi], true) {
+                continue;
+            }
             let (Some(p), Some(array)) = (
-                self.param(name),
-                by_name.get(name).and_then(|&i| arrays.get(i)),
+                self.params.get(pi),
+                source_of[pi].and_then(|i| arrays.get(i)),
             ) else {
                 continue;
             };
