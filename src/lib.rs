@@ -18,8 +18,8 @@ pub mod format;
 pub mod ndarray;
 pub mod param_dict;
 pub mod parameter;
-pub mod reduce;
 pub mod random;
+pub mod reduce;
 pub mod sparse;
 pub mod storage;
 

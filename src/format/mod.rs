@@ -130,7 +130,7 @@ fn sniff(bytes: &[u8]) -> Container {
 /// ```
 pub fn from_bytes(bytes: &[u8]) -> Result<Loaded> {
     match sniff(bytes) {
-        Container::Params => build::owned(parse(bytes)?),
+        Container::Params => build::owned(bytes),
         Container::Npz => npz::load_npz(bytes, None),
         Container::Npy => npz::load_npy(bytes, None),
     }
@@ -141,7 +141,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Loaded> {
 pub fn from_shared(source: Arc<SharedSource>) -> Result<Loaded> {
     let bytes = source.bytes();
     match sniff(bytes) {
-        Container::Params => build::shared(parse(bytes)?, &source),
+        Container::Params => build::shared(&source),
         Container::Npz => npz::load_npz(bytes, Some(&source)),
         Container::Npy => npz::load_npy(bytes, Some(&source)),
     }
@@ -160,31 +160,35 @@ fn map_file(path: &Path, populate: bool) -> Result<Arc<SharedSource>> {
     Ok(Arc::new(SharedSource::Mmap(map)))
 }
 
+/// Maps `path`, or reads it when it cannot be mapped (empty files, pipes and
+/// other special files, whose reported size is 0 or which refuse mmap).
+fn open_source(path: &Path) -> Result<Arc<SharedSource>> {
+    if std::fs::metadata(path)?.len() > 0 {
+        if let Ok(source) = map_file(path, false) {
+            return Ok(source);
+        }
+    }
+    Ok(Arc::new(SharedSource::Bytes(std::fs::read(path)?)))
+}
+
 /// Reads a file into owned, 64-byte aligned arrays (memory map plus one copy
 /// pass, parallel for big files).
 pub fn load(path: impl AsRef<Path>) -> Result<Loaded> {
-    let path = path.as_ref();
-    let len = std::fs::metadata(path)?.len();
-    if len == 0 {
-        return from_bytes(&[]);
-    }
-    let source = map_file(path, false)?;
+    let source = open_source(path.as_ref())?;
     #[cfg(unix)]
     if let SharedSource::Mmap(m) = &*source {
-        // The copy reads every byte once, front to back.
-        let _ = m.advise(memmap2::Advice::Sequential);
+        // Every byte is about to be read (by several threads for big files):
+        // start read-ahead for all of it now.
+        let _ = m.advise(memmap2::Advice::WillNeed);
     }
     from_bytes(source.bytes())
 }
 
 /// Memory-maps a file and returns zero-copy, read-only arrays viewing it. The
-/// map lives as long as any array does. Views may be unaligned.
+/// map lives as long as any array does. Views may be unaligned. (A file that
+/// cannot be mapped, such as a pipe, is read into memory and viewed there.)
 pub fn load_mmap(path: impl AsRef<Path>) -> Result<Loaded> {
-    let path = path.as_ref();
-    if std::fs::metadata(path)?.len() == 0 {
-        return from_bytes(&[]);
-    }
-    from_shared(map_file(path, false)?)
+    from_shared(open_source(path.as_ref())?)
 }
 
 /// Loads one array record without file header or names (the bytes of a

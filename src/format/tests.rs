@@ -1,6 +1,7 @@
 //! Unit tests of the reader and writer: every format branch and every error
 //! branch, with hand-built bytes.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use proptest::prelude::*;
@@ -566,6 +567,9 @@ fn sparse_structure_errors_name_the_offending_bytes() {
         .shape(&[1, 1])
         .raw(&[0; 64]);
     assert_eq!(format_err(&file_with(bad)).0, 100 - 12);
+    // A dense shape whose size overflows.
+    let f = file_with(rsp_record(&[0, 1], &[1 << 62, 1, 1 << 62], &[]));
+    assert_eq!(format_err(&f).0, 52);
     // Huge aux lengths: short read, no allocation.
     let huge = B::default()
         .u32(MAGIC_V2)
@@ -843,6 +847,17 @@ fn mmap_views_survive_saving_over_their_own_file() {
         load(dir.path().join("missing")),
         Err(Error::Io(_))
     ));
+    assert!(matches!(load(dir.path()), Err(Error::Io(_))));
+    // Special files that cannot be mapped are read instead.
+    #[cfg(unix)]
+    {
+        let null = Path::new("/dev/null");
+        assert!(matches!(load(null), Err(Error::Format { offset: 0, .. })));
+        assert!(matches!(
+            load_mmap(null),
+            Err(Error::Format { offset: 0, .. })
+        ));
+    }
 }
 
 #[test]

@@ -27,21 +27,25 @@ enum Concrete {
 }
 
 fn resolve(arrays: &[&NDArray], version: RecordVersion) -> Result<Concrete> {
-    let any_sparse = arrays.iter().any(|a| a.stype() != SType::Default);
+    let (mut any_sparse, mut any_0d) = (false, false);
+    for a in arrays {
+        if !a.context().is_host() {
+            return Err(Error::invalid(format!(
+                "cannot save an array on {}: copy it to the host first",
+                a.context()
+            )));
+        }
+        any_sparse |= a.stype() != SType::Default;
+        any_0d |= a.ndim() == 0;
+    }
     match version {
         RecordVersion::V2 => Ok(Concrete::V2),
         RecordVersion::V3 if any_sparse => Err(Error::invalid(
             "sparse arrays cannot be saved as V3 records (numpy-shape semantics); use V2",
         )),
         RecordVersion::V3 => Ok(Concrete::V3),
-        RecordVersion::Auto => {
-            let any_0d = arrays.iter().any(|a| a.ndim() == 0);
-            Ok(if any_0d && !any_sparse {
-                Concrete::V3
-            } else {
-                Concrete::V2
-            })
-        }
+        RecordVersion::Auto if any_0d && !any_sparse => Ok(Concrete::V3),
+        RecordVersion::Auto => Ok(Concrete::V2),
     }
 }
 
@@ -58,17 +62,9 @@ fn check(names: Option<&[&str]>, arrays: &[&NDArray], opts: &SaveOptions) -> Res
                 arrays.len()
             )));
         }
-        if let Some(bad) = names.iter().find(|n| n.contains('\0')) {
+        if let Some(bad) = names.iter().find(|n| n.as_bytes().contains(&0)) {
             return Err(Error::invalid(format!(
                 "array name {bad:?} contains a NUL character, which MXNet would silently cut"
-            )));
-        }
-    }
-    for a in arrays {
-        if !a.context().is_host() {
-            return Err(Error::invalid(format!(
-                "cannot save an array on {}: copy it to the host first",
-                a.context()
             )));
         }
     }
