@@ -451,3 +451,61 @@ fn corpus_arrays_match_expected_npz() {
     }
     assert!(checked > 200, "only {checked} arrays checked");
 }
+
+fn descr(d: DType) -> &'static str {
+    match d {
+        DType::Float32 => "<f4",
+        DType::Float64 => "<f8",
+        DType::Float16 => "<f2",
+        DType::UInt8 => "|u1",
+        DType::Int32 => "<i4",
+        DType::Int8 => "|i1",
+        DType::Int64 => "<i8",
+        DType::Bool => "|b1",
+        DType::Int16 => "<i2",
+        DType::UInt16 => "<u2",
+        DType::UInt32 => "<u4",
+        DType::UInt64 => "<u8",
+        DType::BFloat16 => "<b2",
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+    #[test]
+    fn random_archives_round_trip(
+        arrays in proptest::collection::vec(
+            (
+                proptest::sample::select(mxparams::dtype::ALL_DTYPES.to_vec()),
+                proptest::collection::vec(0usize..4, 0..4),
+                proptest::num::u8::ANY,
+            ),
+            0..5,
+        ),
+        deflate in proptest::bool::ANY,
+    ) {
+        let names: Vec<String> = (0..arrays.len()).map(|i| format!("p{i}.w")).collect();
+        let members: Vec<(&str, Vec<u8>)> = arrays
+            .iter()
+            .zip(&names)
+            .map(|((d, shape, seed), name)| {
+                let n = shape.iter().product::<usize>() * d.itemsize();
+                let data: Vec<u8> = (0..n).map(|i| seed.wrapping_add(i as u8) & 1).collect();
+                (name.as_str(), npy(descr(*d), shape, &data))
+            })
+            .collect();
+        let full: Vec<String> = names.iter().map(|n| format!("{n}.npy")).collect();
+        let members: Vec<(&str, Vec<u8>)> =
+            members.into_iter().zip(&full).map(|((_, b), n)| (n.as_str(), b)).collect();
+        let bytes = zip(&members, deflate);
+        let l = format::from_bytes(&bytes).expect("npz");
+        let s = format::from_shared(Arc::new(SharedSource::Bytes(bytes))).expect("shared");
+        proptest::prop_assert_eq!(l.names.as_ref(), Some(&names));
+        for (((d, shape, _), a), b) in arrays.iter().zip(&l.arrays).zip(&s.arrays) {
+            proptest::prop_assert_eq!((a.dtype(), a.shape()), (*d, shape.as_slice()));
+            proptest::prop_assert!(*a.buffer().read() == *b.buffer().read());
+            proptest::prop_assert_eq!(b.buffer().is_shared(), !deflate);
+        }
+    }
+}

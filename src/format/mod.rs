@@ -31,6 +31,35 @@
 //! Data offsets are generally unaligned, so zero-copy views
 //! ([`load_mmap`], [`from_shared`]) may be unaligned; [`NDArray::is_aligned`]
 //! tells. Owned loads ([`from_bytes`], [`load`]) copy into 64-byte aligned memory.
+//!
+//! # Leniency and strictness
+//!
+//! As MXNet, the reader accepts a non-zero reserved word, trailing bytes
+//! after the names, duplicate names (kept in order; a dict built from them
+//! lets the last win) and any stored device. Unlike MXNet it rejects, with
+//! [`Error::Format`](crate::Error::Format) naming the byte offset, everything
+//! MXNet would crash on, overflow on or allocate unboundedly for: counts and
+//! lengths the remaining bytes cannot hold (checked before reserving memory),
+//! overflowing dim products, placeholders (ndim -1, a dim of -1), unknown type
+//! flags and storage types, a name count other than 0 or N, non-UTF-8 names,
+//! sparse records in V3, and broken sparse structure (aux type, indptr shape
+//! and monotonicity, index range and order). A sparse record's stored storage
+//! shape may be stale (MXNet reads it before the array is computed); the
+//! number of stored values comes from the indices, as in MXNet's loader.
+//!
+//! # Writing
+//!
+//! [`write_to`], [`to_bytes`] and [`save`] write V2 records (V3 for the whole
+//! file under [`RecordVersion::Auto`] when an array is 0-d, so MXNet can read
+//! it back), the array's own context in the device fields, int64 aux arrays
+//! and the true storage shape. A name containing NUL is refused: MXNet would
+//! cut it at the NUL, possibly creating a duplicate. [`save`] is atomic.
+//!
+//! # MXNet 2.0 containers
+//!
+//! The loaders also take MXNet 2.0's `.npz` (a zip of `NAME.npy` members, every
+//! member a name, sparse arrays as `NAME/{data,indices,indptr,shape,format}.npy`)
+//! and bare `.npy` files (a one-element list), recognised by their magic.
 
 mod build;
 mod npy;
@@ -147,12 +176,9 @@ pub fn from_shared(source: Arc<SharedSource>) -> Result<Loaded> {
     }
 }
 
-fn map_file(path: &Path, populate: bool) -> Result<Arc<SharedSource>> {
+fn map_file(path: &Path) -> Result<Arc<SharedSource>> {
     let file = File::open(path)?;
-    let mut opts = memmap2::MmapOptions::new();
-    if populate {
-        opts.populate();
-    }
+    let opts = memmap2::MmapOptions::new();
     // SAFETY: the map is read-only. Like every mmap reader (numpy.memmap,
     // safetensors) we rely on nobody truncating the file while it is mapped;
     // our own `save` never does (it writes a new file and renames it).
@@ -164,7 +190,7 @@ fn map_file(path: &Path, populate: bool) -> Result<Arc<SharedSource>> {
 /// other special files, whose reported size is 0 or which refuse mmap).
 fn open_source(path: &Path) -> Result<Arc<SharedSource>> {
     if std::fs::metadata(path)?.len() > 0 {
-        if let Ok(source) = map_file(path, false) {
+        if let Ok(source) = map_file(path) {
             return Ok(source);
         }
     }

@@ -813,6 +813,28 @@ fn save_is_atomic_and_cleans_up() {
     ));
 }
 
+#[cfg(unix)]
+#[test]
+fn save_keeps_permissions_and_writes_through_symlinks() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("dir");
+    let real = dir.path().join("real.params");
+    let link = dir.path().join("link.params");
+    let a = f32_array(&[2], Context::cpu(0));
+    save(&real, None, &[&a], &SaveOptions::default()).expect("save");
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    std::os::unix::fs::symlink(&real, &link).expect("symlink");
+    let b = f32_array(&[3], Context::cpu(0));
+    save(&link, None, &[&b], &SaveOptions::default()).expect("save via link");
+    assert!(std::fs::symlink_metadata(&link)
+        .expect("meta")
+        .file_type()
+        .is_symlink());
+    assert_eq!(load(&real).expect("load").arrays[0].shape(), &[3]);
+    let mode = std::fs::metadata(&real).expect("meta").permissions().mode();
+    assert_eq!(mode & 0o777, 0o640);
+}
+
 #[test]
 fn mmap_views_survive_saving_over_their_own_file() {
     let dir = tempfile::tempdir().expect("dir");

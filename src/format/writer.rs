@@ -258,9 +258,25 @@ pub(crate) fn atomic_write(
     fsync: bool,
     body: impl FnOnce(&mut BufWriter<File>) -> Result<()>,
 ) -> Result<()> {
+    // Write through a symlink (as MXNet's fopen does) rather than replacing it.
+    let resolved;
+    let path = match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => match fs::canonicalize(path) {
+            Ok(p) => {
+                resolved = p;
+                resolved.as_path()
+            }
+            Err(_) => path,
+        },
+        _ => path,
+    };
     let tmp = temp_path(path)?;
     let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
     let result = (|| {
+        // Keep the replaced file's permissions, as overwriting in place would.
+        if let Ok(m) = fs::metadata(path) {
+            file.set_permissions(m.permissions())?;
+        }
         let mut w = BufWriter::with_capacity(WRITE_BUF, file);
         body(&mut w)?;
         let file = w.into_inner().map_err(|e| e.into_error())?;
