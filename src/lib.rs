@@ -9,6 +9,7 @@
 //! The Python binding (feature `python`) and CUDA (feature `cuda`) are optional;
 //! plain Rust programs use the crate with neither.
 
+pub mod allreduce;
 pub mod context;
 pub mod convert;
 pub mod cuda;
@@ -18,8 +19,8 @@ pub mod format;
 pub mod ndarray;
 pub mod param_dict;
 pub mod parameter;
-pub mod reduce;
 pub mod random;
+pub mod reduce;
 pub mod sparse;
 pub mod storage;
 

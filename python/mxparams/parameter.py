@@ -20,6 +20,7 @@ from typing import Any, Union
 import numpy as np
 
 from . import _native
+from . import autograd as _autograd
 from . import init as _initmod
 from . import nd as _nd
 from ._errors import DeferredInitializationError
@@ -236,7 +237,11 @@ class Parameter(_native.ParameterBase):
 
     @grad_req.setter
     def grad_req(self, req: str) -> None:
+        old = self._get_grad_req
         self._set_grad_req(req)
+        new = self._get_grad_req
+        if new != old:
+            _autograd.notify_grad_req_change(self, old, new)
 
     @property
     def lr_mult(self) -> Any:
@@ -340,6 +345,11 @@ class Parameter(_native.ParameterBase):
     def cast(self, dtype: Any) -> None:
         """Casts data and gradients to ``dtype``."""
         self._cast(dtype)
+
+    def allreduce_grads(self) -> None:
+        """Replaces the gradient on every context with the sum over all contexts
+        (what a Trainer does before updating data-parallel copies)."""
+        self._allreduce_grads()
 
     def var(self) -> Variable:
         """A symbolic variable for this parameter (cached)."""
@@ -589,6 +599,11 @@ class ParameterDict:
     def reset_ctx(self, ctx: CtxLike) -> None:
         """Re-assigns every parameter to ``ctx``, keeping values."""
         self._core.reset_ctx(ctx)
+
+    def allreduce_grads(self) -> None:
+        """Sums each parameter's gradients over its contexts and writes the sum
+        back to every context (one native call: parallel, GIL released)."""
+        self._core.allreduce_grads()
 
     def list_ctx(self) -> list[Context]:
         """Every context any parameter is initialised on."""

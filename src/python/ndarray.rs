@@ -451,9 +451,7 @@ impl PyNDArray {
     }
 
     /// Pickles as one `.params` array record (MXNet's pickle payload) plus the context.
-    fn __reduce__<'py>(
-        slf: &Bound<'py, Self>,
-    ) -> PyResult<Reduced<'py>> {
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Reduced<'py>> {
         let py = slf.py();
         let me = slf.get().inner.clone();
         let ctx = me.context();
