@@ -82,31 +82,32 @@ class StaleTensorError(MXParamsError):
 class _Entry:
     """The tensor handed out for one (parameter, context) and its grad view."""
 
-    __slots__ = ("__weakref__", "ctx", "data_nd", "grad_nd", "grad_view", "param", "stale", "t")
+    # The tensor holds its entry (through its hooks) and the entry holds the
+    # parameter; the parameter's cache holds the tensor only weakly, so there
+    # is no reference cycle through the tensor.
+    __slots__ = ("ctx", "data_nd", "grad_nd", "grad_view", "hooked", "param", "stale", "t_ref")
 
     def __init__(self, param: Parameter, ctx: Context, data_nd: Any, t: torch.Tensor) -> None:
-        self.param: Any = weakref.ref(param)
+        self.param = param
         self.ctx = ctx
         self.data_nd = data_nd
-        self.t = t
+        self.t_ref = weakref.ref(t)
         self.grad_nd: Any = None
         self.grad_view: torch.Tensor | None = None
         self.stale = False
+        self.hooked = False
 
-    def owner(self) -> Parameter:
-        param = self.param()
-        if param is None:
-            raise StaleTensorError(
-                "backward() reached a tensor whose mxparams Parameter no longer exists"
-            )
-        return param  # type: ignore[no-any-return]
+    @property
+    def t(self) -> torch.Tensor:
+        t = self.t_ref()
+        if t is None:  # pragma: no cover - only reached through the tensor itself
+            raise StaleTensorError("the tensor no longer exists")
+        return t
 
     def _stale_error(self, why: str) -> StaleTensorError:
         self.stale = True
-        param = self.param()
-        name = param.name if param is not None else "?"
         return StaleTensorError(
-            f"the torch tensor of Parameter '{name}' on {self.ctx} is stale: {why}. "
+            f"the torch tensor of Parameter '{self.param.name}' on {self.ctx} is stale: {why}. "
             "Call mxparams.torch.tensor(param) (or parameters()) again and give the new "
             "tensors to the optimizer."
         )
@@ -114,7 +115,7 @@ class _Entry:
     def sync(self) -> Parameter:
         """Checks the parameter still uses this tensor's memory and refreshes
         the grad view after its buffers were re-created (e.g. grad_req changes)."""
-        param = self.owner()
+        param = self.param
         if self.stale:
             raise self._stale_error("its data buffer was replaced")
         try:
@@ -148,6 +149,10 @@ class _Entry:
             self.grad_view = torch.from_dlpack(gnd)
         t.requires_grad_(True)
         t.grad = self.grad_view
+        if not self.hooked:
+            # PyTorch only takes hooks on tensors that require grad.
+            _make_hooks(self, t)
+            self.hooked = True
 
     def pre_accumulate(self, g: torch.Tensor) -> torch.Tensor | None:
         """Runs before PyTorch accumulates ``g`` into ``t.grad``."""
@@ -159,32 +164,38 @@ class _Entry:
         view = self.grad_view
         if view is None:  # pragma: no cover - sync() attaches one for non-null
             raise self._stale_error("it has no gradient buffer")
-        if t.grad is not view:
-            # None after optimizer.zero_grad(): PyTorch's "zero", for 'add' too.
-            if not _autograd.is_paused():
-                view.zero_()
-            t.grad = view
         if _autograd.is_paused():
-            return torch.zeros_like(g)
+            if t.grad is not view:
+                t.grad = view
+            return torch.zeros_like(g)  # nothing lands
         if req == "write":
+            # Let PyTorch take g as the new .grad without copying it; the
+            # post-accumulate hook copies it into the buffer (one pass).
+            if t.grad is not None:
+                t.grad = None
+        elif t.grad is not view:
+            # None after optimizer.zero_grad(): PyTorch's "zero", for 'add' too.
             view.zero_()
+            t.grad = view
         return None
 
     def post_accumulate(self) -> None:
-        """Runs after accumulation: keeps ``t.grad`` the buffer view."""
+        """Runs after accumulation: puts the result in the buffer and makes
+        ``t.grad`` the buffer view again."""
         t = self.t
-        param = self.param()
-        if param is None or param.grad_req == "null":
+        if self.param.grad_req == "null":
             t.grad = None
             return
         view = self.grad_view
         grad = t.grad
-        if view is not None and grad is not view and grad is not None:
-            # Out-of-place accumulation (backward(create_graph=True)) made a new
-            # tensor holding the full result; copy it into the buffer and keep
-            # the graph-carrying tensor as t.grad.
-            with torch.no_grad():
-                view.copy_(grad)
+        if view is None or grad is view or grad is None:
+            return
+        with torch.no_grad():
+            view.copy_(grad)
+        if not grad.requires_grad:
+            t.grad = view
+        # else backward(create_graph=True): keep the graph-carrying tensor as
+        # .grad; the buffer holds its values.
 
 
 def _entries(param: Parameter) -> dict[Context, _Entry]:
@@ -195,24 +206,15 @@ def _entries(param: Parameter) -> dict[Context, _Entry]:
     return cache
 
 
-def _make_hooks(entry: _Entry) -> None:
-    ref = weakref.ref(entry)
-
+def _make_hooks(entry: _Entry, t: torch.Tensor) -> None:
     def pre(g: torch.Tensor) -> torch.Tensor | None:
-        e = ref()
-        if e is None:
-            raise StaleTensorError(
-                "backward() reached a tensor whose mxparams Parameter no longer exists"
-            )
-        return e.pre_accumulate(g)
+        return entry.pre_accumulate(g)
 
     def post(_: torch.Tensor) -> None:
-        e = ref()
-        if e is not None:
-            e.post_accumulate()
+        entry.post_accumulate()
 
-    entry.t.register_hook(pre)
-    entry.t.register_post_accumulate_grad_hook(post)
+    t.register_hook(pre)
+    t.register_post_accumulate_grad_hook(post)
 
 
 def tensor(param: Parameter, ctx: Context | None = None) -> torch.Tensor:
@@ -239,12 +241,13 @@ def tensor(param: Parameter, ctx: Context | None = None) -> torch.Tensor:
     with _LOCK:
         cache = _entries(param)
         entry = cache.get(key)
-        if entry is not None:
+        alive = entry.t_ref() if entry is not None else None
+        if entry is not None and alive is not None:
             if entry.data_nd is nd and not entry.stale:
-                return entry.t
+                return alive
             try:
                 entry.sync()
-                return entry.t
+                return alive
             except StaleTensorError:
                 pass  # replaced below
         t = torch.from_dlpack(nd)
@@ -252,7 +255,6 @@ def tensor(param: Parameter, ctx: Context | None = None) -> torch.Tensor:
             t = t.detach()
         entry = _Entry(param, key, nd, t)
         entry.attach_grad(param)
-        _make_hooks(entry)
         cache[key] = entry
         return t
 
@@ -325,6 +327,8 @@ class TorchAdapter(_autograd.AutogradAdapter):
             return
         with _LOCK:
             for entry in list(cache.values()):
+                if entry.t_ref() is None:
+                    continue
                 try:
                     entry.sync()
                 except StaleTensorError:
