@@ -112,8 +112,10 @@ def _text_bar(items: Iterable[T], total: int, desc: str, width: int = 30) -> Ite
             continue  # redraw at most five times a second
         last = now
         filled = width * i // max(total, 1)
-        sys.stderr.write(f"\r{desc} [{'#' * filled}{'.' * (width - filled)}] {i}/{total} "
-                         f"({i / max(now - t0, 1e-9):.0f} it/s)")
+        sys.stderr.write(
+            f"\r{desc} [{'#' * filled}{'.' * (width - filled)}] {i}/{total} "
+            f"({i / max(now - t0, 1e-9):.0f} it/s)"
+        )
         sys.stderr.flush()
     sys.stderr.write("\n")
 
@@ -133,13 +135,17 @@ def checkpoint_table(path: Path) -> str:
     """name, shape, dtype, bytes, data offset and its alignment, per array."""
     rows = [("name", "shape", "dtype", "bytes", "offset", "align")]
     for name, shape, dtype, _, offset, nbytes in mp._native.params_index(path):
-        rows.append((str(name), str(tuple(shape)), dtype, str(nbytes), str(offset),
-                     str(_alignment(offset))))
+        rows.append(
+            (str(name), str(tuple(shape)), dtype, str(nbytes), str(offset), str(_alignment(offset)))
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for j, r in enumerate(rows):
-        lines.append("  ".join(c.ljust(w) if i < 3 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(r, widths))))
+        lines.append(
+            "  ".join(
+                c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))
+            )
+        )
         if j == 0:
             lines.append("  ".join("-" * w for w in widths))
     size = path.stat().st_size
@@ -174,8 +180,7 @@ def train(args: argparse.Namespace) -> tuple[MLP, float, dict[str, Any]]:
     # give identical updates, so the copies stay equal.
     opt = torch.optim.Adam(mpt.param_groups(net.params, CONTEXTS, lr=args.lr), lr=args.lr)
     rng = np.random.default_rng(args.seed)
-    steps = [(e, idx) for e in range(args.epochs)
-             for idx in batches(len(x), args.batch, rng)]
+    steps = [(e, idx) for e in range(args.epochs) for idx in batches(len(x), args.batch, rng)]
     t0 = time.perf_counter()
     for _, idx in progress(steps, len(steps), f"training on {CONTEXTS}"):
         xb, yb = x[idx], y[idx]
@@ -201,8 +206,12 @@ def train(args: argparse.Namespace) -> tuple[MLP, float, dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=30, help="passes over the data (default 30)")
-    ap.add_argument("--out", type=Path, default=None,
-                    help="folder for the checkpoint (default: a new temporary folder)")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for the checkpoint (default: a new temporary folder)",
+    )
     ap.add_argument("--min-acc", type=float, default=0.95, help="required test accuracy")
     ap.add_argument("--points", type=int, default=1000, help="training points per class")
     ap.add_argument("--hidden", type=int, default=64, help="hidden units per layer")
@@ -215,8 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     net, acc, info = train(args)
-    print(f"{info['steps']} steps in {info['seconds']:.1f} s; train accuracy "
-          f"{info['train_acc']:.3f}, test accuracy {acc:.3f} (copies on {CONTEXTS} identical)")
+    print(
+        f"{info['steps']} steps in {info['seconds']:.1f} s; train accuracy "
+        f"{info['train_acc']:.3f}, test accuracy {acc:.3f} (copies on {CONTEXTS} identical)"
+    )
     if acc < args.min_acc:
         print(f"FAIL: test accuracy {acc:.3f} < {args.min_acc}", file=sys.stderr)
         return 1
@@ -241,13 +252,17 @@ def main(argv: list[str] | None = None) -> int:
     acc2 = net2.accuracy(x_test, y_test, mp.cpu(0))
     if not same:
         raise SystemExit("FAIL: the reloaded model predicts differently")
-    print(f"reloaded ({len(mapped)} arrays memory-mapped; fresh ParameterDict.load): "
-          f"test accuracy {acc2:.3f}, outputs identical\n")
+    print(
+        f"reloaded ({len(mapped)} arrays memory-mapped; fresh ParameterDict.load): "
+        f"test accuracy {acc2:.3f}, outputs identical\n"
+    )
 
     print(f"checkpoint written by mxparams: {path.name}")
     print(checkpoint_table(path))
-    print(f"\ncheckpoint written by MXNet 1.9.1 (Gluon save_parameters): "
-          f"{MXNET_CHECKPOINT.relative_to(HERE.parent)}")
+    print(
+        f"\ncheckpoint written by MXNet 1.9.1 (Gluon save_parameters): "
+        f"{MXNET_CHECKPOINT.relative_to(HERE.parent)}"
+    )
     print(checkpoint_table(MXNET_CHECKPOINT))
     return 0
 

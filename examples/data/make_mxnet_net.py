@@ -34,8 +34,13 @@ net.add(
 net.initialize(mx.init.Xavier())
 for name, p in net.collect_params().items():
     if name.endswith(("gamma", "beta")):
-        p.set_data(mx.nd.array(rng.uniform(0.5, 1.5, p.shape) if "gamma" in name
-                               else rng.uniform(-0.5, 0.5, p.shape)))
+        p.set_data(
+            mx.nd.array(
+                rng.uniform(0.5, 1.5, p.shape)
+                if "gamma" in name
+                else rng.uniform(-0.5, 0.5, p.shape)
+            )
+        )
 # A few training-mode passes so the running statistics are not the defaults.
 for _ in range(5):
     with autograd.record():

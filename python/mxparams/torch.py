@@ -127,9 +127,7 @@ class _Entry:
         fresh = torch.from_dlpack(nd)
         t = self.t
         if fresh.data_ptr() != t.data_ptr() or fresh.shape != t.shape or fresh.dtype != t.dtype:
-            raise self._stale_error(
-                "its data buffer was replaced (re-initialised, moved or cast)"
-            )
+            raise self._stale_error("its data buffer was replaced (re-initialised, moved or cast)")
         self.data_nd = nd
         self.attach_grad(param)
         return param
