@@ -126,3 +126,11 @@ def fill_uniform(out: Any, low: float, high: float, seed: int, stream: int) -> N
 def fill_normal(out: Any, mean: float, std: float, seed: int, stream: int) -> None: ...
 
 # --- end random fills ------------------------------------------------------------------------
+
+# --- checkpoint index (src/python/checkpoint.rs) -------------------------------------------
+
+def params_index(
+    fname: str | PathLike[str],
+) -> list[tuple[str | None, list[int], str, str, int, int]]: ...
+
+# --- end checkpoint index --------------------------------------------------------------------

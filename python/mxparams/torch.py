@@ -55,6 +55,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Union
 
 import torch
+from torch.utils.dlpack import from_dlpack as _from_dlpack
 
 from . import autograd as _autograd
 from ._errors import MXParamsError
@@ -124,7 +125,7 @@ class _Entry:
             raise self._stale_error(f"the parameter is no longer on that context ({err})") from err
         if nd is self.data_nd:
             return param
-        fresh = torch.from_dlpack(nd)
+        fresh = _from_dlpack(nd)
         t = self.t
         if fresh.data_ptr() != t.data_ptr() or fresh.shape != t.shape or fresh.dtype != t.dtype:
             raise self._stale_error("its data buffer was replaced (re-initialised, moved or cast)")
@@ -144,7 +145,7 @@ class _Entry:
         gnd = param.grad(self.ctx)
         if gnd is not self.grad_nd or self.grad_view is None:
             self.grad_nd = gnd
-            self.grad_view = torch.from_dlpack(gnd)
+            self.grad_view = _from_dlpack(gnd)
         t.requires_grad_(True)
         t.grad = self.grad_view
         if not self.hooked:
@@ -211,8 +212,8 @@ def _make_hooks(entry: _Entry, t: torch.Tensor) -> None:
     def post(_: torch.Tensor) -> None:
         entry.post_accumulate()
 
-    t.register_hook(pre)
-    t.register_post_accumulate_grad_hook(post)
+    t.register_hook(pre)  # type: ignore[no-untyped-call]
+    t.register_post_accumulate_grad_hook(post)  # type: ignore[no-untyped-call]
 
 
 def tensor(param: Parameter, ctx: Context | None = None) -> torch.Tensor:
@@ -248,7 +249,7 @@ def tensor(param: Parameter, ctx: Context | None = None) -> torch.Tensor:
                 return alive
             except StaleTensorError:
                 pass  # replaced below
-        t = torch.from_dlpack(nd)
+        t = _from_dlpack(nd)
         if t.requires_grad or not t.is_leaf:  # pragma: no cover - from_dlpack makes leaves
             t = t.detach()
         entry = _Entry(param, key, nd, t)
