@@ -14,9 +14,11 @@ Prints a markdown table. Usage: ``python benches/python/bench_torch.py [--quick]
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import mxparams as mp
@@ -127,10 +129,17 @@ def bench_allreduce(n_params: int, numel: int, reps: int) -> dict[str, float]:
         for s, g in zip(scratch, grads):
             np.copyto(s, g)
 
+    pool = ThreadPoolExecutor(max(2, os.cpu_count() or 1))
+
+    def memcpy_parallel() -> None:  # numpy releases the GIL while copying
+        list(pool.map(lambda sg: np.copyto(sg[0], sg[1]), zip(scratch, grads)))
+
     t_rust = _best_time(pdict.allreduce_grads, reps)
     t_numpy = _best_time(numpy_sum, reps)
-    t_copy = _best_time(memcpy, reps)
+    t_copy = min(_best_time(memcpy, reps), _best_time(memcpy_parallel, reps))
+    pool.shutdown()
     gb = total / 1e9
+    # Same traffic as a copy of the same bytes: every copy read once, written once.
     return {
         "bytes": float(total),
         "rust": gb / t_rust,
@@ -158,7 +167,8 @@ def main() -> None:
     print(
         f"| allreduce_grads, 2 contexts, {ar['bytes'] / 2**20:.0f} MiB of grads (GB/s) "
         f"| {ar['numpy']:.2f} (numpy add+copy) | {ar['rust']:.2f} | "
-        f"{100 * ar['rust'] / ar['memcpy']:.0f}% of memcpy ({ar['memcpy']:.2f} GB/s) |"
+        f"{100 * ar['rust'] / ar['memcpy']:.0f}% of memcpy ({ar['memcpy']:.2f} GB/s, best of "
+        "1 and N threads) |"
     )
 
 
