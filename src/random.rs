@@ -18,9 +18,11 @@
 
 use std::sync::OnceLock;
 
+use half::slice::HalfBitsSliceExt;
 use half::{bf16, f16};
 use rayon::prelude::*;
 
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 
 /// Elements per independently seeded chunk. Fixed: changing it changes every
@@ -366,6 +368,96 @@ pub fn fill_normal<T: FillElement>(
     Ok(())
 }
 
+/// A distribution to fill with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Distribution {
+    /// Uniform on `[low, high)`.
+    Uniform {
+        /// Inclusive lower bound.
+        low: f64,
+        /// Exclusive upper bound.
+        high: f64,
+    },
+    /// Normal with mean `mean` and standard deviation `std`.
+    Normal {
+        /// Mean.
+        mean: f64,
+        /// Standard deviation.
+        std: f64,
+    },
+}
+
+impl Distribution {
+    /// Fills a typed slice ([`fill_uniform`] or [`fill_normal`]).
+    ///
+    /// # Errors
+    /// As those functions.
+    pub fn fill<T: FillElement>(self, out: &mut [T], key: StreamKey) -> Result<()> {
+        match self {
+            Distribution::Uniform { low, high } => fill_uniform(out, low, high, key),
+            Distribution::Normal { mean, std } => fill_normal(out, mean, std, key),
+        }
+    }
+
+    /// Fills a native-endian buffer of `dtype` elements (an NDArray's bytes).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a non-float dtype, a length that is not a
+    /// whole number of elements, a buffer not aligned for the element type, or
+    /// bad distribution parameters.
+    ///
+    /// ```
+    /// use mxparams::random::{Distribution, StreamKey};
+    /// use mxparams::DType;
+    /// let mut bytes = vec![0f32; 8]; // f32 storage keeps the bytes aligned
+    /// let raw: &mut [u8] = unsafe {
+    ///     std::slice::from_raw_parts_mut(bytes.as_mut_ptr().cast(), 32)
+    /// };
+    /// Distribution::Uniform { low: 1.0, high: 2.0 }
+    ///     .fill_bytes(raw, DType::Float32, StreamKey::new(1, 0))
+    ///     .unwrap();
+    /// assert!(bytes.iter().all(|&v| (1.0..2.0).contains(&v)));
+    /// ```
+    pub fn fill_bytes(self, bytes: &mut [u8], dtype: DType, key: StreamKey) -> Result<()> {
+        match dtype {
+            DType::Float32 => self.fill(cast_slice::<f32>(bytes, dtype)?, key),
+            DType::Float64 => self.fill(cast_slice::<f64>(bytes, dtype)?, key),
+            DType::Float16 => self.fill(
+                cast_slice::<u16>(bytes, dtype)?.reinterpret_cast_mut::<f16>(),
+                key,
+            ),
+            DType::BFloat16 => self.fill(
+                cast_slice::<u16>(bytes, dtype)?.reinterpret_cast_mut::<bf16>(),
+                key,
+            ),
+            other => Err(Error::InvalidArgument(format!(
+                "random fills need a float32, float64, float16 or bfloat16 array, not {other}"
+            ))),
+        }
+    }
+}
+
+/// Marker for plain numeric types every bit pattern of which is a valid value.
+trait Pod: Copy {}
+impl Pod for f32 {}
+impl Pod for f64 {}
+impl Pod for u16 {}
+
+/// Views `bytes` as a slice of `T`, if it is aligned and a whole number of elements.
+fn cast_slice<T: Pod>(bytes: &mut [u8], dtype: DType) -> Result<&mut [T]> {
+    // SAFETY: `T` is f32, f64 or u16 (the sealed `Pod`), for which every bit
+    // pattern is valid, and `align_to_mut` only yields a middle part that is
+    // correctly aligned and sized for `T`.
+    let (head, mid, tail) = unsafe { bytes.align_to_mut::<T>() };
+    if !head.is_empty() || !tail.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "a {dtype} buffer must be aligned to {} bytes and hold whole elements",
+            std::mem::align_of::<T>()
+        )));
+    }
+    Ok(mid)
+}
+
 /// Layers of the ziggurat.
 const LAYERS: usize = 256;
 /// Start of the tail for 256 layers (Marsaglia & Tsang 2000).
@@ -621,6 +713,41 @@ mod tests {
                 "Φ({x}) = {below}, expected {cdf}"
             );
         }
+    }
+
+    #[test]
+    fn fill_bytes_by_dtype() {
+        let key = StreamKey::new(3, 1);
+        let dist = Distribution::Normal {
+            mean: 0.0,
+            std: 1.0,
+        };
+        let mut typed = vec![0f32; 100];
+        dist.fill(&mut typed, key).expect("typed");
+        let mut words = vec![0f64; 50]; // 400 aligned bytes
+        let raw: &mut [u8] = cast_slice_mut_u8(&mut words);
+        dist.fill_bytes(&mut raw[..400], DType::Float32, key)
+            .expect("bytes");
+        let as_f32: Vec<f32> = raw
+            .chunks_exact(4)
+            .map(|c| f32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        assert_eq!(as_f32, typed);
+        for dtype in [DType::Float64, DType::Float16, DType::BFloat16] {
+            dist.fill_bytes(raw, dtype, key).expect("float dtype");
+        }
+        assert!(dist.fill_bytes(raw, DType::Int32, key).is_err());
+        assert!(dist
+            .fill_bytes(&mut raw[1..9], DType::Float32, key)
+            .is_err());
+        assert!(dist.fill_bytes(&mut raw[..6], DType::Float32, key).is_err());
+    }
+
+    fn cast_slice_mut_u8(words: &mut [f64]) -> &mut [u8] {
+        let len = std::mem::size_of_val(words);
+        // SAFETY: u8 has no alignment or validity requirements and the length
+        // covers exactly the f64 storage, which stays borrowed.
+        unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), len) }
     }
 
     #[test]

@@ -193,15 +193,13 @@ def save_contenders(
 
 def ratio_lines(rows: list[Row]) -> list[str]:
     out = []
-    by = {(r["case"], r["contender"]): r["median_ms"] for r in rows}
     for case in dict.fromkeys(r["case"] for r in rows):
-        for ours in ("mxparams nd.load", "mxparams nd.load(mmap=True)", "mxparams nd.save"):
-            if (case, ours) not in by:
-                continue
-            t = by[(case, ours)]
-            for ref in ("mx.nd.load", "mx.nd.save", "safetensors load_file", "safetensors save_file"):
-                if (case, ref) in by and ref.split()[-1][:4] == ours.split()[-1][:4]:
-                    out.append(f"| {case} | {ours} | {ref} | {by[(case, ref)] / t:.2f}x |")
+        in_case = [r for r in rows if r["case"] == case]
+        refs = [r for r in in_case if r["contender"].startswith(("mx.", "safetensors"))]
+        for ours in (r for r in in_case if r["contender"].startswith("mxparams")):
+            for ref in refs:
+                speedup = ref["median_ms"] / max(ours["median_ms"], 1e-9)
+                out.append(f"| {case} | {ours['contender']} | {ref['contender']} | {speedup:.2f}x |")
     return out
 
 

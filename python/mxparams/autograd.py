@@ -33,6 +33,7 @@ from types import TracebackType
 from typing import Any
 
 __all__ = [
+    "GRAD_REQ_MAP",
     "AutogradAdapter",
     "active_adapters",
     "get_adapter",

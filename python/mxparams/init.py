@@ -100,7 +100,7 @@ def _numpy_view(arr: Any) -> np.ndarray | None:
     try:
         first = np.asarray(arr)
         second = np.asarray(arr)
-    except Exception:  # noqa: BLE001 - any failure means "no view"
+    except Exception:  # any failure means "no view"
         return None
     if not first.flags.writeable or first.shape != tuple(arr.shape):
         return None
@@ -121,9 +121,10 @@ def _assign(arr: Any, value: Any) -> None:
 
 def _dtype_of(arr: Any) -> np.dtype[Any]:
     try:
-        return np.dtype(arr.dtype)
+        dt: np.dtype[Any] = np.dtype(arr.dtype)
     except TypeError:
-        return np.dtype("float32")
+        dt = np.dtype("float32")
+    return dt
 
 
 def _fill_random(kind: str, arr: Any, a: float, b: float) -> None:
@@ -729,7 +730,7 @@ def _bilinear_kernel(shape: tuple[int, ...]) -> np.ndarray:
     i = np.arange(int(np.prod(shape)), dtype=np.int64)
     x = i % shape[3]
     y = (i // shape[3]) % shape[2]
-    weight = (1 - np.abs(x / f - c)) * (1 - np.abs(y / f - c))
+    weight: np.ndarray = (1 - np.abs(x / f - c)) * (1 - np.abs(y / f - c))
     return weight.astype(np.float32).reshape(shape)
 
 

@@ -90,10 +90,17 @@ def array(source_array: Any, ctx: Context | None = None, dtype: Any = None) -> N
 
 
 def zeros(
-    shape: ShapeLike, ctx: Context | None = None, dtype: Any = None, **kwargs: Any
+    shape: ShapeLike,
+    ctx: Context | None = None,
+    dtype: Any = None,
+    stype: str | None = None,
+    **kwargs: Any,
 ) -> NDArray:
-    """An array of zeros (dtype defaults to float32)."""
-    del kwargs  # MXNet's `stype`/`out` are not supported; dense only
+    """An array of zeros (dtype defaults to float32); ``stype`` may ask for an
+    all-zero ``'row_sparse'`` or ``'csr'`` array, as in MXNet."""
+    del kwargs  # MXNet's `out` is not supported
+    if stype not in (None, "default"):
+        return sparse.zeros(stype, shape, ctx, dtype)
     return _native._zeros(_shape(shape), ctx, _DEFAULT_DTYPE if dtype is None else dtype)
 
 
@@ -201,6 +208,34 @@ def load_frombuffer(buf: bytes | bytearray | memoryview) -> list[NDArray] | dict
 
 class _Sparse:
     """``nd.sparse``: building row_sparse and csr arrays from their parts."""
+
+    @staticmethod
+    def zeros(
+        stype: str, shape: ShapeLike, ctx: Context | None = None, dtype: Any = None
+    ) -> NDArray:
+        """An all-zero sparse array: no stored rows (row_sparse) or values (csr)."""
+        dims = _shape(shape)
+        dtype = _DEFAULT_DTYPE if dtype is None else dtype
+        if stype == "row_sparse":
+            if not dims:
+                raise ValueError("row_sparse arrays need ndim >= 1")
+            return _native._sparse(
+                stype,
+                dims,
+                _native._zeros([0, *dims[1:]], ctx, dtype),
+                _native._zeros([0], ctx, "int64"),
+            )
+        if stype == "csr":
+            if len(dims) != 2:
+                raise ValueError(f"csr arrays are 2-D, got shape {tuple(dims)}")
+            return _native._sparse(
+                stype,
+                dims,
+                _native._zeros([0], ctx, dtype),
+                _native._zeros([0], ctx, "int64"),
+                _native._zeros([dims[0] + 1], ctx, "int64"),
+            )
+        raise ValueError(f"unknown sparse storage type {stype!r}: expected 'row_sparse' or 'csr'")
 
     @staticmethod
     def csr_matrix(

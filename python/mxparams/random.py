@@ -118,9 +118,9 @@ def fill_normal(out: np.ndarray, loc: float = 0.0, scale: float = 1.0) -> np.nda
 
 
 def _shape(shape: ShapeLike) -> tuple[int, ...]:
-    if isinstance(shape, numbers.Integral):
-        return (int(shape),)
-    return tuple(int(d) for d in shape)
+    if isinstance(shape, Sequence):
+        return tuple(int(d) for d in shape)
+    return (int(shape),)
 
 
 def uniform(
@@ -154,7 +154,7 @@ def randint(low: int, high: int, shape: ShapeLike = 1, dtype: Any = "int32") -> 
     if high <= low:
         raise ValueError(f"randint needs low < high, got low={low}, high={high}")
     u = uniform(0.0, 1.0, shape, dtype="float64")
-    values = np.minimum(np.floor(low + (high - low) * u), high - 1)
+    values: np.ndarray = np.minimum(np.floor(low + (high - low) * u), high - 1)
     return values.astype(_dtype(dtype))
 
 
@@ -162,5 +162,7 @@ def _dtype(dtype: Any) -> np.dtype[Any]:
     if isinstance(dtype, str) and dtype == "bfloat16":
         import ml_dtypes
 
-        return np.dtype(ml_dtypes.bfloat16)
-    return np.dtype(dtype)
+        bf16: np.dtype[Any] = np.dtype(ml_dtypes.bfloat16)
+        return bf16
+    dt: np.dtype[Any] = np.dtype(dtype)
+    return dt

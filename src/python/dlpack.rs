@@ -5,11 +5,16 @@
 //!
 //! The exported tensor borrows the array's storage: the manager context owns a
 //! clone of the `NDArray` (an `Arc` on its buffer), so the memory lives until
-//! the consumer calls the deleter, which needs no GIL. Read-only memory (mmap
-//! views) is exported with the read-only flag in the versioned form; the 0.x
-//! form has no such flag, so it gets a private copy instead. Unaligned data
-//! (possible in memory-mapped files) and sparse arrays are exported as aligned
-//! dense copies, since DLPack consumers assume natural alignment.
+//! the consumer calls the deleter, which needs no GIL.
+//!
+//! Read-only memory (mmap views) is exported as a private writable copy by
+//! default: consumers that ignore DLPack 1.x's read-only flag (PyTorch 2.x
+//! does) would otherwise hand out writable tensors over a read-only mapping,
+//! and the first write kills the process. With `copy=False` a DLPack 1.x
+//! consumer gets the zero-copy view with the read-only flag set (numpy honours
+//! it); a 0.x consumer, which has no such flag, gets a `BufferError`. Unaligned
+//! data (possible in memory-mapped files) and sparse arrays are always exported
+//! as aligned dense copies, since DLPack consumers assume natural alignment.
 
 use std::ffi::{c_void, CStr};
 
@@ -235,7 +240,7 @@ pub fn export<'py>(
              memory for a DLPack 0.x consumer)",
         ));
     }
-    let copied = must_copy || opts.copy == Some(true);
+    let copied = must_copy || opts.copy == Some(true) || (read_only && opts.copy.is_none());
     let exported = if copied {
         let a = array.clone();
         py.detach(move || a.copy_to(a.context())).py()?

@@ -295,9 +295,7 @@ impl PyNDArray {
             return Ok(other.clone());
         }
         let ctx = ctx_of(other).map_err(|_| {
-            PyTypeError::new_err(
-                "copyto does not support type ".to_string() + &other.get_type().to_string(),
-            )
+            PyTypeError::new_err(format!("copyto does not support type {}", other.get_type()))
         })?;
         let a = me.inner.clone();
         let out = py.detach(move || a.copy_to(ctx)).py()?;
@@ -347,6 +345,9 @@ impl PyNDArray {
         };
         wrap(py, out)
     }
+
+    /// Does nothing: host operations are synchronous (MXNet API compatibility).
+    fn wait_to_read(&self) {}
 
     /// A new array object sharing this array's memory (no autograd here).
     fn detach(&self) -> PyNDArray {

@@ -10,23 +10,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::python::errors::IntoPyResult;
-use crate::random::{self, FillElement, StreamKey};
-
-/// Which distribution to draw, with its two parameters.
-#[derive(Clone, Copy)]
-enum Dist {
-    Uniform { low: f64, high: f64 },
-    Normal { mean: f64, std: f64 },
-}
-
-impl Dist {
-    fn fill<T: FillElement>(self, out: &mut [T], key: StreamKey) -> crate::Result<()> {
-        match self {
-            Dist::Uniform { low, high } => random::fill_uniform(out, low, high, key),
-            Dist::Normal { mean, std } => random::fill_normal(out, mean, std, key),
-        }
-    }
-}
+use crate::random::{Distribution as Dist, FillElement, StreamKey};
 
 /// Fills a typed array in place, releasing the GIL for the kernel.
 fn fill_typed<T: FillElement + Element>(

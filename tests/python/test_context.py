@@ -107,3 +107,7 @@ def test_gpu_arrays_need_cuda() -> None:
         mp.nd.zeros((2,), ctx=mp.gpu(0))
     with pytest.raises(mp.MXParamsError, match="CUDA"):
         mp.nd.ones((2,)).copyto(mp.gpu(0))
+    with pytest.raises(mp.MXParamsError, match="CUDA"):
+        mp.nd.array([1.0], ctx=mp.gpu(0))
+    with mp.gpu(0), pytest.raises(mp.MXParamsError, match="CUDA"):
+        mp.nd.ones((1,))

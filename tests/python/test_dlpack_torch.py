@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 
 import mxparams as mp
 import numpy as np
@@ -56,8 +57,6 @@ def test_torch_zero_d_and_zero_size() -> None:
 
 
 def test_torch_gets_copies_of_unaligned_mmap_data() -> None:
-    from pathlib import Path
-
     path = Path(__file__).resolve().parent.parent / "data" / "dtypes_all_dict.params"
     mapped = nd.load(path, mmap=True)
     owned = nd.load(path)
@@ -73,3 +72,15 @@ def test_torch_round_trip_into_ndarray() -> None:
     a = nd.array(t.numpy(), dtype="float32")
     assert a.asnumpy().tolist() == t.tolist()
     assert a.context == mp.cpu(0)
+
+
+def test_torch_gets_writable_copies_of_read_only_mmap_data(tmp_path: Path) -> None:
+    # torch ignores DLPack's read-only flag, so read-only memory must not reach it
+    p = tmp_path / "m.params"
+    nd.save(p, {"w": nd.array([1.0, 2.0, 3.0, 4.0])})
+    m = nd.load(p, mmap=True)
+    assert isinstance(m, dict)
+    t = torch.from_dlpack(m["w"])
+    t[0] = 10.0  # would fault on the read-only mapping
+    assert np.asarray(m["w"]).tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert t.tolist() == [10.0, 2.0, 3.0, 4.0]

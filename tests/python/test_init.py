@@ -11,10 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import ml_dtypes
+import mxparams
 import numpy as np
 import pytest
-
-import mxparams
 from mxparams import init
 from mxparams.init import InitDesc
 
@@ -271,7 +270,9 @@ def _naive_bilinear(shape: tuple[int, ...]) -> np.ndarray:
     return weight.reshape(shape)
 
 
-@pytest.mark.parametrize("shape", [(1, 1, 4, 4), (2, 3, 3, 5), (1, 1, 1, 1), (3, 2, 4, 3), (2, 2, 3, 4, 2)])
+@pytest.mark.parametrize(
+    "shape", [(1, 1, 4, 4), (2, 3, 3, 5), (1, 1, 1, 1), (3, 2, 4, 3), (2, 2, 3, 4, 2)]
+)
 @pytest.mark.parametrize("kind", KINDS)
 def test_bilinear(shape: tuple[int, ...], kind: str) -> None:
     arr = fresh(kind, shape)
@@ -469,8 +470,15 @@ def test_create_forms() -> None:
     assert init.create(initializer="uniform", scale=0.2) == init.Uniform(0.2)
     assert init.create('["constant", {"value": 4}]') == init.Constant(4)
     assert init.create('{"initializer": "msraprelu", "slope": 0.1}') == init.MSRAPrelu(slope=0.1)
-    for i in (init.Xavier("gaussian", "in", 2.34), init.MSRAPrelu("out", 0.5), init.LSTMBias(3.0),
-              init.Orthogonal(2.0, "normal"), init.Zero(), init.Bilinear(), init.Constant([1, 2])):
+    for i in (
+        init.Xavier("gaussian", "in", 2.34),
+        init.MSRAPrelu("out", 0.5),
+        init.LSTMBias(3.0),
+        init.Orthogonal(2.0, "normal"),
+        init.Zero(),
+        init.Bilinear(),
+        init.Constant([1, 2]),
+    ):
         assert init.create(i.dumps()) == i
 
 
@@ -521,7 +529,10 @@ def test_register_and_alias(clean_registry: None) -> None:
 
 
 def test_dumps() -> None:
-    assert init.Xavier().dumps() == '["xavier", {"rnd_type": "uniform", "factor_type": "avg", "magnitude": 3}]'
+    assert (
+        init.Xavier().dumps()
+        == '["xavier", {"rnd_type": "uniform", "factor_type": "avg", "magnitude": 3}]'
+    )
     assert init.Normal(0.5).dumps() == '["normal", {"sigma": 0.5}]'
     assert init.Zero().dumps() == '["zero", {}]'
     c = init.Constant(np.array([[1.0, 2.0]]))
@@ -559,8 +570,11 @@ def test_mixed() -> None:
 
 
 def test_load_from_dict() -> None:
-    src = {"arg:fc_weight": np.arange(6.0).reshape(2, 3), "aux:bn_moving_mean": np.ones(4),
-           "plain": ViewStandIn((2,))}
+    src = {
+        "arg:fc_weight": np.arange(6.0).reshape(2, 3),
+        "aux:bn_moving_mean": np.ones(4),
+        "plain": ViewStandIn((2,)),
+    }
     loader = init.Load(src)
     assert sorted(loader.param) == ["bn_moving_mean", "fc_weight", "plain"]
     w = np.zeros((2, 3), np.float32)

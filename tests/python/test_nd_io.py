@@ -325,3 +325,22 @@ def test_sparse_round_trip() -> None:
         nd.sparse.csr_matrix(([1.0], [0], [0, 2]), shape=(1, 4))
     with pytest.raises(ValueError, match="increasing"):
         nd.sparse.row_sparse_array(([[1.0], [2.0]], [1, 0]), shape=(2, 1))
+
+
+def test_writer_rejections_are_value_errors() -> None:
+    a = nd.array([1.0])
+    with pytest.raises(ValueError, match="NUL"):
+        nd.save_tobuffer({"a\x00b": a})
+    csr = nd.sparse.csr_matrix(([1.0], [0], [0, 1]), shape=(1, 1))
+    with pytest.raises(ValueError, match="V3"):
+        nd.save_tobuffer([csr], version=3)
+    with pytest.raises(ValueError, match="version must be 2 or 3"):
+        nd.save_tobuffer([a], version=1)
+
+
+def test_sparse_defaults_to_v2_next_to_zero_d() -> None:
+    csr = nd.sparse.csr_matrix(([1.0], [0], [0, 1]), shape=(1, 1))
+    buf = nd.save_tobuffer([csr, nd.array(np.float32(1))])
+    assert buf[24:28] == bytes.fromhex("c9fa93f9")
+    out = nd.load_frombuffer(buf)
+    assert isinstance(out, list) and out[1].shape == () and out[0].stype == "csr"

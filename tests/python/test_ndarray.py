@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import pickle
 import sys
+from pathlib import Path
 
 import ml_dtypes
 import mxparams as mp
@@ -172,6 +173,7 @@ def test_astype_and_detach() -> None:
     h = a.astype("bfloat16")
     assert h.dtype == ml_dtypes.bfloat16
     assert h.astype(np.float32).asnumpy().tolist() == [1.703125, -2.203125, 3.0]
+    a.wait_to_read()
     d = a.detach()
     assert d is not a
     d[0] = 9
@@ -278,12 +280,37 @@ def test_dlpack_read_only_and_copies(tmp_path) -> None:  # type: ignore[no-untyp
     p = tmp_path / "r.params"
     nd.save(p, [nd.array([1.0, 2.0, 3.0])])
     (m,) = nd.load(p, mmap=True)
-    x = np.from_dlpack(m)  # numpy passes max_version: read-only flag honoured
-    assert not x.flags.writeable
+    # by default read-only memory leaves as a private writable copy (consumers
+    # such as torch ignore DLPack's read-only flag)
+    x = np.from_dlpack(m)
+    assert x.flags.writeable and not np.shares_memory(x, np.asarray(m))
+    x[0] = 5
+    assert np.asarray(m).tolist() == [1.0, 2.0, 3.0]
+    # copy=False: zero-copy with the read-only flag, which numpy honours
+    y = np.from_dlpack(m, copy=False)
+    assert not y.flags.writeable and np.shares_memory(y, np.asarray(m))
     with pytest.raises(ValueError, match="read-only"):
-        x[0] = 5
-    assert x.tolist() == [1.0, 2.0, 3.0]
+        y[0] = 5
+    assert y.tolist() == [1.0, 2.0, 3.0]
     with pytest.raises(BufferError, match="without a copy"):
-        m.__dlpack__(copy=False)  # legacy capsule of read-only memory needs a copy
+        m.__dlpack__(copy=False)  # a 0.x capsule cannot say read-only
     csr = nd.sparse.csr_matrix(([1.0], [1], [0, 1]), shape=(1, 2))
     assert np.from_dlpack(csr).tolist() == [[0.0, 1.0]]
+
+
+def test_sparse_zeros_match_mxnet_encoding() -> None:
+    data = Path(__file__).resolve().parent.parent / "data" / "sparse_zeros.params"
+    golden = nd.load(data)
+    assert isinstance(golden, dict)
+    ours = {
+        "csr0": nd.zeros((3, 4), stype="csr"),
+        "rsp0": nd.sparse.zeros("row_sparse", (3, 4)),
+        "dense": golden["dense"],
+    }
+    assert ours["csr0"].stype == "csr" and (ours["csr0"].asnumpy() == 0).all()
+    assert ours["rsp0"].data.shape == (0, 4)
+    assert nd.save_tobuffer(ours) == data.read_bytes()
+    with pytest.raises(ValueError, match="2-D"):
+        nd.zeros((3,), stype="csr")
+    with pytest.raises(ValueError, match="unknown sparse"):
+        nd.sparse.zeros("coo", (3,))

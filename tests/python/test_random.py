@@ -10,10 +10,9 @@ import sys
 import textwrap
 
 import ml_dtypes
+import mxparams
 import numpy as np
 import pytest
-
-import mxparams
 from mxparams import _native
 from mxparams import random as mxrandom
 
@@ -61,8 +60,12 @@ def test_seed_accepts_ctx_for_compatibility() -> None:
 
 def test_entropy_seeded_at_import() -> None:
     code = "import mxparams.random as r; print(r.uniform(shape=4).tolist())"
-    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           check=True).stdout for _ in range(2)}
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+        for _ in range(2)
+    }
     assert len(outs) == 2
 
 
