@@ -1,8 +1,7 @@
 """PyTorch adapter: parameters as leaf ``torch.Tensor`` objects that share memory.
 
 ``import mxparams.torch`` (torch is an optional dependency; importing
-``mxparams`` alone never imports it) registers a :class:`TorchAdapter` under
-the name ``'torch'`` in :mod:`mxparams.autograd` and offers
+``mxparams`` alone never imports it) offers
 
 * :func:`tensor` -- ``tensor(param, ctx=None)``: a leaf tensor viewing the
   parameter's data on ``ctx`` (``torch.from_dlpack(param.data(ctx))``, no
@@ -37,7 +36,8 @@ Inside :func:`mxparams.autograd.pause` (checked when ``backward()`` runs, in
 its thread) nothing lands in the grad buffer.
 
 Changes of ``grad_req`` are honoured by tensors already handed out (through
-the adapter registry's ``on_grad_req_change``): ``requires_grad`` follows and
+the :class:`TorchAdapter`, registered as ``'torch'`` in :mod:`mxparams.autograd`
+when the first tensor is handed out, and its ``on_grad_req_change``): ``requires_grad`` follows and
 ``t.grad`` is re-attached to the new buffer or cleared. When the data buffer
 itself is replaced (``initialize(force_reinit=True)``, ``reset_ctx`` to other
 contexts, ``cast``), old tensors are *stale*: :func:`tensor` returns a new
@@ -238,6 +238,7 @@ def tensor(param: Parameter, ctx: Context | None = None) -> torch.Tensor:
     nd = param.data(ctx)
     key = nd.context
     with _LOCK:
+        _ensure_adapter()
         cache = _entries(param)
         entry = cache.get(key)
         alive = entry.t_ref() if entry is not None else None
@@ -335,4 +336,13 @@ class TorchAdapter(_autograd.AutogradAdapter):
                 entry.attach_grad(param)
 
 
-_autograd.register_adapter("torch", TorchAdapter())
+_ADAPTER: TorchAdapter | None = None
+
+
+def _ensure_adapter() -> None:
+    """Registers the adapter when the first tensor is handed out (importing
+    this module changes no global state)."""
+    global _ADAPTER
+    if _ADAPTER is None:
+        _ADAPTER = TorchAdapter()
+        _autograd.register_adapter("torch", _ADAPTER)

@@ -271,5 +271,10 @@ def test_parameters_and_param_groups() -> None:
     assert len(mpt.param_groups(pdict, [mp.cpu(0), mp.cpu(1)], lr=0.1)[0]["params"]) == 2
 
 
-def test_adapter_is_registered() -> None:
-    assert isinstance(autograd.get_adapter("torch"), mpt.TorchAdapter)
+def test_adapter_is_registered_once_tensors_exist() -> None:
+    mpt.tensor(make())
+    adapter = autograd.get_adapter("torch")
+    assert isinstance(adapter, mpt.TorchAdapter)
+    mpt.tensor(make())
+    assert autograd.get_adapter("torch") is adapter
+    assert autograd.active_adapters().count(adapter) == 1
