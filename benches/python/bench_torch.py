@@ -69,30 +69,32 @@ def _train_step(tensors: list[Any], batch: int) -> Callable[[], None]:
     return step
 
 
-def _steps_per_s(step: Callable[[], None], seconds: float) -> float:
-    step()
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
+def _time_steps(step: Callable[[], None], n: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(n):
         step()
-        n += 1
-    return n / (time.perf_counter() - t0)
+    return (time.perf_counter() - t0) / n
 
 
-def bench_adapter(rounds: int, seconds: float, batch: int) -> dict[str, float]:
+def bench_adapter(rounds: int, steps: int, batch: int) -> dict[str, float]:
+    """Alternates short runs of each model; per-step times are summarised by
+    their minimum (robust to other load on the machine) and median."""
     ours, n_ours = _mxparams_model(batch)
     plain, n_plain = _torch_model(batch)
     assert n_ours == n_plain
+    for f in (plain, ours):
+        _time_steps(f, 3)  # warm up
     a: list[float] = []
     b: list[float] = []
-    for _ in range(rounds):  # interleaved, so drift hits both equally
-        a.append(_steps_per_s(plain, seconds))
-        b.append(_steps_per_s(ours, seconds))
-    plain_sps, ours_sps = statistics.median(a), statistics.median(b)
+    for _ in range(rounds):
+        a.append(_time_steps(plain, steps))
+        b.append(_time_steps(ours, steps))
     return {
         "params": float(n_ours),
-        "plain": plain_sps,
-        "ours": ours_sps,
-        "overhead": plain_sps / ours_sps - 1.0,
+        "plain": 1.0 / min(a),
+        "ours": 1.0 / min(b),
+        "overhead": min(b) / min(a) - 1.0,
+        "overhead_median": statistics.median(b) / statistics.median(a) - 1.0,
     }
 
 
@@ -152,17 +154,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short rounds (smoke run)")
     ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = ap.parse_args()
-    rounds, seconds, reps = (3, 0.5, 3) if args.quick else (7, 2.0, 10)
-    ad = bench_adapter(rounds, seconds, args.batch)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rounds, steps, reps = (5, 3, 3) if args.quick else (40, 5, 10)
+    ad = bench_adapter(rounds, steps, args.batch)
     ar = bench_allreduce(16, 1 << 20, reps)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs\n")
     print("| benchmark | baseline | mxparams | ratio |")
     print("| --- | --- | --- | --- |")
     print(
         f"| MLP train step, {ad['params'] / 1e6:.2f}M params, batch {args.batch} "
-        f"(steps/s) | {ad['plain']:.1f} (nn.Parameter) | {ad['ours']:.1f} | "
-        f"overhead {100 * ad['overhead']:+.1f}% |"
+        f"(steps/s, best of {rounds} interleaved rounds) | {ad['plain']:.1f} (nn.Parameter) "
+        f"| {ad['ours']:.1f} | overhead {100 * ad['overhead']:+.1f}% "
+        f"(median {100 * ad['overhead_median']:+.1f}%) |"
     )
     print(
         f"| allreduce_grads, 2 contexts, {ar['bytes'] / 2**20:.0f} MiB of grads (GB/s) "
