@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=0.01)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    torch.set_num_threads(1)  # the model is tiny: threads would only contend
     out = args.out or Path(tempfile.mkdtemp(prefix="mxparams-demo-"))
     out.mkdir(parents=True, exist_ok=True)
 
