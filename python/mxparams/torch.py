@@ -16,35 +16,49 @@ Gradient delivery
 -----------------
 ``t.grad`` *is* a view of the parameter's gradient buffer
 (``torch.from_dlpack(param.grad(ctx))``), so ``p.grad()``, ``t.grad`` and what
-an optimizer reads are one piece of memory, and PyTorch's own in-place
-accumulation puts each backward's gradient there. A tensor pre-hook applies
-``grad_req`` just before PyTorch accumulates:
+an optimizer reads are one piece of memory. Two hooks on each tensor apply
+``grad_req`` around PyTorch's own accumulation (the pre-hook runs once per
+backward with the summed gradient of the leaf, the post-accumulate hook right
+after it is stored):
 
-* ``'write'``: the buffer is zeroed, so after ``backward()`` it holds exactly
-  this pass's gradient (MXNet's overwrite);
-* ``'add'``: the buffer accumulates until ``param.zero_grad()`` /
-  ``ParameterDict.zero_grad()``;
+* ``'write'``: ``t.grad`` is cleared so PyTorch stores this pass's gradient
+  without copying it; the post hook copies it into the buffer (one copy per
+  parameter and step) and re-attaches the view: MXNet's overwrite;
+* ``'add'``: PyTorch adds in place into the view (no copy); the buffer
+  accumulates until ``param.zero_grad()`` / ``ParameterDict.zero_grad()``;
 * ``'null'``: the tensor does not require grad and ``t.grad`` is None.
 
-``optimizer.zero_grad()`` sets ``t.grad`` to None (PyTorch's default); the
-next backward treats that as a zeroed gradient (re-attaching the view and
-zeroing it first), so PyTorch's idiom works under ``'add'`` too. Until that
-backward ``p.grad()`` still shows the old values; ``ParameterDict.zero_grad()``
-or ``optimizer.zero_grad(set_to_none=False)`` zero both at once.
+``optimizer.zero_grad()`` sets ``t.grad`` to None (PyTorch's default); under
+``'add'`` the next backward treats that as a zeroed gradient (zeroing the
+buffer first), so PyTorch's idiom works there too. Until that backward
+``p.grad()`` still shows the old values; ``ParameterDict.zero_grad()`` or
+``optimizer.zero_grad(set_to_none=False)`` zero both at once.
 
-Inside :func:`mxparams.autograd.pause` (checked when ``backward()`` runs, in
-its thread) nothing lands in the grad buffer.
+Inside :func:`mxparams.autograd.pause` nothing lands in the grad buffer. The
+flag is read when ``backward()`` runs, in the thread running the hooks: the
+calling thread for CPU tensors (PyTorch runs the hooks of CUDA tensors on its
+device threads, where a ``pause()`` of the calling thread is not seen).
+``backward(create_graph=True)`` works: the buffer gets the values and
+``t.grad`` stays the graph-carrying tensor.
 
-Changes of ``grad_req`` are honoured by tensors already handed out (through
-the :class:`TorchAdapter`, registered as ``'torch'`` in :mod:`mxparams.autograd`
-when the first tensor is handed out, and its ``on_grad_req_change``): ``requires_grad`` follows and
-``t.grad`` is re-attached to the new buffer or cleared. When the data buffer
-itself is replaced (``initialize(force_reinit=True)``, ``reset_ctx`` to other
-contexts, ``cast``), old tensors are *stale*: :func:`tensor` returns a new
+Changes of ``grad_req`` are honoured by tensors already handed out, through
+the :class:`TorchAdapter` (registered as ``'torch'`` in
+:mod:`mxparams.autograd` when the first tensor is handed out) and its
+``on_grad_req_change``: ``requires_grad`` follows, and ``t.grad`` is
+re-attached to the new (zeroed, as in MXNet) buffer or cleared. A change
+between building a graph and calling ``backward()`` is honoured at backward.
+
+When the data buffer itself is replaced (``initialize(force_reinit=True)``,
+``reset_ctx``, ``cast``) old tensors are *stale*: :func:`tensor` returns a new
 one, and a backward pass through a stale tensor raises
 :class:`StaleTensorError` instead of updating memory the parameter no longer
 uses. Updates that keep the buffer (``set_data``, ``ParameterDict.load`` into
-initialised parameters, in-place torch ops) are shared both ways.
+initialised parameters, in-place torch ops, optimizer steps) are shared both
+ways, so ``ParameterDict.save`` writes what the optimizer produced.
+
+A tensor keeps its Parameter alive (through its hooks); the Parameter's
+cache holds the tensor weakly, so the same tensor is returned for as long as
+anyone holds it.
 """
 
 from __future__ import annotations
