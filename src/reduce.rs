@@ -26,7 +26,8 @@ fn average_typed<T: Elem>(srcs: &[&[u8]], dst: &mut [u8]) {
     let n = srcs.len();
     for (i, d) in dst.chunks_exact_mut(T::SIZE).enumerate() {
         let at = i * T::SIZE..(i + 1) * T::SIZE;
-        let mut fsum = 0.0f64;
+        // -0.0 is the additive identity that keeps the sign of negative zeros.
+        let mut fsum = -0.0f64;
         let mut isum = 0i128;
         let mut is_int = true;
         for s in srcs {
@@ -143,5 +144,10 @@ mod tests {
         accumulate(&i, &j).expect("add");
         assert_eq!(&*i.buffer().read(), &[5, 1]);
         assert!(average(&[&a, &i], Context::cpu(0)).is_err());
+        let z = f32s(&[-0.0, f32::NAN]);
+        let m = average(&[&z, &z.clone()], Context::cpu(0)).expect("avg");
+        let g = m.buffer().read();
+        assert_eq!(&g[..4], &(-0.0f32).to_le_bytes());
+        assert!(f32::from_le_bytes([g[4], g[5], g[6], g[7]]).is_nan());
     }
 }

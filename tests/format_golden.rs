@@ -251,3 +251,57 @@ fn load_paths_agree_with_from_bytes() {
         }
     }
 }
+
+#[test]
+fn truncated_golden_files_are_format_errors() {
+    let mut checked = 0;
+    for (name, bytes, _) in golden_files() {
+        if bytes.len() > 2048 {
+            continue;
+        }
+        for cut in 0..bytes.len() {
+            match format::from_bytes(&bytes[..cut]) {
+                Err(mxparams::Error::Format { offset, .. }) => {
+                    assert!(offset <= cut as u64, "{name} cut at {cut}: offset {offset}")
+                }
+                Err(e) => panic!("{name} cut at {cut}: {e}"),
+                Ok(_) => panic!("{name} cut at {cut} loaded"),
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 20);
+}
+
+#[test]
+fn corrupted_golden_bytes_never_panic() {
+    for (_, bytes, _) in golden_files() {
+        if bytes.len() > 1024 {
+            continue;
+        }
+        for i in 0..bytes.len() {
+            for v in [0x00, 0x80, 0xff] {
+                let mut b = bytes.clone();
+                b[i] = v;
+                if let Ok(l) = format::from_bytes(&b) {
+                    // Whatever loads re-saves (unless a corrupted name now holds a NUL).
+                    let refs: Vec<&NDArray> = l.arrays.iter().collect();
+                    let names: Option<Vec<&str>> = l
+                        .names
+                        .as_ref()
+                        .map(|n| n.iter().map(String::as_str).collect());
+                    let opts = SaveOptions {
+                        version: RecordVersion::V2,
+                        fsync: false,
+                    };
+                    if let Ok(out) = format::to_bytes(names.as_deref(), &refs, &opts) {
+                        assert_eq!(
+                            format::from_bytes(&out).expect("reload").arrays.len(),
+                            refs.len()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -322,3 +322,63 @@ fn load_dtype_policies() {
         Err(Error::InvalidArgument(_))
     ));
 }
+
+#[test]
+fn constants_and_rust_initialize() {
+    let mut d = ParameterDict::new("p_", None);
+    let e = d.get_constant("c", None).expect_err("missing");
+    assert!(matches!(e, Error::KeyNotFound(m) if m.contains("No constant named 'p_c'")));
+    let v = f32s(&[1.0, 2.0], &[2]);
+    let c = d.get_constant("c", Some(&v)).expect("new");
+    assert!(Arc::ptr_eq(
+        &c,
+        &d.get_constant("c", Some(&v)).expect("same")
+    ));
+    let e = d
+        .get_constant("c", Some(&f32s(&[1.0, 3.0], &[2])))
+        .expect_err("differs");
+    assert!(matches!(e, Error::AttributeConflict(m) if m.contains("value doesn't match")));
+    d.get("w", &shape(&[3])).expect("w");
+    d.get(
+        "later",
+        &ParamAttrs {
+            shape: Some(vec![0]),
+            allow_deferred_init: Some(true),
+            ..Default::default()
+        },
+    )
+    .expect("deferred");
+    let e = d.get_constant("w", Some(&v)).expect_err("not constant");
+    assert!(matches!(e, Error::AttributeConflict(m) if m.contains("is not a constant")));
+    let ctxs = [Context::cpu(0), Context::cpu(1)];
+    let mut filled = Vec::new();
+    let skipped = d
+        .initialize_with(&ctxs, false, |name, arr| {
+            filled.push(name.to_string());
+            arr.assign(&f32s(&[7.0; 3], &[3]))
+        })
+        .expect("init");
+    assert!(skipped.is_empty());
+    assert_eq!(filled, vec!["p_w".to_string()]);
+    let cp = mxparams::param_dict::read(&c);
+    assert_eq!(
+        values(&cp.data(Some(Context::cpu(1))).expect("c")),
+        vec![1.0, 2.0]
+    );
+    assert_eq!(cp.grad_req(), GradReq::Null);
+    drop(cp);
+    let w = mxparams::param_dict::read(d.param("p_w").expect("w"));
+    assert_eq!(
+        values(&w.data(Some(Context::cpu(1))).expect("w")),
+        vec![7.0; 3]
+    );
+    drop(w);
+    assert!(matches!(
+        mxparams::param_dict::read(d.param("p_later").expect("l")).data(None),
+        Err(Error::DeferredInit(_))
+    ));
+    let skipped = d
+        .initialize_with(&ctxs, false, |_, _| Ok(()))
+        .expect("again");
+    assert_eq!(skipped, vec!["p_c".to_string(), "p_w".to_string()]);
+}

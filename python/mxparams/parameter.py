@@ -117,7 +117,7 @@ class Variable:
         return self.list_attr().get(key)
 
     def tojson(self) -> str:
-        """MXNet's symbol JSON for this variable (byte-identical to ``mx.sym.var(...).tojson()``)."""
+        """MXNet's symbol JSON for this variable (as ``mx.sym.var(...).tojson()`` writes it)."""
         attrs = {k: v for k, v in self.list_attr().items() if k.startswith("__")}
         body = ", \n".join(
             f"        {json.dumps(k)}: {json.dumps(v)}" for k, v in sorted(attrs.items())
@@ -240,8 +240,9 @@ class Parameter(_native.ParameterBase):
         old = self._get_grad_req
         self._set_grad_req(req)
         new = self._get_grad_req
-        if new != old:
+        if old != new and _autograd.active_adapters():
             _autograd.notify_grad_req_change(self, old, new)
+            _mark([self])
 
     @property
     def lr_mult(self) -> Any:
@@ -300,18 +301,30 @@ class Parameter(_native.ParameterBase):
         force_reinit : bool, default False
             Re-initialize an already initialised parameter.
         """
+        self._initialize(init, ctx, default_init, force_reinit, True)
+        _mark([self])
+
+    def _initialize(
+        self, init: Any, ctx: CtxLike, default_init: Any, force_reinit: bool, pause: bool
+    ) -> None:
         if init is None:
             init = default_init if self.init is None else self.init
-        state = self._request_init(ctx, (init, default_init), force_reinit)
+        state, arr = self._init_start(ctx, (init, default_init), force_reinit)
         if state == "initialized":
             warnings.warn(
                 f"Parameter '{self.name}' is already initialized, ignoring. "
                 "Set force_reinit=True to re-initialize.",
-                stacklevel=2,
+                stacklevel=3,
             )
             return
-        if state == "ready":
-            self.finish_deferred_init()
+        if arr is None:
+            return  # deferred until the shape is known
+        if pause:
+            with _autograd.pause():
+                _fill(self.name, init, default_init, arr)
+        else:
+            _fill(self.name, init, default_init, arr)
+        self._init_finish(arr)
 
     def finish_deferred_init(self) -> None:
         """Completes a deferred initialisation once the shape is fully known
@@ -324,27 +337,33 @@ class Parameter(_native.ParameterBase):
             try:
                 data = self._zeros_host()
                 init, default_init = token if token is not None else (None, _initmod.Uniform())
-                _fill(self.name, init, default_init, data)
+                with _autograd.pause():
+                    _fill(self.name, init, default_init, data)
             except BaseException:
                 self._restore_deferred(ctxs, None, token)
                 raise
         self._init_impl(data, ctxs)
+        _mark([self])
 
     _finish_deferred_init = finish_deferred_init
 
     def reset_ctx(self, ctx: CtxLike) -> None:
         """Re-assigns the parameter to other contexts, keeping its value."""
         self._reset_ctx(ctx)
+        _mark([self])
 
     def set_data(self, data: Any) -> None:
         """Sets this parameter's value on all contexts."""
-        if not isinstance(data, NDArray):
+        if not isinstance(data, NDArray) and not (
+            type(data) is np.ndarray and data.flags.c_contiguous
+        ):
             data = _nd.array(data, dtype=self.dtype)
         self._set_data(data)
 
     def cast(self, dtype: Any) -> None:
         """Casts data and gradients to ``dtype``."""
         self._cast(dtype)
+        _mark([self])
 
     def allreduce_grads(self) -> None:
         """Replaces the gradient on every context with the sum over all contexts
@@ -355,7 +374,12 @@ class Parameter(_native.ParameterBase):
         """A symbolic variable for this parameter (cached)."""
         if self._var is None:
             self._var = Variable(
-                self.name, self.shape, self.dtype, self.lr_mult, self.wd_mult, self.init,
+                self.name,
+                self.shape,
+                self.dtype,
+                self.lr_mult,
+                self.wd_mult,
+                self.init,
                 self._stype,
             )
         return self._var
@@ -365,19 +389,33 @@ class Parameter(_native.ParameterBase):
         self._trainer = trainer
 
 
+def _mark(params: Any) -> None:
+    """Tells active autograd adapters about (re)allocated gradient buffers,
+    as MXNet's ``_init_grad`` calls ``autograd.mark_variables``."""
+    if not _autograd.active_adapters():
+        return
+    for p in params:
+        if p._is_initialized() and p.grad_req != "null":
+            _autograd.mark_variables(p.list_data(), p.list_grad(), p.grad_req)
+
+
 def _as_ndarray(data: Any) -> NDArray:
     return data if isinstance(data, NDArray) else _nd.array(data)
 
 
 def _fill(name: str, init: Any, default_init: Any, arr: NDArray) -> None:
     """Runs MXNet's initializer protocol on ``arr``: the default initializer is
-    called with ``InitDesc(name, {'__init__': init})``, so ``init`` decides."""
+    called with ``InitDesc(name, {'__init__': init})``, so ``init`` decides.
+    Plain callables (``init.Mixed``, ``init.Load``) get a bare ``InitDesc(name)``
+    and apply their own rules."""
+    if init is not None and not isinstance(init, (str, _initmod.Initializer)) and callable(init):
+        init(_initmod.InitDesc(name), arr)
+        return
     desc = _initmod.InitDesc(name, {"__init__": init})
-    if isinstance(init, _initmod.Initializer) or default_init is None:
-        top = init
+    if isinstance(default_init, _initmod.Initializer):
+        default_init(desc, arr)
     else:
-        top = _initmod.create(default_init)
-    top(desc, arr)
+        _initmod.create(init if default_init is None else default_init)(desc, arr)
 
 
 class _ConstantInit(_initmod.Initializer):
@@ -589,8 +627,10 @@ class ParameterDict:
             init.set_verbosity(verbose=verbose)
         if ctx is None:
             ctx = [current_context()]
-        for v in self.values():
-            v.initialize(None, ctx, init, force_reinit=force_reinit)
+        with _autograd.pause():
+            for v in self.values():
+                v._initialize(None, ctx, init, force_reinit, False)
+        _mark(self.values())
 
     def zero_grad(self) -> None:
         """Sets every gradient buffer to 0 (one native call)."""
@@ -599,6 +639,7 @@ class ParameterDict:
     def reset_ctx(self, ctx: CtxLike) -> None:
         """Re-assigns every parameter to ``ctx``, keeping values."""
         self._core.reset_ctx(ctx)
+        _mark(self.values())
 
     def allreduce_grads(self) -> None:
         """Sums each parameter's gradients over its contexts and writes the sum
@@ -633,6 +674,7 @@ class ParameterDict:
         self._core.load(
             filename, ctx, allow_missing, ignore_extra, restore_prefix, cast_dtype, dtype_source
         )
+        _mark(self.values())
 
     def load_dict(
         self,
@@ -653,6 +695,14 @@ class ParameterDict:
         arrays = [_as_ndarray(v) for v in param_dict.values()]
         source = f"file: {filename}" if filename else "param_dict"
         self._core.load_arrays(
-            names, arrays, ctx, allow_missing, ignore_extra, restore_prefix, cast_dtype,
-            dtype_source, source,
+            names,
+            arrays,
+            ctx,
+            allow_missing,
+            ignore_extra,
+            restore_prefix,
+            cast_dtype,
+            dtype_source,
+            source,
         )
+        _mark(self.values())

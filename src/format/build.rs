@@ -13,18 +13,16 @@ use crate::error::Result;
 use crate::ndarray::{NDArray, SType};
 use crate::storage::{Buffer, SharedSource};
 
-use super::reader::{AuxRole, ParsedFile, RecordView};
+use super::reader::{AuxRole, RecordView, Stream};
 use super::Loaded;
 
 /// Below this much data in total, copying on one thread beats fanning out.
 const PARALLEL_BYTES: usize = 4 << 20;
-
-fn names(parsed: &ParsedFile<'_>) -> Option<Vec<String>> {
-    parsed
-        .names
-        .as_ref()
-        .map(|n| n.iter().map(|s| (*s).to_owned()).collect())
-}
+/// Data per parallel task.
+const CHUNK_BYTES: usize = 1 << 20;
+/// Files of records this small on average are built on one thread: the
+/// allocator work dominates and spreading it over threads only adds contention.
+const SMALL_RECORD: usize = 16 << 10;
 
 /// Assembles one record from a function producing each byte range's buffer.
 fn assemble(
@@ -64,38 +62,59 @@ pub(crate) fn owned_array(bytes: &[u8], rec: RecordView) -> Result<NDArray> {
 }
 
 /// Every record copied into owned memory.
-pub(crate) fn owned(parsed: ParsedFile<'_>) -> Result<Loaded> {
-    let names = names(&parsed);
-    let bytes = parsed.bytes;
-    let total: usize = parsed.records.iter().map(|r| r.end - r.offset).sum();
-    let arrays = if total >= PARALLEL_BYTES && parsed.records.len() > 1 {
-        parsed
-            .records
-            .into_par_iter()
-            .with_max_len(1)
-            .map(|r| owned_array(bytes, r))
-            .collect::<Result<Vec<_>>>()?
+pub(crate) fn owned(bytes: &[u8]) -> Result<Loaded> {
+    let mut s = Stream::open(bytes)?;
+    let n = s.count();
+    let arrays = if bytes.len() >= PARALLEL_BYTES && n > 1 && bytes.len() / n >= SMALL_RECORD {
+        let records = (0..n)
+            .map(|_| s.next_record())
+            .collect::<Result<Vec<_>>>()?;
+        parallel_copy(bytes, records)?
     } else {
-        parsed
-            .records
-            .into_iter()
-            .map(|r| owned_array(bytes, r))
-            .collect::<Result<Vec<_>>>()?
+        let mut arrays = Vec::with_capacity(n);
+        for _ in 0..n {
+            arrays.push(owned_array(bytes, s.next_record()?)?);
+        }
+        arrays
     };
+    let (names, _) = s.names(str::to_owned)?;
     Ok(Loaded { names, arrays })
 }
 
-/// Every record as a read-only view of `source` (which `parsed` must borrow).
-pub(crate) fn shared(parsed: ParsedFile<'_>, source: &Arc<SharedSource>) -> Result<Loaded> {
-    let names = names(&parsed);
-    let arrays = parsed
-        .records
-        .into_iter()
-        .map(|rec| {
-            assemble(rec, |r| {
-                Buffer::shared(source.clone(), r.start, r.end - r.start)
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+/// Copies records on the rayon pool, in groups of about `CHUNK_BYTES`: one
+/// task per big array, many small arrays per task (a task per tiny array
+/// costs more than its copy).
+fn parallel_copy(bytes: &[u8], records: Vec<RecordView>) -> Result<Vec<NDArray>> {
+    let mut groups: Vec<Vec<RecordView>> = Vec::new();
+    let mut size = CHUNK_BYTES;
+    for r in records {
+        if size >= CHUNK_BYTES {
+            groups.push(Vec::new());
+            size = 0;
+        }
+        size += r.end - r.offset;
+        if let Some(g) = groups.last_mut() {
+            g.push(r);
+        }
+    }
+    let built: Vec<Vec<NDArray>> = groups
+        .into_par_iter()
+        .with_max_len(1)
+        .map(|g| g.into_iter().map(|r| owned_array(bytes, r)).collect())
+        .collect::<Result<_>>()?;
+    Ok(built.into_iter().flatten().collect())
+}
+
+/// Every record as a read-only view of `source`.
+pub(crate) fn shared(source: &Arc<SharedSource>) -> Result<Loaded> {
+    let mut s = Stream::open(source.bytes())?;
+    let mut arrays = Vec::with_capacity(s.count());
+    for _ in 0..s.count() {
+        let rec = s.next_record()?;
+        arrays.push(assemble(rec, |r| {
+            Buffer::shared(source.clone(), r.start, r.end - r.start)
+        })?);
+    }
+    let (names, _) = s.names(str::to_owned)?;
     Ok(Loaded { names, arrays })
 }

@@ -31,6 +31,35 @@
 //! Data offsets are generally unaligned, so zero-copy views
 //! ([`load_mmap`], [`from_shared`]) may be unaligned; [`NDArray::is_aligned`]
 //! tells. Owned loads ([`from_bytes`], [`load`]) copy into 64-byte aligned memory.
+//!
+//! # Leniency and strictness
+//!
+//! As MXNet, the reader accepts a non-zero reserved word, trailing bytes
+//! after the names, duplicate names (kept in order; a dict built from them
+//! lets the last win) and any stored device. Unlike MXNet it rejects, with
+//! [`Error::Format`](crate::Error::Format) naming the byte offset, everything
+//! MXNet would crash on, overflow on or allocate unboundedly for: counts and
+//! lengths the remaining bytes cannot hold (checked before reserving memory),
+//! overflowing dim products, placeholders (ndim -1, a dim of -1), unknown type
+//! flags and storage types, a name count other than 0 or N, non-UTF-8 names,
+//! sparse records in V3, and broken sparse structure (aux type, indptr shape
+//! and monotonicity, index range and order). A sparse record's stored storage
+//! shape may be stale (MXNet reads it before the array is computed); the
+//! number of stored values comes from the indices, as in MXNet's loader.
+//!
+//! # Writing
+//!
+//! [`write_to`], [`to_bytes`] and [`save`] write V2 records (V3 for the whole
+//! file under [`RecordVersion::Auto`] when an array is 0-d, so MXNet can read
+//! it back), the array's own context in the device fields, int64 aux arrays
+//! and the true storage shape. A name containing NUL is refused: MXNet would
+//! cut it at the NUL, possibly creating a duplicate. [`save`] is atomic.
+//!
+//! # MXNet 2.0 containers
+//!
+//! The loaders also take MXNet 2.0's `.npz` (a zip of `NAME.npy` members, every
+//! member a name, sparse arrays as `NAME/{data,indices,indptr,shape,format}.npy`)
+//! and bare `.npy` files (a one-element list), recognised by their magic.
 
 mod build;
 mod npy;
@@ -130,7 +159,7 @@ fn sniff(bytes: &[u8]) -> Container {
 /// ```
 pub fn from_bytes(bytes: &[u8]) -> Result<Loaded> {
     match sniff(bytes) {
-        Container::Params => build::owned(parse(bytes)?),
+        Container::Params => build::owned(bytes),
         Container::Npz => npz::load_npz(bytes, None),
         Container::Npy => npz::load_npy(bytes, None),
     }
@@ -141,18 +170,15 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Loaded> {
 pub fn from_shared(source: Arc<SharedSource>) -> Result<Loaded> {
     let bytes = source.bytes();
     match sniff(bytes) {
-        Container::Params => build::shared(parse(bytes)?, &source),
+        Container::Params => build::shared(&source),
         Container::Npz => npz::load_npz(bytes, Some(&source)),
         Container::Npy => npz::load_npy(bytes, Some(&source)),
     }
 }
 
-fn map_file(path: &Path, populate: bool) -> Result<Arc<SharedSource>> {
+fn map_file(path: &Path) -> Result<Arc<SharedSource>> {
     let file = File::open(path)?;
-    let mut opts = memmap2::MmapOptions::new();
-    if populate {
-        opts.populate();
-    }
+    let opts = memmap2::MmapOptions::new();
     // SAFETY: the map is read-only. Like every mmap reader (numpy.memmap,
     // safetensors) we rely on nobody truncating the file while it is mapped;
     // our own `save` never does (it writes a new file and renames it).
@@ -160,31 +186,35 @@ fn map_file(path: &Path, populate: bool) -> Result<Arc<SharedSource>> {
     Ok(Arc::new(SharedSource::Mmap(map)))
 }
 
+/// Maps `path`, or reads it when it cannot be mapped (empty files, pipes and
+/// other special files, whose reported size is 0 or which refuse mmap).
+fn open_source(path: &Path) -> Result<Arc<SharedSource>> {
+    if std::fs::metadata(path)?.len() > 0 {
+        if let Ok(source) = map_file(path) {
+            return Ok(source);
+        }
+    }
+    Ok(Arc::new(SharedSource::Bytes(std::fs::read(path)?)))
+}
+
 /// Reads a file into owned, 64-byte aligned arrays (memory map plus one copy
 /// pass, parallel for big files).
 pub fn load(path: impl AsRef<Path>) -> Result<Loaded> {
-    let path = path.as_ref();
-    let len = std::fs::metadata(path)?.len();
-    if len == 0 {
-        return from_bytes(&[]);
-    }
-    let source = map_file(path, false)?;
+    let source = open_source(path.as_ref())?;
     #[cfg(unix)]
     if let SharedSource::Mmap(m) = &*source {
-        // The copy reads every byte once, front to back.
-        let _ = m.advise(memmap2::Advice::Sequential);
+        // Every byte is about to be read (by several threads for big files):
+        // start read-ahead for all of it now.
+        let _ = m.advise(memmap2::Advice::WillNeed);
     }
     from_bytes(source.bytes())
 }
 
 /// Memory-maps a file and returns zero-copy, read-only arrays viewing it. The
-/// map lives as long as any array does. Views may be unaligned.
+/// map lives as long as any array does. Views may be unaligned. (A file that
+/// cannot be mapped, such as a pipe, is read into memory and viewed there.)
 pub fn load_mmap(path: impl AsRef<Path>) -> Result<Loaded> {
-    let path = path.as_ref();
-    if std::fs::metadata(path)?.len() == 0 {
-        return from_bytes(&[]);
-    }
-    from_shared(map_file(path, false)?)
+    from_shared(open_source(path.as_ref())?)
 }
 
 /// Loads one array record without file header or names (the bytes of a

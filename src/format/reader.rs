@@ -218,63 +218,100 @@ fn fmt_err(offset: usize, expected: impl Into<String>, found: impl Into<String>)
 /// assert!(parsed.records.is_empty() && parsed.names.is_none());
 /// ```
 pub fn parse(bytes: &[u8]) -> Result<ParsedFile<'_>> {
-    let mut c = Cursor::new(bytes, 0);
-    let magic = c.u64("list magic")?;
-    if magic != LIST_MAGIC {
-        return Err(fmt_err(
-            0,
-            format!("list magic {LIST_MAGIC:#x}"),
-            format!("{magic:#x}"),
-        ));
+    let mut s = Stream::open(bytes)?;
+    let mut records = Vec::with_capacity(s.count());
+    for _ in 0..s.count() {
+        records.push(s.next_record()?);
     }
-    let reserved = c.u64("reserved word")?;
-    let n_at = c.pos();
-    let n = c.u64("array count")?;
-    // Every record takes at least MIN_RECORD_SIZE bytes and the name count 8 more.
-    let max_n = c.remaining().saturating_sub(8) / MIN_RECORD_SIZE;
-    let n = usize::try_from(n)
-        .ok()
-        .filter(|&n| n <= max_n)
-        .ok_or_else(|| {
-            fmt_err(
-                n_at,
-                format!(
-                    "an array count the remaining {} bytes can hold",
-                    c.remaining()
-                ),
-                n.to_string(),
-            )
-        })?;
-    let mut records = Vec::with_capacity(n);
-    for _ in 0..n {
-        records.push(parse_record_at(&mut c)?);
-    }
-    let names_offset = c.pos();
-    let k = c.u64("name count")?;
-    if k != 0 && k != n as u64 {
-        return Err(fmt_err(
-            names_offset,
-            format!("name count 0 or {n}"),
-            k.to_string(),
-        ));
-    }
-    let names = if k == 0 {
-        None
-    } else {
-        let mut names = Vec::with_capacity(n);
-        for _ in 0..n {
-            names.push(parse_name(&mut c)?);
-        }
-        Some(names)
-    };
+    let reserved = s.reserved;
+    let names_offset = s.c.pos();
+    let (names, end) = s.names(|n| n)?;
     Ok(ParsedFile {
         bytes,
         reserved,
         records,
         names,
         names_offset,
-        end: c.pos(),
+        end,
     })
+}
+
+/// Streaming access to a file: the header, then the records one at a time
+/// (so loads build arrays without first collecting every record), then the
+/// names.
+pub(crate) struct Stream<'a> {
+    c: Cursor<'a>,
+    n: usize,
+    reserved: u64,
+}
+
+impl<'a> Stream<'a> {
+    /// Reads and checks the header.
+    pub(crate) fn open(bytes: &'a [u8]) -> Result<Self> {
+        let mut c = Cursor::new(bytes, 0);
+        let magic = c.u64("list magic")?;
+        if magic != LIST_MAGIC {
+            return Err(fmt_err(
+                0,
+                format!("list magic {LIST_MAGIC:#x}"),
+                format!("{magic:#x}"),
+            ));
+        }
+        let reserved = c.u64("reserved word")?;
+        let n_at = c.pos();
+        let n = c.u64("array count")?;
+        // Every record takes at least MIN_RECORD_SIZE bytes and the name count 8 more.
+        let max_n = c.remaining().saturating_sub(8) / MIN_RECORD_SIZE;
+        let n = usize::try_from(n)
+            .ok()
+            .filter(|&n| n <= max_n)
+            .ok_or_else(|| {
+                fmt_err(
+                    n_at,
+                    format!(
+                        "an array count the remaining {} bytes can hold",
+                        c.remaining()
+                    ),
+                    n.to_string(),
+                )
+            })?;
+        Ok(Stream { c, n, reserved })
+    }
+
+    /// The number of records (bounded by the input size).
+    pub(crate) fn count(&self) -> usize {
+        self.n
+    }
+
+    /// The next record; call exactly `count()` times.
+    pub(crate) fn next_record(&mut self) -> Result<RecordView> {
+        parse_record_at(&mut self.c)
+    }
+
+    /// After the records: the names mapped through `f`, and the end offset.
+    pub(crate) fn names<T>(
+        mut self,
+        mut f: impl FnMut(&'a str) -> T,
+    ) -> Result<(Option<Vec<T>>, usize)> {
+        let c = &mut self.c;
+        let names_offset = c.pos();
+        let k = c.u64("name count")?;
+        if k != 0 && k != self.n as u64 {
+            return Err(fmt_err(
+                names_offset,
+                format!("name count 0 or {}", self.n),
+                k.to_string(),
+            ));
+        }
+        if k == 0 {
+            return Ok((None, c.pos()));
+        }
+        let mut names = Vec::with_capacity(self.n);
+        for _ in 0..self.n {
+            names.push(f(parse_name(c)?));
+        }
+        Ok((Some(names), c.pos()))
+    }
 }
 
 fn parse_name<'a>(c: &mut Cursor<'a>) -> Result<&'a str> {
@@ -400,6 +437,8 @@ fn parse_sparse(c: &mut Cursor<'_>, offset: usize, stype: SType) -> Result<Recor
             ))
         }
     }
+    // The dense form must be representable (MXNet silently wraps such sizes).
+    data_bytes(shape_at, &shape, DType::UInt8)?;
     let device = read_device(c)?;
     let dtype = read_dtype(c, "type flag")?;
     let roles: &[AuxRole] = if stype == SType::Csr {

@@ -1,6 +1,7 @@
 //! Unit tests of the reader and writer: every format branch and every error
 //! branch, with hand-built bytes.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use proptest::prelude::*;
@@ -566,6 +567,9 @@ fn sparse_structure_errors_name_the_offending_bytes() {
         .shape(&[1, 1])
         .raw(&[0; 64]);
     assert_eq!(format_err(&file_with(bad)).0, 100 - 12);
+    // A dense shape whose size overflows.
+    let f = file_with(rsp_record(&[0, 1], &[1 << 62, 1, 1 << 62], &[]));
+    assert_eq!(format_err(&f).0, 52);
     // Huge aux lengths: short read, no allocation.
     let huge = B::default()
         .u32(MAGIC_V2)
@@ -809,6 +813,28 @@ fn save_is_atomic_and_cleans_up() {
     ));
 }
 
+#[cfg(unix)]
+#[test]
+fn save_keeps_permissions_and_writes_through_symlinks() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("dir");
+    let real = dir.path().join("real.params");
+    let link = dir.path().join("link.params");
+    let a = f32_array(&[2], Context::cpu(0));
+    save(&real, None, &[&a], &SaveOptions::default()).expect("save");
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    std::os::unix::fs::symlink(&real, &link).expect("symlink");
+    let b = f32_array(&[3], Context::cpu(0));
+    save(&link, None, &[&b], &SaveOptions::default()).expect("save via link");
+    assert!(std::fs::symlink_metadata(&link)
+        .expect("meta")
+        .file_type()
+        .is_symlink());
+    assert_eq!(load(&real).expect("load").arrays[0].shape(), &[3]);
+    let mode = std::fs::metadata(&real).expect("meta").permissions().mode();
+    assert_eq!(mode & 0o777, 0o640);
+}
+
 #[test]
 fn mmap_views_survive_saving_over_their_own_file() {
     let dir = tempfile::tempdir().expect("dir");
@@ -843,6 +869,17 @@ fn mmap_views_survive_saving_over_their_own_file() {
         load(dir.path().join("missing")),
         Err(Error::Io(_))
     ));
+    assert!(matches!(load(dir.path()), Err(Error::Io(_))));
+    // Special files that cannot be mapped are read instead.
+    #[cfg(unix)]
+    {
+        let null = Path::new("/dev/null");
+        assert!(matches!(load(null), Err(Error::Format { offset: 0, .. })));
+        assert!(matches!(
+            load_mmap(null),
+            Err(Error::Format { offset: 0, .. })
+        ));
+    }
 }
 
 #[test]

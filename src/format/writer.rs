@@ -27,21 +27,25 @@ enum Concrete {
 }
 
 fn resolve(arrays: &[&NDArray], version: RecordVersion) -> Result<Concrete> {
-    let any_sparse = arrays.iter().any(|a| a.stype() != SType::Default);
+    let (mut any_sparse, mut any_0d) = (false, false);
+    for a in arrays {
+        if !a.context().is_host() {
+            return Err(Error::invalid(format!(
+                "cannot save an array on {}: copy it to the host first",
+                a.context()
+            )));
+        }
+        any_sparse |= a.stype() != SType::Default;
+        any_0d |= a.ndim() == 0;
+    }
     match version {
         RecordVersion::V2 => Ok(Concrete::V2),
         RecordVersion::V3 if any_sparse => Err(Error::invalid(
             "sparse arrays cannot be saved as V3 records (numpy-shape semantics); use V2",
         )),
         RecordVersion::V3 => Ok(Concrete::V3),
-        RecordVersion::Auto => {
-            let any_0d = arrays.iter().any(|a| a.ndim() == 0);
-            Ok(if any_0d && !any_sparse {
-                Concrete::V3
-            } else {
-                Concrete::V2
-            })
-        }
+        RecordVersion::Auto if any_0d && !any_sparse => Ok(Concrete::V3),
+        RecordVersion::Auto => Ok(Concrete::V2),
     }
 }
 
@@ -58,17 +62,9 @@ fn check(names: Option<&[&str]>, arrays: &[&NDArray], opts: &SaveOptions) -> Res
                 arrays.len()
             )));
         }
-        if let Some(bad) = names.iter().find(|n| n.contains('\0')) {
+        if let Some(bad) = names.iter().find(|n| n.as_bytes().contains(&0)) {
             return Err(Error::invalid(format!(
                 "array name {bad:?} contains a NUL character, which MXNet would silently cut"
-            )));
-        }
-    }
-    for a in arrays {
-        if !a.context().is_host() {
-            return Err(Error::invalid(format!(
-                "cannot save an array on {}: copy it to the host first",
-                a.context()
             )));
         }
     }
@@ -262,9 +258,25 @@ pub(crate) fn atomic_write(
     fsync: bool,
     body: impl FnOnce(&mut BufWriter<File>) -> Result<()>,
 ) -> Result<()> {
+    // Write through a symlink (as MXNet's fopen does) rather than replacing it.
+    let resolved;
+    let path = match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => match fs::canonicalize(path) {
+            Ok(p) => {
+                resolved = p;
+                resolved.as_path()
+            }
+            Err(_) => path,
+        },
+        _ => path,
+    };
     let tmp = temp_path(path)?;
     let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
     let result = (|| {
+        // Keep the replaced file's permissions, as overwriting in place would.
+        if let Ok(m) = fs::metadata(path) {
+            file.set_permissions(m.permissions())?;
+        }
         let mut w = BufWriter::with_capacity(WRITE_BUF, file);
         body(&mut w)?;
         let file = w.into_inner().map_err(|e| e.into_error())?;

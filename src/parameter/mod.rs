@@ -8,14 +8,19 @@
 //! caller while holding state, so a parameter behind a lock never calls out.
 
 mod ctx_map;
+mod deferred;
 mod grad_req;
+mod grads;
+mod load;
 
 use std::any::Any;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use ctx_map::CtxMap;
+pub use deferred::{DeferredInit, InitRequest};
 pub use grad_req::GradReq;
+pub use load::DTypeSource;
 
 use crate::context::Context;
 use crate::convert;
@@ -27,60 +32,6 @@ use crate::reduce;
 /// An opaque initialisation request kept while initialisation is deferred
 /// (the Python binding keeps its initializer objects here).
 pub type InitToken = Box<dyn Any + Send + Sync>;
-
-/// What `initialize` recorded and what finishing it needs.
-pub struct DeferredInit {
-    /// Contexts to initialise on.
-    pub ctx: Vec<Context>,
-    /// Data given by `set_data` while deferred; used instead of an initializer.
-    pub data: Option<NDArray>,
-    /// The binding's initializer request.
-    pub token: Option<InitToken>,
-}
-
-impl fmt::Debug for DeferredInit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DeferredInit")
-            .field("ctx", &self.ctx)
-            .field("data", &self.data)
-            .field("token", &self.token.is_some())
-            .finish()
-    }
-}
-
-/// Where `ParameterDict::load` takes the dtype from when file and parameter differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DTypeSource {
-    /// Cast the saved values to the parameter's dtype.
-    #[default]
-    Current,
-    /// Cast the parameter to the saved dtype.
-    Saved,
-}
-
-impl std::str::FromStr for DTypeSource {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "current" => Ok(DTypeSource::Current),
-            "saved" => Ok(DTypeSource::Saved),
-            _ => Err(Error::invalid(format!(
-                "dtype_source must be one of 'current' or 'saved', but got '{s}'"
-            ))),
-        }
-    }
-}
-
-/// Outcome of [`Parameter::request_init`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InitRequest {
-    /// Already initialised and `force_reinit` was false: nothing changed.
-    AlreadyInitialized,
-    /// The shape is not fully known: the request was recorded (deferred).
-    Deferred,
-    /// The shape is known: finish with [`Parameter::take_deferred`] + [`Parameter::init_from_host`].
-    Ready,
-}
 
 /// Formats a shape as Python prints a tuple: `(64, 100)`, `(64,)`, `()`.
 pub fn shape_str(shape: &[usize]) -> String {
@@ -133,6 +84,7 @@ pub struct Parameter {
     data: Option<Vec<NDArray>>,
     grad: Option<Vec<NDArray>>,
     deferred: Option<DeferredInit>,
+    constant: Option<NDArray>,
     version: u64,
 }
 
@@ -172,8 +124,25 @@ impl Parameter {
             data: None,
             grad: None,
             deferred: None,
+            constant: None,
             version: next_version(),
         }
+    }
+
+    /// Gluon's `Constant`: a non-differentiable parameter (`grad_req='null'`)
+    /// whose initialisation always copies `value`.
+    pub fn new_constant(name: impl Into<String>, value: NDArray) -> Parameter {
+        let mut p = Parameter::new(name)
+            .with_shape(value.shape())
+            .with_dtype(value.dtype())
+            .with_differentiable(false);
+        p.constant = Some(value);
+        p
+    }
+
+    /// The fixed value of a constant.
+    pub fn constant_value(&self) -> Option<&NDArray> {
+        self.constant.as_ref()
     }
 
     /// Builder: the shape (0 = unknown dim).
@@ -300,45 +269,7 @@ impl Parameter {
         self.shape = Some(shape);
     }
 
-    /// Sets the gradient request: entering `null` drops the gradient buffers,
-    /// leaving it allocates zeroed ones on every context. A non-differentiable
-    /// parameter stays `null`. Before initialisation the value is only recorded.
-    pub fn set_grad_req(&mut self, req: GradReq) -> Result<()> {
-        let req = if self.differentiable {
-            req
-        } else {
-            GradReq::Null
-        };
-        if self.grad_req == req {
-            return Ok(());
-        }
-        self.grad_req = req;
-        if req == GradReq::Null {
-            if self.grad.take().is_some() {
-                self.version = next_version();
-            }
-        } else if self.data.is_some() {
-            self.init_grad()?;
-        }
-        Ok(())
-    }
-
-    fn init_grad(&mut self) -> Result<()> {
-        self.version = next_version();
-        if self.grad_req == GradReq::Null {
-            self.grad = None;
-            return Ok(());
-        }
-        let data = self.data.as_deref().unwrap_or_default();
-        let grads = data
-            .iter()
-            .map(|d| NDArray::zeros(d.shape(), d.dtype(), d.context()))
-            .collect::<Result<Vec<_>>>()?;
-        self.grad = Some(grads);
-        Ok(())
-    }
-
-    fn not_initialized(&self) -> Error {
+    pub(super) fn not_initialized(&self) -> Error {
         if self.deferred.is_some() {
             Error::DeferredInit(format!(
                 "Parameter '{}' has not been initialized yet because initialization was \
@@ -361,7 +292,7 @@ impl Parameter {
 
     /// Index of the copy for `ctx` (`None`: the only copy, or the current context's).
     #[inline]
-    fn index_in(&self, len: usize, ctx: Option<Context>) -> Result<usize> {
+    pub(super) fn index_in(&self, len: usize, ctx: Option<Context>) -> Result<usize> {
         let ctx = match ctx {
             None if len == 1 => return Ok(0),
             None => Context::current(),
@@ -377,7 +308,7 @@ impl Parameter {
         })
     }
 
-    fn check_dense(&self, what: &str, ctx: Option<Context>) -> Result<()> {
+    pub(super) fn check_dense(&self, what: &str, ctx: Option<Context>) -> Result<()> {
         if self.stype == SType::Default {
             return Ok(());
         }
@@ -400,53 +331,16 @@ impl Parameter {
         }
     }
 
-    /// Index of the gradient for `ctx`, with MXNet's errors.
-    #[inline]
-    pub fn grad_index(&self, ctx: Option<Context>) -> Result<usize> {
-        match (&self.data, &self.grad) {
-            (Some(_), None) => Err(self.no_grad()),
-            (_, Some(g)) => self.index_in(g.len(), ctx),
-            (None, None) => Err(self.not_initialized()),
-        }
-    }
-
-    fn no_grad(&self) -> Error {
-        Error::NoGradient(format!(
-            "Cannot get gradient array for Parameter '{}' because grad_req='null'",
-            self.name
-        ))
-    }
-
     /// The data copy on `ctx` (`None`: the only copy, or the current context's).
     pub fn data(&self, ctx: Option<Context>) -> Result<NDArray> {
         let i = self.data_index(ctx)?;
         Ok(self.data.as_deref().unwrap_or_default()[i].clone())
     }
 
-    /// The gradient on `ctx`.
-    pub fn grad(&self, ctx: Option<Context>) -> Result<NDArray> {
-        let i = self.grad_index(ctx)?;
-        Ok(self.grad.as_deref().unwrap_or_default()[i].clone())
-    }
-
     /// All data copies, in context order.
     pub fn list_data(&self) -> Result<&[NDArray]> {
         self.check_dense("list_data", None)?;
         self.data.as_deref().ok_or_else(|| self.not_initialized())
-    }
-
-    /// All gradients, in context order.
-    pub fn list_grad(&self) -> Result<&[NDArray]> {
-        match (&self.data, &self.grad) {
-            (Some(_), None) => Err(self.no_grad()),
-            (_, Some(g)) => Ok(g),
-            (None, None) => Err(self.not_initialized()),
-        }
-    }
-
-    /// The gradient buffers, if any (no error when there are none).
-    pub fn grads(&self) -> Option<&[NDArray]> {
-        self.grad.as_deref()
     }
 
     /// The contexts, in initialisation order (the deferred ones while deferred).
@@ -459,116 +353,6 @@ impl Parameter {
             None => Err(Error::NotInitialized(format!(
                 "Parameter '{}' has not been initialized",
                 self.name
-            ))),
-        }
-    }
-
-    /// Starts initialisation on `ctxs` (Gluon's `initialize` minus the
-    /// initializer call). Clears data and gradients unless already initialised
-    /// and not `force_reinit`. With an unknown shape the request is recorded if
-    /// deferral is allowed, else `InvalidArgument`.
-    pub fn request_init(
-        &mut self,
-        ctxs: &[Context],
-        token: Option<InitToken>,
-        force_reinit: bool,
-    ) -> Result<InitRequest> {
-        if self.data.is_some() && !force_reinit {
-            return Ok(InitRequest::AlreadyInitialized);
-        }
-        if ctxs.is_empty() {
-            return Err(Error::invalid(format!(
-                "Cannot initialize Parameter '{}' on an empty list of contexts",
-                self.name
-            )));
-        }
-        let known = shape_is_known(self.shape.as_deref());
-        if !known && !self.allow_deferred_init {
-            return Err(Error::invalid(format!(
-                "Cannot initialize Parameter '{}' because it has invalid shape: {}.",
-                self.name,
-                opt_shape_str(self.shape.as_deref())
-            )));
-        }
-        if self.data.take().is_some() {
-            self.version = next_version();
-        }
-        self.grad = None;
-        self.deferred = Some(DeferredInit {
-            ctx: ctxs.to_vec(),
-            data: None,
-            token,
-        });
-        Ok(if known {
-            InitRequest::Ready
-        } else {
-            InitRequest::Deferred
-        })
-    }
-
-    /// Takes the deferred record to finish initialisation: `Ok(None)` when
-    /// nothing is deferred, `InvalidArgument` while the shape is still unknown
-    /// (the record stays). Give it back with [`Parameter::restore_deferred`] if
-    /// filling fails.
-    pub fn take_deferred(&mut self) -> Result<Option<DeferredInit>> {
-        if self.deferred.is_none() {
-            return Ok(None);
-        }
-        if !shape_is_known(self.shape.as_deref()) {
-            return Err(Error::invalid(format!(
-                "Cannot initialize Parameter '{}' because it has invalid shape: {}. Please \
-                 specify in_units, in_channels, etc for `Block`s.",
-                self.name,
-                opt_shape_str(self.shape.as_deref())
-            )));
-        }
-        Ok(self.deferred.take())
-    }
-
-    /// Puts back a record taken by [`Parameter::take_deferred`].
-    pub fn restore_deferred(&mut self, record: DeferredInit) {
-        if self.data.is_none() {
-            self.deferred = Some(record);
-        }
-    }
-
-    /// Finishes deferred initialisation in Rust: the data given by `set_data`
-    /// while deferred, or else `fill` on a zeroed host array (which gets the
-    /// token). A no-op when nothing is deferred.
-    pub fn finish_deferred_init_with(
-        &mut self,
-        fill: impl FnOnce(&NDArray, Option<&InitToken>) -> Result<()>,
-    ) -> Result<()> {
-        let Some(record) = self.take_deferred()? else {
-            return Ok(());
-        };
-        let data = match &record.data {
-            Some(d) => d.clone(),
-            None => {
-                let arr = self.zeros_host()?;
-                if let Err(e) = fill(&arr, record.token.as_ref()) {
-                    self.restore_deferred(record);
-                    return Err(e);
-                }
-                arr
-            }
-        };
-        self.init_from_host(&data, &record.ctx)
-    }
-
-    /// Finishes deferred initialisation with zeros (or the data set while deferred).
-    pub fn finish_deferred_init(&mut self) -> Result<()> {
-        self.finish_deferred_init_with(|_, _| Ok(()))
-    }
-
-    /// A zeroed host array of the parameter's (known) shape and dtype.
-    pub fn zeros_host(&self) -> Result<NDArray> {
-        match self.shape.as_deref() {
-            Some(s) if shape_is_known(Some(s)) => NDArray::zeros(s, self.dtype, Context::cpu(0)),
-            other => Err(Error::invalid(format!(
-                "Cannot initialize Parameter '{}' because it has invalid shape: {}.",
-                self.name,
-                opt_shape_str(other)
             ))),
         }
     }
@@ -599,7 +383,10 @@ impl Parameter {
         self.init_grad()
     }
 
-    fn fill_shape_from(&mut self, given: &[usize], loading: bool) -> Result<()> {
+    pub(super) fn fill_shape_from(&mut self, given: &[usize], loading: bool) -> Result<()> {
+        if self.shape.as_deref() == Some(given) {
+            return Ok(());
+        }
         if let Some(old) = &self.shape {
             let ok =
                 old.len() == given.len() && old.iter().zip(given).all(|(&o, &g)| o == 0 || o == g);
@@ -676,14 +463,6 @@ impl Parameter {
         }
     }
 
-    /// Zeroes every gradient buffer (a no-op without gradients).
-    pub fn zero_grad(&self) -> Result<()> {
-        for g in self.grad.as_deref().unwrap_or_default() {
-            g.buffer().write()?.fill(0);
-        }
-        Ok(())
-    }
-
     /// Changes the dtype, converting data and gradients.
     pub fn cast(&mut self, dtype: DType) -> Result<()> {
         if dtype == self.dtype {
@@ -704,127 +483,5 @@ impl Parameter {
             self.version = next_version();
         }
         Ok(())
-    }
-
-    /// Delivers a gradient computed for the copy on `ctx`: `write` overwrites,
-    /// `add` accumulates, `null` refuses with `NoGradient`. The source may be of
-    /// another dtype (it is converted).
-    pub fn deliver_grad(&self, ctx: Option<Context>, src: &NDArray) -> Result<()> {
-        let dst = self.grad_for_delivery(ctx)?;
-        if src.size() != dst.size() {
-            return Err(Error::ShapeMismatch(format!(
-                "gradient of shape {} delivered to Parameter '{}' of shape {}",
-                shape_str(src.shape()),
-                self.name,
-                shape_str(dst.shape())
-            )));
-        }
-        match self.grad_req {
-            GradReq::Add if src.dtype() == dst.dtype() => {
-                let s = src.reshaped(dst.shape().to_vec())?;
-                reduce::accumulate(dst, &s)
-            }
-            GradReq::Add => {
-                let s = convert::cast(src, dst.dtype())?.reshaped(dst.shape().to_vec())?;
-                reduce::accumulate(dst, &s)
-            }
-            _ => convert::assign_cast(dst, src),
-        }
-    }
-
-    /// Like [`Parameter::deliver_grad`] with raw little-endian bytes of the
-    /// parameter's dtype.
-    pub fn deliver_grad_bytes(&self, ctx: Option<Context>, bytes: &[u8]) -> Result<()> {
-        let dst = self.grad_for_delivery(ctx)?;
-        if bytes.len() != dst.nbytes() {
-            return Err(Error::ShapeMismatch(format!(
-                "gradient of {} bytes delivered to Parameter '{}' of {} bytes",
-                bytes.len(),
-                self.name,
-                dst.nbytes()
-            )));
-        }
-        let mut d = dst.buffer().write()?;
-        match self.grad_req {
-            GradReq::Add => reduce::accumulate_bytes(&mut d, bytes, dst.dtype()),
-            _ => {
-                crate::storage::copy_bytes(&mut d, bytes);
-                Ok(())
-            }
-        }
-    }
-
-    fn grad_for_delivery(&self, ctx: Option<Context>) -> Result<&NDArray> {
-        if self.grad_req == GradReq::Null {
-            return Err(self.no_grad());
-        }
-        let i = self.grad_index(ctx)?;
-        self.grad
-            .as_deref()
-            .and_then(|g| g.get(i))
-            .ok_or_else(|| self.no_grad())
-    }
-
-    /// Gluon's `_load_init`: (re)initialises from a loaded array. Unknown dims
-    /// come from `data`; the dtype must match unless `cast_dtype`. Initialised
-    /// parameters get the values copied into their existing buffers (`ctx`, if
-    /// given, must be the same set of contexts); deferred ones finish on their
-    /// recorded contexts; others initialise on `ctx` (default `cpu(0)`).
-    pub fn load_init(
-        &mut self,
-        data: &NDArray,
-        ctx: Option<&[Context]>,
-        cast_dtype: bool,
-        dtype_source: DTypeSource,
-    ) -> Result<()> {
-        self.fill_shape_from(data.shape(), true)?;
-        if data.dtype() != self.dtype {
-            if !cast_dtype {
-                return Err(Error::DTypeMismatch(format!(
-                    "Failed loading Parameter '{}' from saved params: dtype incompatible \
-                     expected {} vs saved {}. Set cast_dtype=True to cast the dtype of saved \
-                     params.",
-                    self.name,
-                    self.dtype,
-                    data.dtype()
-                )));
-            }
-            if dtype_source == DTypeSource::Saved {
-                self.cast(data.dtype())?;
-            }
-        }
-        let same_set = |a: &[Context], b: &[Context]| {
-            a.iter().all(|c| b.contains(c)) && b.iter().all(|c| a.contains(c))
-        };
-        if self.data.is_none() {
-            let ctxs: Vec<Context> = match (self.deferred.as_ref(), ctx) {
-                (Some(d), Some(c)) if !same_set(c, &d.ctx) => {
-                    return Err(self.load_ctx_error(c, &d.ctx));
-                }
-                (Some(d), _) => d.ctx.clone(),
-                (None, Some(c)) => c.to_vec(),
-                (None, None) => vec![Context::cpu(0)],
-            };
-            return self.init_from_host(data, &ctxs);
-        }
-        if let Some(c) = ctx {
-            if !same_set(c, self.ctx.contexts()) {
-                return Err(self.load_ctx_error(c, self.ctx.contexts()));
-            }
-        }
-        for a in self.data.as_deref().unwrap_or_default() {
-            convert::assign_cast(a, data)?;
-        }
-        self.deferred = None;
-        Ok(())
-    }
-
-    fn load_ctx_error(&self, asked: &[Context], had: &[Context]) -> Error {
-        Error::invalid(format!(
-            "Failed to load Parameter '{}' on {} because it was previous initialized on {}.",
-            self.name,
-            ctx_list_str(asked),
-            ctx_list_str(had)
-        ))
     }
 }

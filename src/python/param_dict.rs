@@ -21,11 +21,27 @@ use crate::parameter::{DTypeSource, GradReq};
 #[pyclass(name = "ParameterDictCore", module = "mxparams._native", frozen)]
 pub struct PyParamDictCore {
     inner: RwLock<ParameterDict>,
+    /// The bindings of the parameters, to drop their stale array caches after
+    /// operations that replace arrays.
+    bindings: std::sync::Mutex<Vec<Py<PyParameter>>>,
 }
 
 impl PyParamDictCore {
     fn dict(&self) -> std::sync::RwLockReadGuard<'_, ParameterDict> {
         self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn drop_stale(&self, py: Python<'_>) {
+        let bindings: Vec<Py<PyParameter>> = self
+            .bindings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|b| b.clone_ref(py))
+            .collect();
+        for b in bindings {
+            b.get().drop_stale();
+        }
     }
 }
 
@@ -59,6 +75,7 @@ impl PyParamDictCore {
     fn new(prefix: &str) -> Self {
         PyParamDictCore {
             inner: RwLock::new(ParameterDict::new(prefix, None)),
+            bindings: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -69,6 +86,10 @@ impl PyParamDictCore {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(name, p);
+        self.bindings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(param.clone().unbind());
     }
 
     fn __len__(&self) -> usize {
@@ -84,7 +105,9 @@ impl PyParamDictCore {
     #[pyo3(signature = (ctx=None))]
     fn reset_ctx(&self, py: Python<'_>, ctx: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let ctxs = ctx_list(ctx)?;
-        py.detach(|| self.dict().reset_ctx(&ctxs)).py()
+        let r = py.detach(|| self.dict().reset_ctx(&ctxs)).py();
+        self.drop_stale(py);
+        r
     }
 
     /// Every context any parameter lives on.
@@ -148,7 +171,9 @@ impl PyParamDictCore {
             cast_dtype,
             dtype_source,
         )?;
-        py.detach(|| self.dict().load(&filename, &opts)).py()
+        let r = py.detach(|| self.dict().load(&filename, &opts)).py();
+        self.drop_stale(py);
+        r
     }
 
     /// Loads named arrays with Gluon's policies (`ParameterDict.load_dict`);
@@ -177,7 +202,10 @@ impl PyParamDictCore {
             dtype_source,
         )?;
         let arrays: Vec<_> = arrays.iter().map(|a| a.get().inner.clone()).collect();
-        py.detach(|| self.dict().load_arrays(&names, &arrays, &opts, source))
-            .py()
+        let r = py
+            .detach(|| self.dict().load_arrays(&names, &arrays, &opts, source))
+            .py();
+        self.drop_stale(py);
+        r
     }
 }

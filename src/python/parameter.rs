@@ -10,16 +10,17 @@
 
 use std::sync::{Arc, Mutex, RwLock};
 
+use numpy::PyUntypedArray;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
 use super::context::PyContext;
-use super::convert::{numpy_dtype, to_dtype};
+use super::convert::{from_numpy, numpy_dtype, to_dtype};
 use super::errors::IntoPyResult;
 use super::ndarray::PyNDArray;
 use crate::context::Context;
-use crate::ndarray::{NDArray, SType};
+use crate::ndarray::SType;
 use crate::param_dict::{read, write, SharedParameter};
 use crate::parameter::{DTypeSource, DeferredInit, GradReq, InitRequest, Parameter};
 
@@ -82,29 +83,42 @@ impl PyParameter {
         }
     }
 
+    /// Releases cached Python arrays of replaced data/gradients, so that old
+    /// buffers are freed now rather than at the next `data()` call.
+    pub(crate) fn drop_stale(&self) {
+        let version = read(&self.inner).version();
+        let stale = {
+            let mut c = self.lock_cache();
+            if c.version == version {
+                return;
+            }
+            c.version = version;
+            (std::mem::take(&mut c.data), std::mem::take(&mut c.grad))
+        };
+        // Dropped here, outside the cache lock: freeing may run Python code.
+        drop(stale);
+    }
+
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, ViewCache> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The cached Python array for `ctx`, created on first use.
+    #[inline]
     fn cached(
         &self,
         py: Python<'_>,
         which: Which,
         ctx: Option<Context>,
     ) -> PyResult<Py<PyNDArray>> {
-        let (version, index, count) = {
+        let (version, index) = {
             let p = read(&self.inner);
             let index = match which {
                 Which::Data => p.data_index(ctx),
                 Which::Grad => p.grad_index(ctx),
             }
             .py()?;
-            let count = match which {
-                Which::Data => p.list_data().map_or(0, <[NDArray]>::len),
-                Which::Grad => p.grads().map_or(0, <[NDArray]>::len),
-            };
-            (p.version(), index, count)
+            (p.version(), index)
         };
         {
             let c = self.lock_cache();
@@ -118,19 +132,46 @@ impl PyParameter {
                 }
             }
         }
-        let array = {
+        self.fill_cache(py, which, index)
+    }
+
+    /// The cached Python array at position `index` (list_data / list_grad).
+    fn cached_at(&self, py: Python<'_>, which: Which, index: usize) -> PyResult<Py<PyNDArray>> {
+        let version = read(&self.inner).version();
+        {
+            let c = self.lock_cache();
+            if c.version == version {
+                let slot = match which {
+                    Which::Data => &c.data,
+                    Which::Grad => &c.grad,
+                };
+                if let Some(Some(obj)) = slot.get(index) {
+                    return Ok(obj.clone_ref(py));
+                }
+            }
+        }
+        self.fill_cache(py, which, index)
+    }
+
+    #[cold]
+    fn fill_cache(&self, py: Python<'_>, which: Which, index: usize) -> PyResult<Py<PyNDArray>> {
+        let (array, count, version) = {
             let p = read(&self.inner);
-            if p.version() != version {
-                // Replaced meanwhile: start over with the new arrays.
-                drop(p);
-                return self.cached(py, which, ctx);
+            // If the arrays were replaced meanwhile, the new ones are returned
+            // (and cached under the new version).
+            let version = p.version();
+            let arrays = match which {
+                Which::Data => p.list_data(),
+                Which::Grad => p.list_grad(),
             }
-            match which {
-                Which::Data => p.data(ctx),
-                Which::Grad => p.grad(ctx),
-            }
-            .py()?
+            .py()?;
+            let array = arrays
+                .get(index)
+                .cloned()
+                .ok_or_else(|| PyValueError::new_err("parameter changed during access"))?;
+            (array, arrays.len(), version)
         };
+        // No lock is held here: creating a Python object may run arbitrary code.
         let obj = Py::new(py, PyNDArray::from(array))?;
         let mut c = self.lock_cache();
         if c.version != version {
@@ -248,7 +289,9 @@ impl PyParameter {
     fn _set_grad_req(&self, py: Python<'_>, req: &str) -> PyResult<()> {
         let req: GradReq = req.parse().py()?;
         let inner = self.inner.clone();
-        py.detach(move || write(&inner).set_grad_req(req)).py()
+        let r = py.detach(move || write(&inner).set_grad_req(req)).py();
+        self.drop_stale();
+        r
     }
 
     /// Learning-rate multiplier.
@@ -323,9 +366,8 @@ impl PyParameter {
     /// Copies on all contexts, in the order they were initialised.
     fn list_data<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let n = read(&self.inner).list_data().py()?.len();
-        let ctxs = read(&self.inner).list_ctx().py()?;
         let objs = (0..n)
-            .map(|i| self.cached(py, Which::Data, ctxs.get(i).copied()))
+            .map(|i| self.cached_at(py, Which::Data, i))
             .collect::<PyResult<Vec<_>>>()?;
         PyList::new(py, objs)
     }
@@ -333,9 +375,8 @@ impl PyParameter {
     /// Gradient buffers on all contexts, in the order of `list_ctx()`.
     fn list_grad<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let n = read(&self.inner).list_grad().py()?.len();
-        let ctxs = read(&self.inner).list_ctx().py()?;
         let objs = (0..n)
-            .map(|i| self.cached(py, Which::Grad, ctxs.get(i).copied()))
+            .map(|i| self.cached_at(py, Which::Grad, i))
             .collect::<PyResult<Vec<_>>>()?;
         PyList::new(py, objs)
     }
@@ -352,9 +393,15 @@ impl PyParameter {
         py.detach(move || read(&inner).zero_grad()).py()
     }
 
-    /// Sets the value on all contexts from an NDArray (dtype converted).
-    fn _set_data(&self, py: Python<'_>, data: &Bound<'_, PyNDArray>) -> PyResult<()> {
-        let data = data.get().inner.clone();
+    /// Sets the value on all contexts from an NDArray or a C-contiguous
+    /// numpy array (dtype converted).
+    fn _set_data(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let data = if let Ok(nd) = data.cast::<PyNDArray>() {
+            nd.get().inner.clone()
+        } else {
+            let arr = data.cast::<PyUntypedArray>()?;
+            from_numpy(arr, Context::cpu(0))?
+        };
         let inner = self.inner.clone();
         py.detach(move || write(&inner).set_data(&data)).py()
     }
@@ -370,14 +417,18 @@ impl PyParameter {
     fn _reset_ctx(&self, py: Python<'_>, ctx: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let ctxs = ctx_list(ctx)?;
         let inner = self.inner.clone();
-        py.detach(move || write(&inner).reset_ctx(&ctxs)).py()
+        let r = py.detach(move || write(&inner).reset_ctx(&ctxs)).py();
+        self.drop_stale();
+        r
     }
 
     /// Casts data and gradients to `dtype`.
     fn _cast(&self, py: Python<'_>, dtype: &Bound<'_, PyAny>) -> PyResult<()> {
         let dtype = to_dtype(dtype)?;
         let inner = self.inner.clone();
-        py.detach(move || write(&inner).cast(dtype)).py()
+        let r = py.detach(move || write(&inner).cast(dtype)).py();
+        self.drop_stale();
+        r
     }
 
     /// Starts initialisation: returns 'initialized' (nothing done), 'deferred'
@@ -397,6 +448,62 @@ impl PyParameter {
             InitRequest::Deferred => "deferred",
             InitRequest::Ready => "ready",
         })
+    }
+
+    /// `_request_init` plus, when the shape is known, a zeroed host array for
+    /// the initializer to fill (the request stays recorded until `_init_finish`).
+    fn _init_start<'py>(
+        &self,
+        py: Python<'py>,
+        ctx: Option<&Bound<'_, PyAny>>,
+        token: Py<PyAny>,
+        force_reinit: bool,
+    ) -> PyResult<(&'static str, Option<Bound<'py, PyNDArray>>)> {
+        let ctxs = ctx_list(ctx)?;
+        let (r, zeros) = {
+            let mut p = write(&self.inner);
+            let r = p
+                .request_init(&ctxs, Some(Box::new(token)), force_reinit)
+                .py()?;
+            let zeros = match r {
+                InitRequest::Ready => Some(p.zeros_host().py()?),
+                _ => None,
+            };
+            (r, zeros)
+        };
+        self.drop_stale();
+        match (r, zeros) {
+            (InitRequest::AlreadyInitialized, _) => Ok(("initialized", None)),
+            (InitRequest::Ready, Some(z)) => {
+                Ok(("ready", Some(Bound::new(py, PyNDArray::from(z))?)))
+            }
+            _ => Ok(("deferred", None)),
+        }
+    }
+
+    /// Completes what `_init_start` began with the filled array.
+    fn _init_finish(&self, py: Python<'_>, data: &Bound<'_, PyNDArray>) -> PyResult<()> {
+        let data = data.get().inner.clone();
+        let inner = self.inner.clone();
+        let r = py
+            .detach(move || {
+                let mut p = write(&inner);
+                let Some(record) = p.take_deferred()? else {
+                    return Err(crate::error::Error::NotInitialized(format!(
+                        "Parameter '{}' has no pending initialization",
+                        p.name()
+                    )));
+                };
+                let ctxs = record.ctx.clone();
+                if let Err(e) = p.init_from_host(&data, &ctxs) {
+                    p.restore_deferred(record);
+                    return Err(e);
+                }
+                Ok(())
+            })
+            .py();
+        self.drop_stale();
+        r
     }
 
     /// Takes the deferred record: None, or (contexts, data set while deferred
@@ -463,8 +570,11 @@ impl PyParameter {
         let ctxs = ctx_list(ctx)?;
         let data = data.get().inner.clone();
         let inner = self.inner.clone();
-        py.detach(move || write(&inner).init_from_host(&data, &ctxs))
-            .py()
+        let r = py
+            .detach(move || write(&inner).init_from_host(&data, &ctxs))
+            .py();
+        self.drop_stale();
+        r
     }
 
     /// Gluon's `_load_init`: (re)initialises from a loaded array.
@@ -484,8 +594,11 @@ impl PyParameter {
         };
         let data = data.get().inner.clone();
         let inner = self.inner.clone();
-        py.detach(move || write(&inner).load_init(&data, ctxs.as_deref(), cast_dtype, source))
-            .py()
+        let r = py
+            .detach(move || write(&inner).load_init(&data, ctxs.as_deref(), cast_dtype, source))
+            .py();
+        self.drop_stale();
+        r
     }
 
     /// Delivers a gradient for the copy on `ctx`: 'write' overwrites, 'add'
@@ -494,11 +607,15 @@ impl PyParameter {
     fn _deliver_grad(
         &self,
         py: Python<'_>,
-        grad: &Bound<'_, PyNDArray>,
+        grad: &Bound<'_, PyAny>,
         ctx: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let ctx = opt_ctx(ctx)?;
-        let g = grad.get().inner.clone();
+        let g = if let Ok(nd) = grad.cast::<PyNDArray>() {
+            nd.get().inner.clone()
+        } else {
+            from_numpy(grad.cast::<PyUntypedArray>()?, Context::cpu(0))?
+        };
         let inner = self.inner.clone();
         py.detach(move || read(&inner).deliver_grad(ctx, &g)).py()
     }

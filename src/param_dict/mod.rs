@@ -1,0 +1,357 @@
+//! `ParameterDict`: an insertion-ordered set of shared parameters with a name
+//! prefix, an optional `shared` dict consulted by `get`, MXNet's attribute
+//! matching, and the save/load policies of Gluon's `ParameterDict` (prefix
+//! stripping and restoring, missing/extra checks, dtype casting).
+//!
+//! Parameters are shared objects (`Arc<RwLock<Parameter>>`): a parameter in
+//! two dicts is one parameter. Bulk operations lock one parameter at a time
+//! and never call out while holding a lock.
+
+mod attrs;
+mod io;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use attrs::merge_attrs;
+pub use attrs::{merge_shape, ParamAttrs};
+pub use io::{brief_list, LoadOptions};
+
+use crate::context::Context;
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::ndarray::{NDArray, SType};
+use crate::parameter::{GradReq, InitRequest, Parameter};
+
+/// A parameter shared between dicts, blocks and bindings.
+pub type SharedParameter = Arc<RwLock<Parameter>>;
+
+/// Reads a shared parameter, ignoring poisoning (a panic never leaves a
+/// parameter half-updated in a way later readers could not handle).
+pub fn read(p: &SharedParameter) -> RwLockReadGuard<'_, Parameter> {
+    p.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Writes a shared parameter, ignoring poisoning.
+pub fn write(p: &SharedParameter) -> RwLockWriteGuard<'_, Parameter> {
+    p.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An insertion-ordered dictionary of parameters.
+#[derive(Default)]
+pub struct ParameterDict {
+    prefix: String,
+    names: Vec<String>,
+    params: Vec<SharedParameter>,
+    index: HashMap<String, usize>,
+    shared: Option<Arc<RwLock<ParameterDict>>>,
+}
+
+impl std::fmt::Debug for ParameterDict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl std::fmt::Display for ParameterDict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{} ", self.prefix)
+        };
+        let lines: Vec<String> = self
+            .params
+            .iter()
+            .map(|p| format!("  {}", *read(p)))
+            .collect();
+        write!(f, "{name}(\n{}\n)", lines.join("\n"))
+    }
+}
+
+impl ParameterDict {
+    /// An empty dict whose `get` prepends `prefix`, consulting `shared` first.
+    pub fn new(prefix: impl Into<String>, shared: Option<Arc<RwLock<ParameterDict>>>) -> Self {
+        ParameterDict {
+            prefix: prefix.into(),
+            shared,
+            ..ParameterDict::default()
+        }
+    }
+
+    /// The prefix `get` prepends.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Number of parameters.
+    pub fn len(&self) -> usize {
+        self.params.len()
+    }
+
+    /// Whether the dict is empty.
+    pub fn is_empty(&self) -> bool {
+        self.params.is_empty()
+    }
+
+    /// Names in insertion order.
+    pub fn keys(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Parameters in insertion order.
+    pub fn values(&self) -> &[SharedParameter] {
+        &self.params
+    }
+
+    /// Whether `name` (full name) is present.
+    pub fn contains(&self, name: &str) -> bool {
+        self.index.contains_key(name)
+    }
+
+    /// The parameter with full name `name`.
+    pub fn param(&self, name: &str) -> Option<&SharedParameter> {
+        self.index.get(name).and_then(|&i| self.params.get(i))
+    }
+
+    /// Inserts (or replaces) `param` under `name`, keeping the original position.
+    pub fn insert(&mut self, name: impl Into<String>, param: SharedParameter) {
+        let name = name.into();
+        match self.index.get(&name) {
+            Some(&i) => self.params[i] = param,
+            None => {
+                self.index.insert(name.clone(), self.params.len());
+                self.names.push(name);
+                self.params.push(param);
+            }
+        }
+    }
+
+    fn get_impl(&mut self, name: &str) -> Option<SharedParameter> {
+        if let Some(p) = self.param(name) {
+            return Some(p.clone());
+        }
+        let found = self.shared.as_ref().and_then(|s| {
+            s.read()
+                .unwrap_or_else(|e| e.into_inner())
+                .param(name)
+                .cloned()
+        });
+        if let Some(p) = &found {
+            self.insert(name, p.clone());
+        }
+        found
+    }
+
+    /// Gluon's `get`: the parameter `prefix + name`, from this dict, then the
+    /// shared dict, else a new one with `attrs`. An existing parameter must
+    /// agree with every given attribute; unknown shape dims are filled in.
+    pub fn get(&mut self, name: &str, attrs: &ParamAttrs) -> Result<SharedParameter> {
+        let full = format!("{}{name}", self.prefix);
+        let Some(existing) = self.get_impl(&full) else {
+            let mut p = Parameter::new(full.clone())
+                .with_differentiable(attrs.differentiable.unwrap_or(true))
+                .with_allow_deferred_init(attrs.allow_deferred_init.unwrap_or(false))
+                .with_dtype(attrs.dtype.unwrap_or(DType::Float32))
+                .with_stypes(
+                    attrs.stype.unwrap_or(SType::Default),
+                    attrs.grad_stype.unwrap_or(SType::Default),
+                )
+                .with_grad_req(attrs.grad_req.unwrap_or_default());
+            if let Some(s) = &attrs.shape {
+                p = p.with_shape(s);
+            }
+            p.lr_mult = attrs.lr_mult.unwrap_or(1.0);
+            p.wd_mult = attrs.wd_mult.unwrap_or(1.0);
+            let shared = Arc::new(RwLock::new(p));
+            self.insert(full, shared.clone());
+            return Ok(shared);
+        };
+        {
+            let mut p = write(&existing);
+            merge_attrs(&mut p, &full, attrs)?;
+        }
+        Ok(existing)
+    }
+
+    /// Gluon's `get_constant`: the constant `prefix + name` (from this dict or
+    /// the shared one), created from `value` when absent. Without a value a
+    /// missing constant is `KeyNotFound`; an existing non-constant or a
+    /// different value is an `AttributeConflict`.
+    pub fn get_constant(&mut self, name: &str, value: Option<&NDArray>) -> Result<SharedParameter> {
+        let full = format!("{}{name}", self.prefix);
+        let Some(existing) = self.get_impl(&full) else {
+            let value = value.ok_or_else(|| {
+                Error::KeyNotFound(format!(
+                    "No constant named '{full}'. Please specify value if you want to create a \
+                     new constant."
+                ))
+            })?;
+            let p = Parameter::new_constant(full.clone(), value.copy_to(Context::cpu(0))?);
+            let shared = Arc::new(RwLock::new(p));
+            self.insert(full, shared.clone());
+            return Ok(shared);
+        };
+        if let Some(value) = value {
+            let p = read(&existing);
+            let Some(stored) = p.constant_value() else {
+                return Err(Error::AttributeConflict(format!(
+                    "Parameter '{full}' already exists but it is not a constant."
+                )));
+            };
+            let same = stored.shape() == value.shape() && {
+                let a = crate::convert::cast(stored, DType::Float64)?;
+                let b = crate::convert::cast(value, DType::Float64)?;
+                let equal = *a.buffer().read() == *b.buffer().read();
+                equal
+            };
+            if !same {
+                return Err(Error::AttributeConflict(format!(
+                    "Constant '{full}' already exists but it's value doesn't match new value"
+                )));
+            }
+        }
+        Ok(existing)
+    }
+
+    /// Initialises every parameter on `ctxs` (Gluon's `initialize` with the
+    /// initializer as a closure): `fill(name, array)` fills a zeroed host
+    /// array for each parameter whose shape is known (constants copy their
+    /// value instead); parameters with unknown dims and deferral allowed are
+    /// deferred. Already initialised ones are skipped unless `force_reinit`;
+    /// their names are returned. No lock is held while `fill` runs.
+    pub fn initialize_with(
+        &self,
+        ctxs: &[Context],
+        force_reinit: bool,
+        mut fill: impl FnMut(&str, &NDArray) -> Result<()>,
+    ) -> Result<Vec<String>> {
+        let mut skipped = Vec::new();
+        for (name, p) in self.names.iter().zip(&self.params) {
+            let (state, zeros) = {
+                let mut g = write(p);
+                let state = g.request_init(ctxs, None, force_reinit)?;
+                let zeros = match (state, g.constant_value()) {
+                    (InitRequest::Ready, None) => Some(g.zeros_host()?),
+                    _ => None,
+                };
+                (state, zeros)
+            };
+            match state {
+                InitRequest::AlreadyInitialized => skipped.push(name.clone()),
+                InitRequest::Deferred => {}
+                InitRequest::Ready => match zeros {
+                    Some(arr) => {
+                        fill(name, &arr)?;
+                        let mut g = write(p);
+                        let record = g.take_deferred()?;
+                        let c = record.map_or_else(|| ctxs.to_vec(), |r| r.ctx);
+                        g.init_from_host(&arr, &c)?;
+                    }
+                    None => write(p).finish_deferred_init()?,
+                },
+            }
+        }
+        Ok(skipped)
+    }
+
+    /// Gluon's `update`: adds every parameter of `other`; a name already
+    /// bound to a different parameter is an `AttributeConflict` (nothing changes).
+    pub fn update(&mut self, other: &ParameterDict) -> Result<()> {
+        for (name, p) in other.names.iter().zip(&other.params) {
+            if let Some(mine) = self.param(name) {
+                if !Arc::ptr_eq(mine, p) {
+                    return Err(Error::AttributeConflict(format!(
+                        "Cannot update self with other because they have different \
+                         Parameters with the same name '{name}'"
+                    )));
+                }
+            }
+        }
+        for (name, p) in other.names.iter().zip(&other.params) {
+            self.insert(name.clone(), p.clone());
+        }
+        Ok(())
+    }
+
+    /// Zeroes every gradient buffer.
+    pub fn zero_grad(&self) -> Result<()> {
+        for p in &self.params {
+            read(p).zero_grad()?;
+        }
+        Ok(())
+    }
+
+    /// Moves every parameter to `ctxs`, keeping values.
+    pub fn reset_ctx(&self, ctxs: &[Context]) -> Result<()> {
+        for p in &self.params {
+            write(p).reset_ctx(ctxs)?;
+        }
+        Ok(())
+    }
+
+    /// Every context any parameter lives on (each once, in first-seen order).
+    pub fn list_ctx(&self) -> Result<Vec<Context>> {
+        let mut out: Vec<Context> = Vec::new();
+        for p in &self.params {
+            for c in read(p).list_ctx()? {
+                if !out.contains(&c) {
+                    out.push(c);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sets the gradient request of every parameter.
+    pub fn set_grad_req(&self, req: GradReq) -> Result<()> {
+        for p in &self.params {
+            write(p).set_grad_req(req)?;
+        }
+        Ok(())
+    }
+
+    /// Sets the learning-rate multiplier of every parameter.
+    pub fn set_lr_mult(&self, v: f64) {
+        for p in &self.params {
+            write(p).lr_mult = v;
+        }
+    }
+
+    /// Sets the weight-decay multiplier of every parameter.
+    pub fn set_wd_mult(&self, v: f64) {
+        for p in &self.params {
+            write(p).wd_mult = v;
+        }
+    }
+
+    /// Casts every parameter to `dtype`.
+    pub fn cast(&self, dtype: DType) -> Result<()> {
+        for p in &self.params {
+            write(p).cast(dtype)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brief_list_elides_like_mxnet() {
+        let names: Vec<String> = (0..9).map(|i| format!("p{i}")).collect();
+        assert_eq!(
+            brief_list(&names),
+            "'p0', 'p1', 'p2', ..., 'p5', 'p6', 'p7', 'p8'"
+        );
+        assert_eq!(brief_list(&names[..2]), "'p0', 'p1'");
+    }
+
+    #[test]
+    fn shapes_merge() {
+        assert_eq!(merge_shape(&[0, 3], &[2, 0]), Some(vec![2, 3]));
+        assert_eq!(merge_shape(&[2, 3], &[2, 4]), None);
+        assert_eq!(merge_shape(&[2], &[2, 4]), None);
+    }
+}

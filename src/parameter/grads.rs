@@ -1,0 +1,155 @@
+//! The gradient side of a parameter: the `grad_req` state machine, gradient
+//! buffers and their access, and delivery of computed gradients (`write`
+//! overwrites, `add` accumulates, `null` refuses) — the primitive autograd
+//! adapters use.
+
+use super::{next_version, shape_str, GradReq, Parameter};
+use crate::context::Context;
+use crate::convert;
+use crate::error::{Error, Result};
+use crate::ndarray::NDArray;
+use crate::reduce;
+
+impl Parameter {
+    /// Sets the gradient request: entering `null` drops the gradient buffers,
+    /// leaving it allocates zeroed ones on every context. A non-differentiable
+    /// parameter stays `null`. Before initialisation the value is only recorded.
+    pub fn set_grad_req(&mut self, req: GradReq) -> Result<()> {
+        let req = if self.differentiable {
+            req
+        } else {
+            GradReq::Null
+        };
+        if self.grad_req == req {
+            return Ok(());
+        }
+        self.grad_req = req;
+        if req == GradReq::Null {
+            if self.grad.take().is_some() {
+                self.version = next_version();
+            }
+        } else if self.data.is_some() {
+            self.init_grad()?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn init_grad(&mut self) -> Result<()> {
+        self.version = next_version();
+        if self.grad_req == GradReq::Null {
+            self.grad = None;
+            return Ok(());
+        }
+        let data = self.data.as_deref().unwrap_or_default();
+        let grads = data
+            .iter()
+            .map(|d| NDArray::zeros(d.shape(), d.dtype(), d.context()))
+            .collect::<Result<Vec<_>>>()?;
+        self.grad = Some(grads);
+        Ok(())
+    }
+
+    /// Index of the gradient for `ctx`, with MXNet's errors.
+    #[inline]
+    pub fn grad_index(&self, ctx: Option<Context>) -> Result<usize> {
+        match (&self.data, &self.grad) {
+            (Some(_), None) => Err(self.no_grad()),
+            (_, Some(g)) => self.index_in(g.len(), ctx),
+            (None, None) => Err(self.not_initialized()),
+        }
+    }
+
+    pub(super) fn no_grad(&self) -> Error {
+        Error::NoGradient(format!(
+            "Cannot get gradient array for Parameter '{}' because grad_req='null'",
+            self.name
+        ))
+    }
+
+    /// The gradient on `ctx`.
+    pub fn grad(&self, ctx: Option<Context>) -> Result<NDArray> {
+        let i = self.grad_index(ctx)?;
+        Ok(self.grad.as_deref().unwrap_or_default()[i].clone())
+    }
+
+    /// All gradients, in context order.
+    pub fn list_grad(&self) -> Result<&[NDArray]> {
+        match (&self.data, &self.grad) {
+            (Some(_), None) => Err(self.no_grad()),
+            (_, Some(g)) => Ok(g),
+            (None, None) => Err(self.not_initialized()),
+        }
+    }
+
+    /// The gradient buffers, if any (no error when there are none).
+    pub fn grads(&self) -> Option<&[NDArray]> {
+        self.grad.as_deref()
+    }
+
+    /// Zeroes every gradient buffer (a no-op without gradients).
+    pub fn zero_grad(&self) -> Result<()> {
+        for g in self.grad.as_deref().unwrap_or_default() {
+            g.buffer().write()?.fill(0);
+        }
+        Ok(())
+    }
+
+    /// Delivers a gradient computed for the copy on `ctx`: `write` overwrites,
+    /// `add` accumulates, `null` refuses with `NoGradient`. The source may be of
+    /// another dtype (it is converted).
+    pub fn deliver_grad(&self, ctx: Option<Context>, src: &NDArray) -> Result<()> {
+        let dst = self.grad_for_delivery(ctx)?;
+        if src.size() != dst.size() {
+            return Err(Error::ShapeMismatch(format!(
+                "gradient of shape {} delivered to Parameter '{}' of shape {}",
+                shape_str(src.shape()),
+                self.name,
+                shape_str(dst.shape())
+            )));
+        }
+        match self.grad_req {
+            GradReq::Add if src.dtype() == dst.dtype() => {
+                let s = src.reshaped(dst.shape().to_vec())?;
+                reduce::accumulate(dst, &s)
+            }
+            GradReq::Add => {
+                let s = convert::cast(src, dst.dtype())?.reshaped(dst.shape().to_vec())?;
+                reduce::accumulate(dst, &s)
+            }
+            _ => convert::assign_cast(dst, src),
+        }
+    }
+
+    /// Like [`Parameter::deliver_grad`] with raw little-endian bytes of the
+    /// parameter's dtype.
+    pub fn deliver_grad_bytes(&self, ctx: Option<Context>, bytes: &[u8]) -> Result<()> {
+        let dst = self.grad_for_delivery(ctx)?;
+        if bytes.len() != dst.nbytes() {
+            return Err(Error::ShapeMismatch(format!(
+                "gradient of {} bytes delivered to Parameter '{}' of {} bytes",
+                bytes.len(),
+                self.name,
+                dst.nbytes()
+            )));
+        }
+        let mut d = dst.buffer().write()?;
+        match self.grad_req {
+            GradReq::Add => reduce::accumulate_bytes(&mut d, bytes, dst.dtype()),
+            _ => {
+                crate::storage::copy_bytes(&mut d, bytes);
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) fn grad_for_delivery(&self, ctx: Option<Context>) -> Result<&NDArray> {
+        if self.grad_req == GradReq::Null {
+            return Err(self.no_grad());
+        }
+        let i = self.grad_index(ctx)?;
+        self.grad
+            .as_deref()
+            .and_then(|g| g.get(i))
+            .ok_or_else(|| self.no_grad())
+    }
+}

@@ -1,0 +1,339 @@
+"""mxparams.ParameterDict: mapping protocol, get/update policies, bulk operations, save/load."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import mxparams as mp
+import numpy as np
+import pytest
+from mxparams import init as mpinit
+
+C0, C1 = mp.cpu(0), mp.cpu(1)
+
+
+class Fill(mpinit.Initializer):
+    def __init__(self, value: float) -> None:
+        super().__init__(value=value)
+        self.value = value
+
+    def _init_weight(self, desc, arr):  # type: ignore[no-untyped-def]
+        np.asarray(arr)[...] = self.value
+
+
+def vals(a):  # type: ignore[no-untyped-def]
+    return np.asarray(a).copy()
+
+
+def filled(prefix: str = "net_", n: int = 3, ctx=(C0, C1)) -> mp.ParameterDict:  # type: ignore[no-untyped-def]
+    pd = mp.ParameterDict(prefix)
+    for i in range(n):
+        pd.get(f"w{i}", shape=(2, 3), init=Fill(float(i)))
+    pd.initialize(ctx=list(ctx))
+    return pd
+
+
+def test_mapping_protocol_and_repr() -> None:
+    pd = mp.ParameterDict("net_")
+    w = pd.get("w", shape=(2, 3))
+    b = pd.get("b", shape=(3,))
+    assert pd.prefix == "net_"
+    assert list(pd) == ["net_w", "net_b"] and list(pd.keys()) == ["net_w", "net_b"]
+    assert list(pd.values()) == [w, b] and dict(pd.items()) == {"net_w": w, "net_b": b}
+    assert pd["net_w"] is w and "net_b" in pd and "w" not in pd and len(pd) == 2
+    with pytest.raises(KeyError):
+        pd["nope"]
+    assert repr(pd) == (
+        "net_ (\n"
+        "  Parameter net_w (shape=(2, 3), dtype=float32)\n"
+        "  Parameter net_b (shape=(3,), dtype=float32)\n"
+        ")"
+    )
+    assert repr(mp.ParameterDict()) == "(\n\n)"
+
+
+def test_get_attribute_matching() -> None:
+    pd = mp.ParameterDict()
+    w = pd.get("w", shape=(0, 4), dtype="float32")
+    assert pd.get("w", shape=(3, 0)) is w
+    assert w.shape == (3, 4)
+    assert pd.get("w", dtype=np.float32) is w
+    with pytest.raises(
+        ValueError, match=r"desired attribute does not match with stored for attribute 'shape'"
+    ):
+        pd.get("w", shape=(5, 4))
+    with pytest.raises(ValueError, match="attribute 'dtype'"):
+        pd.get("w", dtype="float16")
+    with pytest.raises(ValueError, match="attribute 'lr_mult': desired '2.0' vs stored '1.0'"):
+        pd.get("w", lr_mult=2.0)
+    u = pd.get("u")
+    pd.get("u", shape=(7,), init="zeros")  # unset attributes are filled in
+    assert u.shape == (7,) and u.init == "zeros"
+
+
+def test_shared_and_update() -> None:
+    base = mp.ParameterDict("a_")
+    w = base.get("w", shape=(2,))
+    child = mp.ParameterDict("a_", shared=base)
+    assert child.get("w") is w
+    assert child["a_w"] is w
+    other = mp.ParameterDict("a_")
+    other.get("w", shape=(2,))
+    with pytest.raises(ValueError, match="different Parameters with the same name 'a_w'"):
+        child.update(other)
+    third = mp.ParameterDict()
+    third.update(child)
+    assert third["a_w"] is w
+    third.update(child)  # same objects: fine
+
+
+def test_get_constant() -> None:
+    pd = mp.ParameterDict("p_")
+    with pytest.raises(KeyError, match="No constant named 'p_c'"):
+        pd.get_constant("c")
+    c = pd.get_constant("c", [1.0, 2.0])
+    assert isinstance(c, mp.Constant) and pd.get_constant("c") is c
+    assert pd.get_constant("c", [1.0, 2.0]) is c
+    with pytest.raises(ValueError, match="already exists but it's value doesn't match"):
+        pd.get_constant("c", [1.0, 3.0])
+    pd.get("w", shape=(2,))
+    with pytest.raises(ValueError, match="already exists but it is not a constant"):
+        pd.get_constant("w", [1.0, 2.0])
+
+
+def test_initialize_zero_grad_reset_ctx_list_ctx_setattr() -> None:
+    pd = filled()
+    assert set(pd.list_ctx()) == {C0, C1}
+    assert vals(pd["net_w2"].data(C1)).tolist() == [[2.0] * 3] * 2
+    for p in pd.values():
+        np.asarray(p.grad(C1))[...] = 5
+    pd.zero_grad()
+    assert all(np.all(vals(p.grad(C1)) == 0) for p in pd.values())
+    pd.reset_ctx(mp.cpu(3))
+    assert pd.list_ctx() == [mp.cpu(3)]
+    assert vals(pd["net_w1"].data()).tolist() == [[1.0] * 3] * 2
+    pd.setattr("grad_req", "null")
+    assert all(p.grad_req == "null" for p in pd.values())
+    pd.zero_grad()  # nothing to zero: fine
+    pd.setattr("lr_mult", 0.5)
+    assert all(p.lr_mult == 0.5 for p in pd.values())
+    with pytest.warns(UserWarning, match="already initialized"):
+        pd.initialize(ctx=C0)
+    pd.initialize(init=Fill(7.0), ctx=C0, force_reinit=True)
+    assert vals(pd["net_w0"].data()).tolist() == [[0.0] * 3] * 2  # Parameter.init wins
+    plain = mp.ParameterDict()
+    plain.get("x", shape=(2,))
+    plain.initialize(init=Fill(7.0), ctx=C0)
+    assert vals(plain["x"].data()).tolist() == [7.0, 7.0]
+    uninit = mp.ParameterDict()
+    uninit.get("z", shape=(1,))
+    with pytest.raises(RuntimeError, match="Parameter 'z' has not been initialized"):
+        uninit.list_ctx()
+    with pytest.raises(RuntimeError, match="has not been initialized"):
+        uninit.save("/nonexistent/never-written.params")
+
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    f = tmp_path / "a.params"
+    pd = filled()
+    np.asarray(pd["net_w0"].data(C1))[...] = 2.0  # saved value is the mean: 1.0
+    with pytest.raises(
+        ValueError,
+        match="Prefix 'zz_' is to be striped before saving, but Parameter's name 'net_w0' does "
+        "not start with 'zz_'",
+    ):
+        pd.save(f, strip_prefix="zz_")
+    pd.save(str(f), strip_prefix="net_")
+    loaded = mp.nd.load(str(f))
+    assert list(loaded) == ["w0", "w1", "w2"]
+    assert vals(loaded["w0"]).tolist() == [[1.0] * 3] * 2
+
+    target = filled(n=3)
+    for p in target.values():
+        np.asarray(p.data(C1))[...] = -1
+    before = target["net_w1"].data(C1)
+    target.load(f, restore_prefix="net_")
+    assert target["net_w1"].data(C1) is before  # copied into the existing buffers
+    assert vals(before).tolist() == [[1.0] * 3] * 2
+    assert vals(target["net_w0"].data(C0)).tolist() == [[1.0] * 3] * 2
+
+    # Uninitialised parameters are initialised on ctx from the file.
+    fresh = mp.ParameterDict("net_")
+    for i in range(3):
+        fresh.get(f"w{i}", shape=(0, 3))
+    fresh.load(f, ctx=[C1], restore_prefix="net_")
+    assert fresh.list_ctx() == [C1] and fresh["net_w2"].shape == (2, 3)
+    assert np.all(vals(fresh["net_w2"].data()) == 2.0)
+    # Deferred parameters finish on their recorded contexts with the file's shape.
+    deferred = mp.ParameterDict()
+    for i in range(3):
+        deferred.get(f"w{i}", shape=(0, 0), allow_deferred_init=True)
+    deferred.initialize(ctx=[C0, C1])
+    deferred.load(f)
+    assert deferred["w1"].list_ctx() == [C0, C1] and deferred["w1"].shape == (2, 3)
+    assert np.all(vals(deferred["w1"].data(C1)) == 1.0)
+    with pytest.raises(
+        ValueError,
+        match=r"Failed to load Parameter 'w0' on \[cpu\(2\)\] because it was previous "
+        r"initialized on \[cpu\(0\), cpu\(1\)\]",
+    ):
+        deferred.load(f, ctx=mp.cpu(2))
+
+
+def test_load_policies(tmp_path: Path) -> None:
+    f = tmp_path / "a.params"
+    filled(prefix="", n=9, ctx=(C0,)).save(f)
+    small = mp.ParameterDict()
+    small.get("w0", shape=(2, 3))
+    small.get("zz", shape=(2, 3))
+    with pytest.raises(
+        ValueError,
+        match=r"Parameter 'zz' is missing in file: .*a\.params, which contains parameters: "
+        r"'w0', 'w1', 'w2', \.\.\., 'w5', 'w6', 'w7', 'w8'",
+    ):
+        small.load(f)
+    with pytest.raises(
+        ValueError,
+        match=r"Parameter 'w1' loaded from file: .* is not present in ParameterDict, choices "
+        r"are: 'w0', 'zz'. Set ignore_extra to True",
+    ):
+        small.load(f, allow_missing=True)
+    small.load(f, allow_missing=True, ignore_extra=True)
+    assert np.all(vals(small["w0"].data()) == 0.0)
+    with pytest.raises(
+        ValueError, match="restore_prefix is 'x_' but Parameters name 'w0' does not start with 'x_'"
+    ):
+        small.load(f, restore_prefix="x_")
+    with pytest.raises(FileNotFoundError):
+        small.load(tmp_path / "missing.params")
+    with pytest.raises(ValueError, match="dtype_source must be one of"):
+        small.load(f, allow_missing=True, ignore_extra=True, dtype_source="mine")
+    lst = tmp_path / "list.params"
+    mp.nd.save(str(lst), [mp.nd.zeros((2, 3))])
+    with pytest.raises(ValueError, match="unnamed list"):
+        small.load(lst)
+    bad = tmp_path / "bad.params"
+    bad.write_bytes(b"\x00" * 40)
+    with pytest.raises(mp.ParamsFormatError):
+        small.load(bad)
+
+
+def test_load_shape_dtype_and_prefixes(tmp_path: Path) -> None:
+    f = tmp_path / "h.params"
+    mp.nd.save(
+        str(f),
+        {"arg:w": mp.nd.array([1.5, 2.5], dtype="float16"), "aux:s": mp.nd.array([1.0, 2.0])},
+    )
+    pd = mp.ParameterDict()
+    w = pd.get("w", shape=(2,))
+    s = pd.get("s", shape=(2,))
+    pd.initialize(init=Fill(0), ctx=C0)
+    with pytest.raises(
+        ValueError,
+        match="dtype incompatible expected float32 vs saved float16. Set cast_dtype=True",
+    ):
+        pd.load(f)
+    pd.load(f, cast_dtype=True)
+    assert w.dtype == np.float32 and vals(w.data()).tolist() == [1.5, 2.5]
+    assert vals(s.data()).tolist() == [1.0, 2.0]
+    pd.load(f, cast_dtype=True, dtype_source="saved")
+    assert w.dtype == np.float16 and w.grad().dtype == np.float16
+    bad = mp.ParameterDict()
+    bad.get("w", shape=(3,))
+    with pytest.raises(
+        ValueError,
+        match=r"Failed loading Parameter 'w' from saved params: shape incompatible expected "
+        r"\(3,\) vs saved \(2,\)",
+    ):
+        bad.load(f, ignore_extra=True, cast_dtype=True)
+
+
+def test_load_dict() -> None:
+    pd = mp.ParameterDict()
+    w = pd.get("w", shape=(2,))
+    pd.load_dict({"arg:w": mp.nd.array([3.0, 4.0])}, ctx=C1)
+    assert w.list_ctx() == [C1] and vals(w.data()).tolist() == [3.0, 4.0]
+    with pytest.raises(ValueError, match="Parameter 'w' is missing in param_dict"):
+        pd.load_dict({"v": np.ones(2, np.float32)})
+
+
+def test_concurrent_bulk_operations(tmp_path: Path) -> None:
+    pd = filled(prefix="", n=50)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                for p in pd.values():
+                    p.data(C0)
+                    p.grad(C1)
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    def writer(i: int) -> None:
+        try:
+            for _ in range(20):
+                pd.zero_grad()
+                for p in pd.values():
+                    p.set_data(np.full((2, 3), float(i), np.float32))
+                pd.save(tmp_path / f"t{i}.params")
+                pd.load(tmp_path / f"t{i}.params")
+                for p in pd.values():
+                    v = vals(p._reduce())
+                    assert np.all(v == v.flat[0]), v
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    ts = [threading.Thread(target=reader)] + [
+        threading.Thread(target=writer, args=(i,)) for i in range(3)
+    ]
+    for t in ts:
+        t.start()
+    for t in ts[1:]:
+        t.join(timeout=120)
+    stop.set()
+    ts[0].join(timeout=30)
+    assert not any(t.is_alive() for t in ts)
+    assert not errors, errors
+
+
+GOLDEN = [
+    # (file, restore_prefix, strip_prefix to re-save byte for byte or None)
+    ("checkpoint_bn-0003", "", None),
+    ("gluon_paramdict_mlp", "mlp0_", "mlp0_"),
+    ("gluon_mobilenet0_25", "", ""),
+    ("dtypes_all_dict", "", ""),
+    ("dtype_bfloat16", "", ""),
+    ("gluon_np_v3", "", None),
+    ("shapes_ndim1_to_6", "", ""),
+]
+
+
+@pytest.mark.parametrize(("name", "restore", "strip"), GOLDEN)
+def test_golden_corpus_loads_and_resaves(
+    data_dir: Path, tmp_path: Path, name: str, restore: str, strip: str | None
+) -> None:
+    import json
+
+    meta = json.loads((data_dir / f"{name}.json").read_text())
+    expected = np.load(data_dir / f"{name}.expected.npz")
+    pd = mp.ParameterDict(restore)
+    stored = {}
+    for a in meta["arrays"]:
+        key = a["name"]
+        short = key[4:] if key.startswith(("arg:", "aux:")) else key
+        stored[restore + short] = a["npz_key"]
+        # Unknown dims everywhere: the file supplies the shape.
+        pd.get(short, shape=tuple(0 for _ in a["shape"]), dtype=a["dtype"])
+    pd.load(data_dir / f"{name}.params", ctx=[C0, C1], restore_prefix=restore)
+    for full, key in stored.items():
+        got = np.asarray(pd[full].data(C1))
+        want = expected[key]
+        assert got.shape == want.shape, full
+        assert got.tobytes() == want.tobytes(), full
+    if strip is not None:
+        out = tmp_path / "re.params"
+        pd.save(out, strip_prefix=strip)
+        assert out.read_bytes() == (data_dir / f"{name}.params").read_bytes()
