@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import subprocess
 import sys
+import threading
 
 import mxparams as mp
 import mxparams.torch as mpt
@@ -278,3 +279,26 @@ def test_adapter_is_registered_once_tensors_exist() -> None:
     mpt.tensor(make())
     assert autograd.get_adapter("torch") is adapter
     assert autograd.active_adapters().count(adapter) == 1
+
+
+def test_load_into_initialised_parameters_is_seen_by_tensors(tmp_path: object) -> None:
+    pdict = mp.ParameterDict("l_")
+    pdict.get("w", shape=(2, 2))
+    pdict.initialize(mp.init.Zero(), ctx=mp.cpu(0))
+    t = mpt.tensor(pdict["l_w"])
+    path = f"{tmp_path}/w.params"
+    mp.nd.save(path, {"l_w": mp.nd.array(np.arange(4, dtype=np.float32).reshape(2, 2))})
+    pdict.load(path, ctx=mp.cpu(0))
+    assert mpt.tensor(pdict["l_w"]) is t
+    np.testing.assert_array_equal(t.detach().numpy(), np.arange(4).reshape(2, 2))
+
+
+def test_tensor_from_many_threads_is_one_tensor() -> None:
+    p = make()
+    got: list[torch.Tensor] = []
+    threads = [threading.Thread(target=lambda: got.append(mpt.tensor(p))) for _ in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(got) == 8 and all(t is got[0] for t in got)
