@@ -9,6 +9,7 @@
 //! The Python binding (feature `python`) and CUDA (feature `cuda`) are optional;
 //! plain Rust programs use the crate with neither.
 
+pub mod allreduce;
 pub mod context;
 pub mod convert;
 pub mod cuda;
