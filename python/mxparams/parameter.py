@@ -23,6 +23,7 @@ from . import _native
 from . import autograd as _autograd
 from . import init as _initmod
 from . import nd as _nd
+from . import random as _random
 from ._errors import DeferredInitializationError
 from ._native import NDArray
 from .context import Context, current_context
@@ -309,6 +310,9 @@ class Parameter(_native.ParameterBase):
     ) -> None:
         if init is None:
             init = default_init if self.init is None else self.init
+        spec = _initmod._fast_fill_spec(init, default_init, self._shape)
+        if spec is not None and self._fast_init(ctx, init, default_init, force_reinit, spec):
+            return
         state, arr = self._init_start(ctx, (init, default_init), force_reinit)
         if state == "initialized":
             warnings.warn(
@@ -325,6 +329,33 @@ class Parameter(_native.ParameterBase):
         else:
             _fill(self.name, init, default_init, arr)
         self._init_finish(arr)
+
+    def _fast_init(
+        self,
+        ctx: CtxLike,
+        init: Any,
+        default_init: Any,
+        force_reinit: bool,
+        spec: tuple[int, float, float],
+    ) -> bool:
+        """Initializes through one native call for a built-in fill (see
+        ``init._fast_fill_spec``); False when the dtype needs the general path."""
+        gen = _random._GENERATOR
+        with gen._lock:
+            state, used = self._init_fill(
+                ctx, (init, default_init), force_reinit, *spec, gen._seed, gen._stream
+            )
+            if used:
+                gen._stream += 1
+        if state == "unsupported":
+            return False
+        if state == "initialized":
+            warnings.warn(
+                f"Parameter '{self.name}' is already initialized, ignoring. "
+                "Set force_reinit=True to re-initialize.",
+                stacklevel=4,
+            )
+        return True
 
     def finish_deferred_init(self) -> None:
         """Completes a deferred initialisation once the shape is fully known
