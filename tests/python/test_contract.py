@@ -8,7 +8,6 @@ import inspect
 import pickle
 import re
 import struct
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -247,7 +246,10 @@ def test_nd_load_matches_mxnet(tmp_path: Path, mxnet: Any) -> None:
         " for k, v in d.items()}",
         path=str(path),
     )
-    mine = {k: [list(v.shape), str(v.dtype), v.asnumpy().tolist()] for k, v in mp.nd.load(str(path)).items()}
+    mine = {
+        k: [list(v.shape), str(v.dtype), v.asnumpy().tolist()]
+        for k, v in mp.nd.load(str(path)).items()
+    }
     assert {k: [list(v[0]), v[1], v[2]] for k, v in res.items()} == mine
 
 
@@ -270,8 +272,10 @@ def test_sparse_row_sparse_and_csr(tmp_path: Path, mxnet: Any) -> None:
     path = tmp_path / "sp.params"
     mxnet(
         """
-rs = mx.nd.sparse.row_sparse_array((np.array([[1, 2], [3, 4]], dtype='float32'), [0, 2]), shape=(4, 2))
-csr = mx.nd.sparse.csr_matrix((np.array([5, 6], dtype='float32'), [1, 0], [0, 1, 1, 2]), shape=(3, 2))
+vals = np.array([[1, 2], [3, 4]], dtype='float32')
+rs = mx.nd.sparse.row_sparse_array((vals, [0, 2]), shape=(4, 2))
+vals = np.array([5, 6], dtype='float32')
+csr = mx.nd.sparse.csr_matrix((vals, [1, 0], [0, 1, 1, 2]), shape=(3, 2))
 mx.nd.save(path, {'rs': rs, 'csr': csr})
 result = 0
 """,
@@ -435,7 +439,9 @@ def test_parameter_data_default_context() -> None:
         assert p.data().context == mp.cpu(2)
 
 
-@pytest.mark.parametrize("method", ["data", "grad", "list_data", "list_grad", "reset_ctx", "set_data"])
+@pytest.mark.parametrize(
+    "method", ["data", "grad", "list_data", "list_grad", "reset_ctx", "set_data"]
+)
 def test_use_before_initialize_is_runtime_error(method: str) -> None:
     p = mp.Parameter("w", shape=(2,))
     args: dict[str, tuple[Any, ...]] = {"reset_ctx": (mp.cpu(1),), "set_data": (np.zeros(2),)}
@@ -614,7 +620,9 @@ result = out
 
 
 def test_var_attributes() -> None:
-    p = mp.Parameter("fc_weight", shape=(4, 5), dtype="float16", lr_mult=2, wd_mult=0.5, init="xavier")
+    p = mp.Parameter(
+        "fc_weight", shape=(4, 5), dtype="float16", lr_mult=2, wd_mult=0.5, init="xavier"
+    )
     v = p.var()
     assert isinstance(v, mp.Variable)
     assert v.name == "fc_weight" and v.shape == (4, 5) and v.dtype == np.float16
@@ -629,9 +637,11 @@ def test_var_attributes() -> None:
 
 def test_var_matches_mxnet(mxnet: Any) -> None:
     script = """
-p = G.Parameter('fc_weight', shape=(4, 5), dtype='float16', lr_mult=2, wd_mult=0.5, init=M.init.Normal(0.5))
+p = G.Parameter('fc_weight', shape=(4, 5), dtype='float16', lr_mult=2, wd_mult=0.5,
+                init=M.init.Normal(0.5))
 v = p.var()
-result = [v.name, {k: v.attr(k) for k in ['__shape__', '__dtype__', '__lr_mult__', '__wd_mult__', '__init__']}, json.loads(v.tojson())]
+keys = ['__shape__', '__dtype__', '__lr_mult__', '__wd_mult__', '__init__']
+result = [v.name, {k: v.attr(k) for k in keys}, json.loads(v.tojson())]
 """
     expected = mxnet("G = mx.gluon; M = mx\n" + script)
     ns: dict[str, Any] = {"G": mp, "M": mp, "json": __import__("json")}
@@ -668,10 +678,11 @@ pd.update({'c': c}) if False else None
 d = G.ParameterDict()
 k = d.get_constant('k', [3.0, 4.0])
 d.initialize(init=M.init.One())
-result = [c.data().asnumpy().tolist(), k.data().asnumpy().tolist(), k.grad_req, str(k.dtype).replace("<class 'numpy.", "").replace("'>", "")]
+result = [c.data().asnumpy().tolist(), k.data().asnumpy().tolist(), k.grad_req,
+          np.dtype(k.dtype).name]
 """
     expected = mxnet("G = mx.gluon; M = mx\n" + script)
-    ns: dict[str, Any] = {"G": mp, "M": mp}
+    ns: dict[str, Any] = {"G": mp, "M": mp, "np": np}
     exec(script, ns)
     assert ns["result"] == expected
 
@@ -746,7 +757,8 @@ def step(fn):
         r = fn()
         out.append(r)
     except Exception as e:
-        out.append('error:' + ('value' if type(e).__name__ in ('AssertionError', 'ValueError') else type(e).__name__))
+        name = type(e).__name__
+        out.append('error:' + ('value' if name in ('AssertionError', 'ValueError') else name))
 pd = G.ParameterDict('p_')
 w = pd.get('w', shape=(2, 0), init='ones')
 step(lambda: pd.get('w', shape=(2, 3)) is w)
@@ -1006,7 +1018,13 @@ def test_init_mixed_and_load(tmp_path: Path) -> None:
 
 def test_name_suffix_rules_apply_without_init_attr() -> None:
     init = mp.init.Uniform(0.5)
-    for name, expected in [("fc_bias", 0), ("bn_gamma", 1), ("bn_beta", 0), ("q_min", 0), ("q_max", 1)]:
+    for name, expected in [
+        ("fc_bias", 0),
+        ("bn_gamma", 1),
+        ("bn_beta", 0),
+        ("q_min", 0),
+        ("q_max", 1),
+    ]:
         arr = np.full(5, 9.0, np.float32)
         init(mp.init.InitDesc(name), arr)
         assert (arr == expected).all(), name
