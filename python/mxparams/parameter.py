@@ -49,7 +49,7 @@ def _norm_shape(shape: Any) -> tuple[int, ...] | None:
 
 
 def _np_dtype(dtype: Any) -> np.dtype[Any]:
-    return _native.ParameterBase._canon_dtype(dtype)  # type: ignore[no-any-return]
+    return _native.ParameterBase._canon_dtype(dtype)
 
 
 def _brief_print_list(lst: Any, limit: int = 7) -> str:
@@ -212,7 +212,7 @@ class Parameter(_native.ParameterBase):
     def shape(self) -> tuple[int, ...] | None:
         """The shape; 0 marks an unknown dimension. Settable: unknown dims may
         be filled in, known ones never change (ValueError)."""
-        return self._shape  # type: ignore[no-any-return]
+        return self._shape
 
     @shape.setter
     def shape(self, new_shape: Any) -> None:
@@ -224,7 +224,7 @@ class Parameter(_native.ParameterBase):
     @property
     def dtype(self) -> np.dtype[Any]:
         """The data type (a numpy dtype); setting it casts the values."""
-        return self._np_dtype  # type: ignore[no-any-return]
+        return self._np_dtype
 
     @dtype.setter
     def dtype(self, dtype: Any) -> None:
@@ -234,7 +234,7 @@ class Parameter(_native.ParameterBase):
     def grad_req(self) -> str:
         """``'write'``, ``'add'`` or ``'null'``. Entering 'null' frees the
         gradient buffers; leaving it allocates zeroed ones."""
-        return self._get_grad_req  # type: ignore[no-any-return]
+        return self._get_grad_req
 
     @grad_req.setter
     def grad_req(self, req: str) -> None:
@@ -274,7 +274,7 @@ class Parameter(_native.ParameterBase):
     def _grad(self) -> list[NDArray] | None:
         if not self._is_initialized() or self.grad_req == "null":
             return None
-        return self.list_grad()  # type: ignore[no-any-return]
+        return self.list_grad()
 
     @property
     def _ctx_list(self) -> list[Context] | None:
@@ -669,7 +669,7 @@ class ParameterDict:
 
     def list_ctx(self) -> list[Context]:
         """Every context any parameter is initialised on."""
-        return self._core.list_ctx()  # type: ignore[no-any-return]
+        return self._core.list_ctx()
 
     def setattr(self, name: str, value: Any) -> None:
         """Sets an attribute (e.g. ``grad_req``, ``lr_mult``) on every parameter."""
