@@ -417,7 +417,8 @@ def create(*args: Any, **kwargs: Any) -> Initializer:
     if isinstance(name, dict):
         return create(**name)
     if not isinstance(name, str):
-        raise TypeError(f"initializer must be of string type, not {type(name).__name__}")
+        # MXNet asserts here; an invalid argument is a ValueError in mxparams.
+        raise ValueError(f"initializer must be of string type, not {type(name).__name__}")
 
     if name.startswith("[") or name.startswith("{"):
         if args or kwargs:

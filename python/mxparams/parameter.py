@@ -476,12 +476,21 @@ class Constant(Parameter):
         if not isinstance(value, NDArray):
             value = _nd.array(value)
         self.value = value
+        # As MXNet: ``init`` is the name of an initializer registered for this
+        # constant, so that ``init.create(c.init)`` and ``var()`` see a string.
+        init_name = f"Constant_{name}_{id(self)}"
+        klass = type(
+            init_name,
+            (_ConstantInit,),
+            {"__init__": lambda obj: _ConstantInit.__init__(obj, value)},
+        )
+        _initmod._REGISTRY[init_name.lower()] = klass
         super().__init__(
             name,
             grad_req="null",
             shape=value.shape,
             dtype=value.dtype,
-            init=_ConstantInit(value),
+            init=init_name,
             differentiable=False,
         )
 

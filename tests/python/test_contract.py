@@ -669,6 +669,16 @@ def test_constant() -> None:
     assert _params(mp.Constant) == [("name", E), ("value", E)]
 
 
+def test_constant_init_is_a_registered_name() -> None:
+    c = mp.Constant("cst", mp.nd.array([1, 2], dtype="int32"))
+    assert isinstance(c.init, str) and c.init.startswith("Constant_cst_")
+    assert c.var().attr("__init__") == c.init
+    out = np.zeros(2, np.int32)
+    mp.init.create(c.init)._init_weight("cst", out)
+    np.testing.assert_array_equal(out, [1, 2])
+    assert c.dtype == np.int32
+
+
 def test_constant_ignores_initializer_like_mxnet(mxnet: Any) -> None:
     script = """
 c = G.Constant('c', M.nd.array([1.0, 2.0]))
@@ -959,18 +969,24 @@ def test_init_create() -> None:
     assert isinstance(mp.init.create("ones"), mp.init.One)
     with pytest.raises(ValueError, match="not registered"):
         mp.init.create("no_such_initializer")
+    with pytest.raises(ValueError, match="string type"):
+        mp.init.create(3)  # MXNet: AssertionError
 
 
 def test_init_register() -> None:
-    @mp.init.register
-    class HalfInit(mp.init.Initializer):
-        def _init_weight(self, _: Any, arr: Any) -> None:
-            arr[:] = 0.5
+    try:
 
-    assert isinstance(mp.init.create("halfinit"), HalfInit)
-    p = mp.Parameter("x", shape=(3,), init="halfinit")
-    p.initialize()
-    np.testing.assert_array_equal(p.data().asnumpy(), [0.5] * 3)
+        @mp.init.register
+        class HalfInit(mp.init.Initializer):
+            def _init_weight(self, _: Any, arr: Any) -> None:
+                arr[:] = 0.5
+
+        assert isinstance(mp.init.create("halfinit"), HalfInit)
+        p = mp.Parameter("x", shape=(3,), init="halfinit")
+        p.initialize()
+        np.testing.assert_array_equal(p.data().asnumpy(), [0.5] * 3)
+    finally:
+        mp.init._REGISTRY.pop("halfinit", None)
 
 
 def test_init_values() -> None:
