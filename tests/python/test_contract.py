@@ -1165,6 +1165,48 @@ def test_autograd_pause_and_mark_variables() -> None:
     mp.autograd.mark_variables(x, g, grad_reqs="add")
 
 
+class _Recorder(mp.autograd.AutogradAdapter):
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    def mark_variables(self, variables: Any, gradients: Any, grad_reqs: Any) -> None:
+        self.events.append(("mark", len(variables), list(grad_reqs)))
+
+    def on_grad_req_change(self, param: Any, old: str, new: str) -> None:
+        self.events.append(("req", param.name, old, new))
+
+    def on_pause(self, paused: bool) -> None:
+        self.events.append(("pause", paused))
+
+
+def test_autograd_adapter_registry_sees_gluon_events() -> None:
+    rec = _Recorder()
+    assert mp.autograd.register_adapter("contract-test", rec) is None
+    try:
+        assert mp.autograd.get_adapter("contract-test") is rec
+        assert rec in mp.autograd.active_adapters()
+        p = mp.Parameter("w", shape=(2,))
+        p.initialize(ctx=[mp.cpu(0), mp.cpu(1)])
+        assert ("mark", 2, ["write", "write"]) in rec.events
+        rec.events.clear()
+        p.grad_req = "add"
+        assert ("req", "w", "write", "add") in rec.events
+        assert ("mark", 2, ["add", "add"]) in rec.events
+        rec.events.clear()
+        with mp.autograd.pause():
+            assert mp.autograd.is_paused()
+        assert rec.events == [("pause", True), ("pause", False)]
+        rec.events.clear()
+        pd = _dict(a=(3,), b=(4,))
+        pd.initialize()
+        assert sum(1 for e in rec.events if e[0] == "mark") >= 1
+        marked = sum(e[1] for e in rec.events if e[0] == "mark")
+        assert marked == 2
+    finally:
+        assert mp.autograd.unregister_adapter("contract-test") is rec
+    assert rec not in mp.autograd.active_adapters()
+
+
 # ---------------------------------------------------------------------------
 # Exceptions
 
