@@ -1148,6 +1148,33 @@ def test_xavier_fast_path_matches_general_path() -> None:
     np.testing.assert_array_equal(a.data().asnumpy(), b.data().asnumpy())
 
 
+def test_builtin_fills_on_every_dtype_and_invalid_arguments() -> None:
+    for dtype in ("float32", "float64", "float16", "bfloat16", "int32", "int8"):
+        for init, check in [
+            (mp.init.One(), lambda a: (a == 1).all()),
+            (mp.init.Constant(3), lambda a: (a == 3).all()),
+            (mp.init.Zero(), lambda a: (a == 0).all()),
+            (mp.init.Uniform(5.0), lambda a: (np.abs(a) <= 5).all()),
+        ]:
+            p = mp.Parameter("w", shape=(64,), dtype=dtype, init=init)
+            p.initialize()
+            values = p.data().asnumpy().astype(np.float64)
+            assert p.data().dtype == p.dtype and check(values), (dtype, init)
+    with pytest.raises(ValueError, match="low must be less"):
+        mp.Parameter("w", shape=(2,), init=mp.init.Uniform(-1.0)).initialize()
+    with pytest.raises(ValueError, match="positive"):
+        mp.Parameter("w", shape=(2,), init=mp.init.Normal(-1.0)).initialize()
+    with pytest.raises(ValueError, match="vector"):
+        mp.Parameter("w", shape=(2,), init=mp.init.Xavier()).initialize()
+    with pytest.raises(ValueError, match="not registered"):
+        mp.Parameter("w", shape=(2,), init="nope").initialize()
+    p = mp.Parameter("w", shape=(0,), allow_deferred_init=True, init=mp.init.Xavier())
+    p.initialize()
+    p.shape = (3,)
+    with pytest.raises(ValueError, match="vector"):
+        p.finish_deferred_init()
+
+
 # ---------------------------------------------------------------------------
 # autograd
 
