@@ -323,12 +323,18 @@ class Parameter(_native.ParameterBase):
             return
         if arr is None:
             return  # deferred until the shape is known
-        if pause:
-            with _autograd.pause():
+        try:
+            if pause:
+                with _autograd.pause():
+                    _fill(self.name, init, default_init, arr)
+            else:
                 _fill(self.name, init, default_init, arr)
-        else:
-            _fill(self.name, init, default_init, arr)
-        self._init_finish(arr)
+            self._init_finish(arr)
+        except BaseException:
+            # As MXNet: a failed initialisation leaves the parameter
+            # uninitialised, not deferred.
+            self._take_deferred()
+            raise
 
     def _fast_init(
         self,
@@ -342,9 +348,14 @@ class Parameter(_native.ParameterBase):
         ``init._fast_fill_spec``); False when the dtype needs the general path."""
         gen = _random._GENERATOR
         with gen._lock:
-            state, used = self._init_fill(
-                ctx, (init, default_init), force_reinit, *spec, gen._seed, gen._stream
-            )
+            try:
+                state, used = self._init_fill(
+                    ctx, (init, default_init), force_reinit, *spec, gen._seed, gen._stream
+                )
+            except BaseException:
+                if self._is_deferred() and self._shape is not None and 0 not in self._shape:
+                    self._take_deferred()  # failed after the request: uninitialised, as MXNet
+                raise
             if used:
                 gen._stream += 1
         if state == "unsupported":

@@ -505,6 +505,24 @@ def test_parameter_invalid_shape_for_init_is_value_error() -> None:
         mp.Parameter("w").initialize()
 
 
+def test_failed_initialize_leaves_parameter_uninitialised() -> None:
+    class Boom(mp.init.Initializer):
+        def _init_weight(self, _: Any, arr: Any) -> None:
+            raise KeyError("boom")
+
+    for init, ctx, err in [(Boom(), mp.cpu(0), KeyError), ("ones", mp.gpu(0), RuntimeError)]:
+        p = mp.Parameter("w", shape=(2,))
+        if ctx == mp.gpu(0) and mp.num_gpus() > 0:
+            continue
+        with pytest.raises(err):
+            p.initialize(init=init, ctx=ctx)
+        with pytest.raises(RuntimeError, match="not been initialized") as info:
+            p.data()
+        assert not isinstance(info.value, mp.DeferredInitializationError)
+        p.initialize(init="ones", ctx=mp.cpu(0))
+        np.testing.assert_array_equal(p.data().asnumpy(), [1, 1])
+
+
 # ---------------------------------------------------------------------------
 # Deferred initialisation
 
