@@ -43,7 +43,7 @@ test: lint test-rust test-python test-numpy1
 
 bench: develop
 	$(MXNET_VENV)/bin/pip install -q --force-reinstall --no-deps target/wheels/*.whl || true
-	$(MXNET_VENV)/bin/python benches/python/bench.py --write docs/benchmarks.md
+	$(MXNET_VENV)/bin/python benches/python/bench.py --extra bench_params --write docs/benchmarks.md
 
 stubs: develop
 	cd python && $(abspath $(PY)) -m mypy.stubtest mxparams._native

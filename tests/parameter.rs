@@ -209,3 +209,37 @@ fn cast_converts_data_and_grads() {
         }
     }
 }
+
+#[test]
+fn init_from_owned_moves_into_the_first_host_context() {
+    let mut p = Parameter::new("w").with_shape(&[0, 2]);
+    let data = f32s(&[1.0, 2.0, 3.0, 4.0], &[2, 2]);
+    let ptr = data.buffer().as_ptr();
+    p.init_from_owned(data, &[Context::cpu(1), Context::cpu(0)])
+        .expect("init");
+    assert_eq!(p.shape(), Some(&[2, 2][..]));
+    let first = p.data(Some(Context::cpu(1))).expect("cpu(1)");
+    assert_eq!(
+        first.buffer().as_ptr(),
+        ptr,
+        "no copy for the first host context"
+    );
+    assert_eq!(first.context(), Context::cpu(1));
+    let second = p.data(Some(Context::cpu(0))).expect("cpu(0)");
+    assert_ne!(second.buffer().as_ptr(), ptr);
+    assert_eq!(values(&second), [1.0, 2.0, 3.0, 4.0]);
+    assert_eq!(values(&p.grad(None).expect("grad")), [0.0; 4]);
+}
+
+#[test]
+fn init_from_owned_converts_other_dtypes_by_copy() {
+    let mut p = Parameter::new("w")
+        .with_shape(&[2])
+        .with_dtype(DType::Float16);
+    p.init_from_owned(f32s(&[1.5, 2.5], &[2]), &CTXS)
+        .expect("init");
+    let d = p.data(Some(Context::cpu(0))).expect("data");
+    assert_eq!(d.dtype(), DType::Float16);
+    assert_eq!(values(&d), [1.5, 2.5]);
+    assert!(p.init_from_owned(f32s(&[1.0], &[1]), &CTXS).is_err());
+}

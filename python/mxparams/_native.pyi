@@ -8,6 +8,32 @@ from typing import Any, ClassVar, final
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import disjoint_base
+
+__all__ = [
+    "__version__",
+    "Context",
+    "cpu",
+    "gpu",
+    "cpu_pinned",
+    "cpu_shared",
+    "current_context",
+    "num_gpus",
+    "NDArray",
+    "_from_numpy",
+    "_zeros",
+    "_numpy_dtype",
+    "_sparse",
+    "_save",
+    "_save_tobuffer",
+    "_load",
+    "_load_frombuffer",
+    "_unpickle_ndarray",
+    "ParameterBase",
+    "ParameterDictCore",
+    "fill_uniform",
+    "fill_normal",
+]
 
 __version__: str
 
@@ -130,6 +156,7 @@ def fill_normal(out: Any, mean: float, std: float, seed: int, stream: int) -> No
 
 # --- parameters (src/python/parameter.rs, src/python/param_dict.rs) ------------------------
 
+@disjoint_base
 class ParameterBase:
     lr_mult: float
     wd_mult: float
@@ -182,6 +209,21 @@ class ParameterBase:
     def _restore_deferred(self, ctx: Any, data: NDArray | None, token: Any) -> None: ...
     def _deferred_token(self) -> Any: ...
     def _zeros_host(self) -> NDArray: ...
+    def _init_start(
+        self, ctx: Any, token: Any, force_reinit: bool
+    ) -> tuple[str, NDArray | None]: ...
+    def _init_finish(self, data: NDArray) -> None: ...
+    def _init_fill(
+        self,
+        ctx: Any,
+        token: Any,
+        force_reinit: bool,
+        kind: int,
+        a: float,
+        b: float,
+        seed: int,
+        stream: int,
+    ) -> tuple[str, bool]: ...
     def _init_impl(self, data: NDArray, ctx: Any) -> None: ...
     def _load_init(
         self,
@@ -190,7 +232,9 @@ class ParameterBase:
         cast_dtype: bool = False,
         dtype_source: str = "current",
     ) -> None: ...
-    def _deliver_grad(self, grad: NDArray | npt.NDArray[Any], ctx: Context | None = None) -> None: ...
+    def _deliver_grad(
+        self, grad: NDArray | npt.NDArray[Any], ctx: Context | None = None
+    ) -> None: ...
     def _allreduce_grads(self) -> None: ...
     @property
     def _version(self) -> int: ...

@@ -33,6 +33,7 @@ from typing import Any, Callable, TypeVar
 import numpy as np
 
 from . import random as _random
+from ._native import NDArray
 
 __all__ = [
     "Bilinear",
@@ -54,7 +55,7 @@ __all__ = [
     "register",
 ]
 
-_FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")
+_FLOAT_DTYPES = _random._FLOAT_DTYPE_SET
 
 
 class InitDesc(str):
@@ -91,6 +92,10 @@ def _numpy_view(arr: Any) -> np.ndarray | None:
     """A writable numpy array sharing ``arr``'s memory, or None if there is none."""
     if isinstance(arr, np.ndarray):
         return arr if arr.flags.writeable else None
+    if type(arr) is NDArray and arr.context.device_type.startswith("cpu"):
+        # Host NDArrays convert zero-copy (read-only for memory-mapped ones).
+        view = np.asarray(arr)
+        return view if view.flags.writeable else None
     if not (hasattr(arr, "__array__") or hasattr(arr, "__array_interface__")):
         return None
     ctx = getattr(arr, "context", None)
@@ -130,11 +135,11 @@ def _dtype_of(arr: Any) -> np.dtype[Any]:
 def _fill_random(kind: str, arr: Any, a: float, b: float) -> None:
     """Fills ``arr`` with uniform ``[a, b)`` or normal ``(a, b)`` draws."""
     view = _numpy_view(arr)
-    if view is not None and view.dtype.name in _FLOAT_DTYPES:
+    if view is not None and view.dtype in _FLOAT_DTYPES:
         _random._fill(kind, view, a, b)
         return
     dtype = _dtype_of(arr)
-    tmp = np.empty(tuple(arr.shape), dtype if dtype.name in _FLOAT_DTYPES else np.float32)
+    tmp = np.empty(tuple(arr.shape), dtype if dtype in _FLOAT_DTYPES else np.float32)
     _random._fill(kind, tmp, a, b)
     _assign(arr, tmp)
 
@@ -412,7 +417,8 @@ def create(*args: Any, **kwargs: Any) -> Initializer:
     if isinstance(name, dict):
         return create(**name)
     if not isinstance(name, str):
-        raise TypeError(f"initializer must be of string type, not {type(name).__name__}")
+        # MXNet asserts here; an invalid argument is a ValueError in mxparams.
+        raise ValueError(f"initializer must be of string type, not {type(name).__name__}")
 
     if name.startswith("[") or name.startswith("{"):
         if args or kwargs:
@@ -431,6 +437,71 @@ def create(*args: Any, **kwargs: Any) -> Initializer:
             f"{key} is not registered. Please register with mxparams.init.register first"
         )
     return klass(*args, **kwargs)
+
+
+def _fast_fill_spec(init: Any, default_init: Any, shape: Any) -> tuple[int, float, float] | None:
+    """The native fill equivalent to ``default_init(InitDesc(name, {'__init__': init}), arr)``.
+
+    Returns ``(kind, a, b)`` for ``ParameterBase._init_fill`` (0 zeros, 1 the
+    constant ``a``, 2 uniform on ``[a, b)``, 3 normal ``N(a, b**2)``) when that
+    call would run a built-in initializer's ``_init_weight`` and nothing else;
+    None when the general path must run (custom classes, verbose logging,
+    invalid arguments whose errors the general path raises). ``shape`` is the
+    parameter's shape, used by Xavier.
+    """
+    if (
+        not isinstance(default_init, Initializer)
+        or default_init._verbose
+        or type(default_init).__call__ is not Initializer.__call__
+    ):
+        return None
+    if isinstance(init, str):
+        if not init:
+            return None
+        try:
+            init = create(init)
+        except Exception:  # the general path raises it
+            return None
+    kind = type(init)
+    if kind is Uniform:
+        scale = init.scale
+        if isinstance(scale, (int, float)) and 0 <= scale < math.inf:
+            return (2, -float(scale), float(scale))
+    elif kind is Normal:
+        sigma = init.sigma
+        if isinstance(sigma, (int, float)) and 0 < sigma < math.inf:
+            return (3, 0.0, float(sigma))
+    elif kind is Zero:
+        return (0, 0.0, 0.0)
+    elif kind is One:
+        return (1, 1.0, 0.0)
+    elif kind is Constant:
+        value = init.value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return (1, float(value), 0.0)
+    elif kind is Xavier or kind is MSRAPrelu:
+        return _xavier_spec(init, shape)
+    return None
+
+
+def _xavier_spec(init: Xavier, shape: Any) -> tuple[int, float, float] | None:
+    if shape is None or len(shape) < 2 or 0 in shape:
+        return None
+    hw_scale = int(np.prod(shape[2:])) if len(shape) > 2 else 1
+    fan_in, fan_out = shape[1] * hw_scale, shape[0] * hw_scale
+    if not init.magnitude >= 0:
+        return None
+    factor = {"avg": (fan_in + fan_out) / 2.0, "in": fan_in, "out": fan_out}.get(init.factor_type)
+    if not factor:
+        return None
+    scale = math.sqrt(init.magnitude / factor)
+    if not 0 < scale < math.inf:
+        return None
+    if init.rnd_type == "uniform":
+        return (2, -scale, scale)
+    if init.rnd_type == "gaussian":
+        return (3, 0.0, scale)
+    return None
 
 
 # ---------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from . import _native
 from . import autograd as _autograd
 from . import init as _initmod
 from . import nd as _nd
+from . import random as _random
 from ._errors import DeferredInitializationError
 from ._native import NDArray
 from .context import Context, current_context
@@ -48,7 +49,7 @@ def _norm_shape(shape: Any) -> tuple[int, ...] | None:
 
 
 def _np_dtype(dtype: Any) -> np.dtype[Any]:
-    return _native.ParameterBase._canon_dtype(dtype)  # type: ignore[no-any-return]
+    return _native.ParameterBase._canon_dtype(dtype)
 
 
 def _brief_print_list(lst: Any, limit: int = 7) -> str:
@@ -211,7 +212,7 @@ class Parameter(_native.ParameterBase):
     def shape(self) -> tuple[int, ...] | None:
         """The shape; 0 marks an unknown dimension. Settable: unknown dims may
         be filled in, known ones never change (ValueError)."""
-        return self._shape  # type: ignore[no-any-return]
+        return self._shape
 
     @shape.setter
     def shape(self, new_shape: Any) -> None:
@@ -223,7 +224,7 @@ class Parameter(_native.ParameterBase):
     @property
     def dtype(self) -> np.dtype[Any]:
         """The data type (a numpy dtype); setting it casts the values."""
-        return self._np_dtype  # type: ignore[no-any-return]
+        return self._np_dtype
 
     @dtype.setter
     def dtype(self, dtype: Any) -> None:
@@ -233,7 +234,7 @@ class Parameter(_native.ParameterBase):
     def grad_req(self) -> str:
         """``'write'``, ``'add'`` or ``'null'``. Entering 'null' frees the
         gradient buffers; leaving it allocates zeroed ones."""
-        return self._get_grad_req  # type: ignore[no-any-return]
+        return self._get_grad_req
 
     @grad_req.setter
     def grad_req(self, req: str) -> None:
@@ -273,7 +274,7 @@ class Parameter(_native.ParameterBase):
     def _grad(self) -> list[NDArray] | None:
         if not self._is_initialized() or self.grad_req == "null":
             return None
-        return self.list_grad()  # type: ignore[no-any-return]
+        return self.list_grad()
 
     @property
     def _ctx_list(self) -> list[Context] | None:
@@ -309,6 +310,9 @@ class Parameter(_native.ParameterBase):
     ) -> None:
         if init is None:
             init = default_init if self.init is None else self.init
+        spec = _initmod._fast_fill_spec(init, default_init, self._shape)
+        if spec is not None and self._fast_init(ctx, init, default_init, force_reinit, spec):
+            return
         state, arr = self._init_start(ctx, (init, default_init), force_reinit)
         if state == "initialized":
             warnings.warn(
@@ -319,12 +323,50 @@ class Parameter(_native.ParameterBase):
             return
         if arr is None:
             return  # deferred until the shape is known
-        if pause:
-            with _autograd.pause():
+        try:
+            if pause:
+                with _autograd.pause():
+                    _fill(self.name, init, default_init, arr)
+            else:
                 _fill(self.name, init, default_init, arr)
-        else:
-            _fill(self.name, init, default_init, arr)
-        self._init_finish(arr)
+            self._init_finish(arr)
+        except BaseException:
+            # As MXNet: a failed initialisation leaves the parameter
+            # uninitialised, not deferred.
+            self._take_deferred()
+            raise
+
+    def _fast_init(
+        self,
+        ctx: CtxLike,
+        init: Any,
+        default_init: Any,
+        force_reinit: bool,
+        spec: tuple[int, float, float],
+    ) -> bool:
+        """Initializes through one native call for a built-in fill (see
+        ``init._fast_fill_spec``); False when the dtype needs the general path."""
+        gen = _random._GENERATOR
+        with gen._lock:
+            try:
+                state, used = self._init_fill(
+                    ctx, (init, default_init), force_reinit, *spec, gen._seed, gen._stream
+                )
+            except BaseException:
+                if self._is_deferred() and self._shape is not None and 0 not in self._shape:
+                    self._take_deferred()  # failed after the request: uninitialised, as MXNet
+                raise
+            if used:
+                gen._stream += 1
+        if state == "unsupported":
+            return False
+        if state == "initialized":
+            warnings.warn(
+                f"Parameter '{self.name}' is already initialized, ignoring. "
+                "Set force_reinit=True to re-initialize.",
+                stacklevel=4,
+            )
+        return True
 
     def finish_deferred_init(self) -> None:
         """Completes a deferred initialisation once the shape is fully known
@@ -450,12 +492,21 @@ class Constant(Parameter):
         if not isinstance(value, NDArray):
             value = _nd.array(value)
         self.value = value
+        # As MXNet: ``init`` is the name of an initializer registered for this
+        # constant, so that ``init.create(c.init)`` and ``var()`` see a string.
+        init_name = f"Constant_{name}_{id(self)}"
+        klass = type(
+            init_name,
+            (_ConstantInit,),
+            {"__init__": lambda obj: _ConstantInit.__init__(obj, value)},
+        )
+        _initmod._REGISTRY[init_name.lower()] = klass
         super().__init__(
             name,
             grad_req="null",
             shape=value.shape,
             dtype=value.dtype,
-            init=_ConstantInit(value),
+            init=init_name,
             differentiable=False,
         )
 
@@ -648,7 +699,7 @@ class ParameterDict:
 
     def list_ctx(self) -> list[Context]:
         """Every context any parameter is initialised on."""
-        return self._core.list_ctx()  # type: ignore[no-any-return]
+        return self._core.list_ctx()
 
     def setattr(self, name: str, value: Any) -> None:
         """Sets an attribute (e.g. ``grad_req``, ``lr_mult``) on every parameter."""

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Union
 
+import ml_dtypes
 import numpy as np
 
 from . import _native
@@ -27,6 +28,10 @@ __all__ = ["fill_normal", "fill_uniform", "normal", "randint", "seed", "uniform"
 
 _MASK64 = (1 << 64) - 1
 _FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")
+# dtype objects hash and compare faster than ``dtype.name`` is computed.
+_FLOAT_DTYPE_SET = frozenset(
+    [np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16)]
+)
 
 ShapeLike = Union[int, Sequence[int]]
 
@@ -77,7 +82,7 @@ def seed(seed_state: int, ctx: Any = "all") -> None:
 def _check_out(out: np.ndarray) -> None:
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy.ndarray, not {type(out).__name__}")
-    if out.dtype.name not in _FLOAT_DTYPES:
+    if out.dtype not in _FLOAT_DTYPE_SET:
         raise TypeError(
             f"random fills need a float32/float64/float16/bfloat16 array, not {out.dtype}"
         )

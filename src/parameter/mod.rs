@@ -383,6 +383,31 @@ impl Parameter {
         self.init_grad()
     }
 
+    /// [`Parameter::init_from_host`] for a freshly filled host array that
+    /// nothing else holds: its buffer becomes the copy on the first host
+    /// context instead of being copied there (one copy fewer per parameter).
+    pub fn init_from_owned(&mut self, data: NDArray, ctxs: &[Context]) -> Result<()> {
+        let host = ctxs.iter().copied().enumerate().find(|(_, c)| c.is_host());
+        let movable = data.dtype() == self.dtype
+            && data.stype() == SType::Default
+            && data.context().is_host();
+        let Some((host, host_ctx)) = host.filter(|_| movable) else {
+            return self.init_from_host(&data, ctxs);
+        };
+        self.fill_shape_from(data.shape(), false)?;
+        let mut copies = Vec::with_capacity(ctxs.len());
+        for (i, &c) in ctxs.iter().enumerate() {
+            if i != host {
+                copies.push(data.copy_to(c)?);
+            }
+        }
+        copies.insert(host, data.with_context(host_ctx));
+        self.ctx = CtxMap::new(ctxs);
+        self.data = Some(copies);
+        self.deferred = None;
+        self.init_grad()
+    }
+
     pub(super) fn fill_shape_from(&mut self, given: &[usize], loading: bool) -> Result<()> {
         if self.shape.as_deref() == Some(given) {
             return Ok(());

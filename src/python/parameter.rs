@@ -20,9 +20,35 @@ use super::convert::{from_numpy, numpy_dtype, to_dtype};
 use super::errors::IntoPyResult;
 use super::ndarray::PyNDArray;
 use crate::context::Context;
+use crate::dtype::DType;
 use crate::ndarray::SType;
 use crate::param_dict::{read, write, SharedParameter};
 use crate::parameter::{DTypeSource, DeferredInit, GradReq, InitRequest, Parameter};
+use crate::random::{Distribution as Dist, StreamKey};
+
+/// Fills above this size run with the GIL released (and in parallel).
+const PARALLEL_FILL_BYTES: usize = 1 << 16;
+
+/// Writes one value, converted to `dtype`, into every element of `bytes`.
+fn fill_constant(bytes: &mut [u8], dtype: DType, dist: Dist) -> crate::error::Result<()> {
+    let size = dtype.itemsize();
+    let Some((first, rest)) = bytes.split_at_mut_checked(size) else {
+        return Ok(());
+    };
+    // The element's bytes, converted exactly as a fill rounds (a one-value range).
+    let mut elem = [0u64; 1];
+    // SAFETY: u8 has no alignment or validity requirements; `elem` holds 8 bytes.
+    let raw = unsafe { std::slice::from_raw_parts_mut(elem.as_mut_ptr().cast::<u8>(), 8) };
+    let raw = raw.get_mut(..size).ok_or_else(|| {
+        crate::error::Error::InvalidArgument(format!("no constant fill for {dtype}"))
+    })?;
+    dist.fill_bytes(raw, dtype, StreamKey::new(0, 0))?;
+    first.copy_from_slice(raw);
+    for chunk in rest.chunks_exact_mut(size) {
+        chunk.copy_from_slice(raw);
+    }
+    Ok(())
+}
 
 /// Cached Python arrays for one version of a parameter's data and gradients.
 #[derive(Default)]
@@ -479,6 +505,93 @@ impl PyParameter {
             }
             _ => Ok(("deferred", None)),
         }
+    }
+
+    /// `initialize` for the built-in fills, in one call: request, allocate,
+    /// fill and finish. `kind`: 0 zeros, 1 the constant `a`, 2 uniform on
+    /// `[a, b)`, 3 normal `N(a, b²)`; random fills use stream `(seed,
+    /// stream)`. Returns the `_init_start` state, or `'unsupported'` (nothing
+    /// done) when the dtype cannot take the fill, and whether the stream was
+    /// used.
+    #[allow(clippy::too_many_arguments)]
+    fn _init_fill(
+        &self,
+        py: Python<'_>,
+        ctx: Option<&Bound<'_, PyAny>>,
+        token: Py<PyAny>,
+        force_reinit: bool,
+        kind: u8,
+        a: f64,
+        b: f64,
+        seed: u64,
+        stream: u64,
+    ) -> PyResult<(&'static str, bool)> {
+        let ctxs = ctx_list(ctx)?;
+        let dist = match kind {
+            0 => None,
+            1 => Some(Dist::Uniform { low: a, high: a }),
+            2 => Some(Dist::Uniform { low: a, high: b }),
+            3 => Some(Dist::Normal { mean: a, std: b }),
+            _ => return Err(PyValueError::new_err("unknown fill kind")),
+        };
+        let (r, arr, dtype) = {
+            let mut p = write(&self.inner);
+            let dtype = p.dtype();
+            if dist.is_some() && !dtype.is_float() {
+                return Ok(("unsupported", false));
+            }
+            let r = p
+                .request_init(&ctxs, Some(Box::new(token)), force_reinit)
+                .py()?;
+            let arr = match r {
+                InitRequest::Ready => Some(p.zeros_host().py()?),
+                _ => None,
+            };
+            (r, arr, dtype)
+        };
+        self.drop_stale();
+        let arr = match (r, arr) {
+            (InitRequest::Ready, Some(arr)) => arr,
+            (InitRequest::AlreadyInitialized, _) => return Ok(("initialized", false)),
+            _ => return Ok(("deferred", false)),
+        };
+        // The parameter lock is not held here: a detached fill must not block
+        // a thread that holds the GIL and wants the parameter.
+        let mut used = false;
+        if let Some(dist) = dist.filter(|_| arr.nbytes() > 0) {
+            if kind == 1 {
+                fill_constant(&mut arr.buffer().write().py()?, dtype, dist).py()?;
+            } else {
+                let key = StreamKey::new(seed, stream);
+                let fill = |arr: &crate::ndarray::NDArray| -> crate::error::Result<()> {
+                    dist.fill_bytes(&mut arr.buffer().write()?, dtype, key)
+                };
+                if arr.nbytes() >= PARALLEL_FILL_BYTES {
+                    py.detach(|| fill(&arr)).py()?;
+                } else {
+                    fill(&arr).py()?;
+                }
+                used = true;
+            }
+        }
+        let r = {
+            let mut p = write(&self.inner);
+            match p.take_deferred() {
+                Ok(Some(record)) => {
+                    let ctxs = record.ctx.clone();
+                    p.init_from_owned(arr, &ctxs)
+                        .inspect_err(|_| p.restore_deferred(record))
+                }
+                Ok(None) => Err(crate::error::Error::NotInitialized(format!(
+                    "Parameter '{}' has no pending initialization",
+                    p.name()
+                ))),
+                Err(e) => Err(e),
+            }
+        };
+        self.drop_stale();
+        r.py()?;
+        Ok(("ready", used))
     }
 
     /// Completes what `_init_start` began with the filled array.
