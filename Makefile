@@ -19,13 +19,14 @@ develop: venvs
 demo: develop
 	$(PY) examples/demo.py
 
-lint: venvs
+lint: develop
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --all-targets --all-features -- -D warnings
 	$(VENV)/bin/ruff check python tests examples benches
 	$(VENV)/bin/ruff format --check python tests examples benches
 	cd python && $(abspath $(VENV))/bin/mypy --strict mxparams/_native.pyi
+	cd python && $(abspath $(PY)) -m mypy.stubtest mxparams._native
 
 test-rust:
 	cargo test --all-targets -q

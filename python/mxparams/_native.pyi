@@ -33,6 +33,7 @@ __all__ = [
     "ParameterDictCore",
     "fill_uniform",
     "fill_normal",
+    "params_index",
 ]
 
 __version__: str
