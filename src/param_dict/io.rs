@@ -110,7 +110,20 @@ impl ParameterDict {
             )));
         };
         let source = format!("file: {}", path.display());
-        self.load_arrays(&names, &loaded.arrays, opts, &source)
+        // Loading onto a GPU: one batched upload from the mapped file to the
+        // first GPU (parameters then take device-to-device copies).
+        let gpu = opts
+            .ctx
+            .as_deref()
+            .and_then(|c| c.iter().find(|c| c.device_type == crate::DeviceType::Gpu));
+        match gpu {
+            Some(&g) => {
+                let staged = crate::transfer::to_context(&loaded.arrays, g)?;
+                drop(loaded.arrays);
+                self.load_arrays(&names, &staged, opts, &source)
+            }
+            None => self.load_arrays(&names, &loaded.arrays, opts, &source),
+        }
     }
 
     fn check_restore_prefix(&self, restore_prefix: &str) -> Result<()> {

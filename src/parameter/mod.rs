@@ -373,10 +373,20 @@ impl Parameter {
         } else {
             convert::cast(data, self.dtype)?
         };
-        let copies = ctxs
-            .iter()
-            .map(|&c| src.copy_to(c))
-            .collect::<Result<Vec<_>>>()?;
+        // One host-to-device copy; further GPUs copy from the first device copy.
+        let mut copies: Vec<NDArray> = Vec::with_capacity(ctxs.len());
+        let mut on_device: Option<usize> = None;
+        for &c in ctxs {
+            let from = match on_device {
+                Some(i) if !c.is_host() => &copies[i],
+                _ => &src,
+            };
+            let copy = from.copy_to(c)?;
+            if !c.is_host() && on_device.is_none() {
+                on_device = Some(copies.len());
+            }
+            copies.push(copy);
+        }
         self.ctx = CtxMap::new(ctxs);
         self.data = Some(copies);
         self.deferred = None;
