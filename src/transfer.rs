@@ -91,9 +91,7 @@ mod tests {
         assert_eq!(on1[0].context(), Context::cpu(1));
         assert_eq!(&*on1[0].buffer().read(), &[1, 2, 3, 4]);
         let n = u32::try_from(crate::cuda::num_gpus()).expect("few GPUs");
-        let err = to_context(&[a], Context::gpu(n))
-            .err()
-            .expect("no such GPU");
+        let err = to_context(&[a], Context::gpu(n)).expect_err("no such GPU");
         assert!(matches!(err, crate::Error::CudaUnavailable(_)), "{err}");
     }
 }

@@ -34,9 +34,7 @@ fn without_a_driver_gpu_requests_fail_cleanly() {
         eprintln!("a GPU is present: the no-driver path is not checked here");
         return;
     }
-    let err = NDArray::zeros(&[2], DType::Float32, Context::gpu(0))
-        .err()
-        .expect("no GPU");
+    let err = NDArray::zeros(&[2], DType::Float32, Context::gpu(0)).expect_err("no GPU");
     assert!(matches!(err, Error::CudaUnavailable(_)), "{err}");
     assert!(err.to_string().contains("gpu(0)"), "{err}");
     let host = f32s(&[1.0, 2.0], &[2], Context::cpu(0));

@@ -248,14 +248,18 @@ impl PinnedAlloc {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
-    /// The bytes, for writing.
-    ///
-    /// # Safety
-    /// No other reference to the bytes may be live.
-    unsafe fn bytes_mut(&self) -> &mut [u8] {
-        // SAFETY: `ptr` is a live allocation of `len` (at least 1) bytes;
-        // exclusivity is the caller's promise.
+    /// The bytes, for writing. The caller must make sure no device copy is
+    /// still reading them (the upload ring waits for the slot's event).
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: `ptr` is a live allocation of `len` bytes owned by `self`,
+        // borrowed mutably here.
         unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+
+    /// The bytes.
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: as above, borrowed shared.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
 }
 
@@ -498,9 +502,8 @@ fn run_ring(bufs: Vec<PinnedAlloc>, jobs: &[(&[u8], &DeviceAlloc)]) -> RingResul
                     continue;
                 }
                 let n = (src.len() - done).min(SLOT_BYTES - slot.used);
-                // SAFETY: the slot is not in flight (waited for before reuse)
-                // and this is the only reference to its bytes.
-                let bytes = unsafe { slot.buf.bytes_mut() };
+                // The slot is not in flight: it was waited for before reuse.
+                let bytes = slot.buf.bytes_mut();
                 crate::storage::copy_bytes(
                     &mut bytes[slot.used..slot.used + n],
                     &src[done..done + n],
@@ -529,9 +532,9 @@ fn flush(slot: &mut Slot, pipe: &Pipeline, i: usize) -> Result<()> {
     if slot.copies.is_empty() {
         return Ok(());
     }
-    // SAFETY: the slot's buffer lives until the pipeline has drained (the
-    // buffers outlive `pipe`, whose drop synchronises the stream).
-    let bytes: &[u8] = unsafe { slot.buf.bytes_mut() };
+    // The slot's buffer lives until the pipeline has drained (the buffers
+    // outlive `pipe`, whose drop synchronises the stream).
+    let bytes = slot.buf.bytes();
     for &(dst, off, n) in &slot.copies {
         // SAFETY: `dst..dst+n` lies inside a live device allocation (checked
         // lengths); the source is pinned and stays untouched until the event.

@@ -137,7 +137,7 @@ mod tests {
     #[test]
     fn missing_device_is_an_error() {
         let n = u32::try_from(num_gpus()).expect("few GPUs");
-        let err = check_device(n).err().expect("ordinal past the last GPU");
+        let err = check_device(n).expect_err("ordinal past the last GPU");
         assert!(err.to_string().contains(&format!("gpu({n})")), "{err}");
     }
 }
