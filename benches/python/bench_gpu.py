@@ -15,6 +15,7 @@ Run: ``python benches/python/bench_gpu.py [--gb 1.2] [--arrays 384] [--repeat 3]
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import tempfile
 import time
@@ -22,9 +23,8 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 import mxparams as mx
+import numpy as np
 
 __all__ = ["main"]
 
@@ -129,7 +129,7 @@ def main() -> None:
         on_gpu = mx.nd.load(fparams, ctx=mx.gpu(0))
         assert isinstance(on_gpu, dict)
         fout = os.path.join(tmp, "out.params")
-        t = best(lambda: mx.nd.save(fout, on_gpu), args.repeat, sync)
+        t = best(functools.partial(mx.nd.save, fout, on_gpu), args.repeat, sync)
         rows.append(("mxparams nd.save from gpu(0)", t, f"{gb / t:.2f}"))
         try:
             from safetensors.torch import save_file as st_save

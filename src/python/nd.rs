@@ -32,6 +32,11 @@ fn _from_numpy(
     let ctx = ctx_or_current(ctx)?;
     if !ctx.is_host() {
         crate::cuda::check_device(ctx.device_id).py()?;
+    }
+    // GPU arrays and (with a driver) page-locked ones take a second copy
+    // from an ordinary host array.
+    if !ctx.is_host() || (ctx == Context::cpu_pinned(ctx.device_id) && crate::cuda::num_gpus() > 0)
+    {
         let host = from_numpy(source, Context::cpu(0))?;
         return Ok(source.py().detach(move || host.copy_to(ctx)).py()?.into());
     }

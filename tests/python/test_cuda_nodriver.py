@@ -9,10 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mxparams as mx
 import numpy as np
 import pytest
-
-import mxparams as mx
 from mxparams import MXParamsError
 
 N = mx.num_gpus()

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import ml_dtypes
+import mxparams as mx
 import numpy as np
 import pytest
-
-import mxparams as mx
 
 pytestmark = [
     pytest.mark.gpu,
