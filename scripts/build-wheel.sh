@@ -21,5 +21,5 @@ esac
   --python-version 3.12 --implementation cp --abi cp312 \
   --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any \
   -d dist 'ml_dtypes>=0.4' pytest pluggy iniconfig packaging hypothesis attrs \
-  sortedcontainers
+  sortedcontainers pygments
 ls -l dist

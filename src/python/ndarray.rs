@@ -275,10 +275,11 @@ impl PyNDArray {
     ///
     /// `stream` follows the Python array API: for GPU arrays it is the
     /// consumer's stream (None or 1: legacy default, 2: per-thread default,
-    /// -1: no synchronisation, another int: a stream handle; 0 is refused as
-    /// ambiguous). mxparams finishes every device operation before returning
-    /// to Python, so the data is ready on any stream and nothing needs to be
-    /// enqueued. Host arrays need no synchronisation.
+    /// -1: no synchronisation, another int: a stream handle). mxparams
+    /// finishes every device operation before returning to Python, so the
+    /// data is ready on any stream and nothing needs to be enqueued; 0, which
+    /// the protocol calls ambiguous, is accepted for the same reason. Host
+    /// arrays need no synchronisation.
     #[pyo3(signature = (*, stream = None, max_version = None, dl_device = None, copy = None))]
     fn __dlpack__<'py>(
         &self,
@@ -288,18 +289,10 @@ impl PyNDArray {
         dl_device: Option<(i32, i32)>,
         copy: Option<bool>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        if !self.inner.context().is_host() {
-            if let Some(s) = stream.filter(|s| !s.is_none()) {
-                let s: i64 = s.extract().map_err(|_| {
-                    PyTypeError::new_err("__dlpack__: stream must be an int or None")
-                })?;
-                if s == 0 {
-                    return Err(PyValueError::new_err(
-                        "__dlpack__: stream=0 is ambiguous for CUDA; pass 1 for the legacy \
-                         default stream or 2 for the per-thread default stream",
-                    ));
-                }
-            }
+        if let Some(s) = stream.filter(|s| !s.is_none()) {
+            // Any stream is fine (see above); only the argument's type is checked.
+            s.extract::<i64>()
+                .map_err(|_| PyTypeError::new_err("__dlpack__: stream must be an int or None"))?;
         }
         let opts = dlpack::ExportOptions {
             versioned: max_version.is_some_and(|v| v.0 >= 1),
