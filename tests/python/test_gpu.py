@@ -83,6 +83,24 @@ def test_numpy_access_to_gpu_array_raises() -> None:
         a[0]  # noqa: B018
 
 
+def test_dlpack_to_host_consumer_copies() -> None:
+    x = sample("float32")
+    a = mx.nd.array(x, ctx=mx.gpu(0))
+
+    class OnHost:
+        """A consumer asking for host memory (as ``from_dlpack(x, device='cpu')`` does)."""
+
+        def __dlpack__(self, **kwargs: Any) -> Any:
+            return a.__dlpack__(dl_device=(1, 0))
+
+        def __dlpack_device__(self) -> tuple[int, int]:
+            return (1, 0)
+
+    np.testing.assert_array_equal(np.from_dlpack(OnHost()), x)
+    with pytest.raises(BufferError, match="without a copy|DLPack device"):
+        a.__dlpack__(dl_device=(1, 0), copy=False)
+
+
 def test_cuda_array_interface() -> None:
     a = mx.nd.array(sample("float32"), ctx=mx.gpu(0))
     cai = a.__cuda_array_interface__
