@@ -8,7 +8,47 @@
 //!
 //! The Python binding (feature `python`) and CUDA (feature `cuda`) are optional;
 //! plain Rust programs use the crate with neither.
+//!
+//! ## Reading and writing `.params` files
+//!
+//! ```
+//! use mxparams::{format, Context, DType, NDArray};
+//!
+//! let dir = std::env::temp_dir().join(format!("mxparams-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! let path = dir.join("model.params");
+//!
+//! let w = NDArray::from_bytes(&[0u8; 24], &[2, 3], DType::Float32, Context::cpu(0))?;
+//! format::save(&path, Some(&["w"]), &[&w], &Default::default())?; // atomic
+//!
+//! let loaded = format::load_mmap(&path)?; // zero-copy, read-only views
+//! for (name, arr) in loaded.names.iter().flatten().zip(&loaded.arrays) {
+//!     assert_eq!((name.as_str(), arr.shape(), arr.dtype()), ("w", &[2, 3][..], DType::Float32));
+//! }
+//! let names: Vec<&str> = loaded.names.iter().flatten().map(String::as_str).collect();
+//! let arrays: Vec<&NDArray> = loaded.arrays.iter().collect();
+//! format::save(&path, Some(names.as_slice()), &arrays, &Default::default())?;
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), mxparams::Error>(())
+//! ```
+//!
+//! ## Parameters
+//!
+//! ```
+//! use mxparams::{param_dict, Context, GradReq, ParamAttrs, ParameterDict};
+//!
+//! let mut pd = ParameterDict::new("net_", None);
+//! let attrs = ParamAttrs { shape: Some(vec![4, 3]), ..Default::default() };
+//! let w = pd.get("weight", &attrs)?; // named "net_weight"
+//! pd.initialize_with(&[Context::cpu(0), Context::cpu(1)], false, |_name, arr| {
+//!     arr.assign_bytes(&vec![1u8; arr.nbytes()]) // any fill: the initializer
+//! })?;
+//! param_dict::write(&w).set_grad_req(GradReq::Add)?;
+//! assert_eq!(param_dict::read(&w).list_ctx()?.len(), 2);
+//! # Ok::<(), mxparams::Error>(())
+//! ```
 
+pub mod allreduce;
 pub mod context;
 pub mod convert;
 pub mod cuda;

@@ -137,6 +137,17 @@ pub enum Memory {
     Pinned(crate::cuda::PinnedAlloc),
     /// Owned memory on a CUDA device; not host-addressable.
     Device(crate::cuda::DeviceAlloc),
+    /// A writable, 64-byte aligned range of a slab shared by the arrays of one
+    /// load: one allocation (and, for big loads, huge pages) instead of one per
+    /// array. The slab is freed when its last array is.
+    Slab {
+        /// The slab.
+        alloc: Arc<HostAlloc>,
+        /// First byte.
+        offset: usize,
+        /// Number of bytes.
+        len: usize,
+    },
     /// A read-only byte range of a shared source; may be unaligned.
     Shared {
         /// The source.
@@ -181,6 +192,33 @@ impl Buffer {
         Ok(Buffer::new(Memory::Host(alloc)))
     }
 
+    /// Carves one owned allocation into writable buffers of the given lengths,
+    /// each starting on a `HOST_ALIGN` boundary. Their contents are unspecified
+    /// until written: callers fill every byte before exposing them.
+    pub fn slab(lens: &[usize]) -> Result<Vec<Buffer>> {
+        let mut offsets = Vec::with_capacity(lens.len());
+        let mut total = 0usize;
+        for &len in lens {
+            offsets.push(total);
+            total = total
+                .checked_add(len)
+                .and_then(|t| t.checked_next_multiple_of(HOST_ALIGN))
+                .ok_or_else(|| Error::invalid("slab size overflows"))?;
+        }
+        let alloc = Arc::new(HostAlloc::uninit(total)?);
+        Ok(offsets
+            .into_iter()
+            .zip(lens)
+            .map(|(offset, &len)| {
+                Buffer::new(Memory::Slab {
+                    alloc: alloc.clone(),
+                    offset,
+                    len,
+                })
+            })
+            .collect())
+    }
+
     /// Owned host memory holding a copy of `bytes`.
     pub fn copy_from(bytes: &[u8]) -> Result<Buffer> {
         Buffer::filled_with(bytes.len(), |dst| copy_bytes(dst, bytes))
@@ -206,7 +244,7 @@ impl Buffer {
             Memory::Host(a) => a.len,
             Memory::Pinned(a) => a.len(),
             Memory::Device(a) => a.len(),
-            Memory::Shared { len, .. } => *len,
+            Memory::Slab { len, .. } | Memory::Shared { len, .. } => *len,
         }
     }
 
@@ -309,6 +347,8 @@ impl Buffer {
             Memory::Host(a) => a.ptr.as_ptr(),
             Memory::Pinned(a) => a.as_ptr(),
             Memory::Device(a) => a.device_ptr() as usize as *const u8,
+            // SAFETY: offset + len lies inside the slab (see `slab`).
+            Memory::Slab { alloc, offset, .. } => unsafe { alloc.ptr.as_ptr().add(*offset) },
             Memory::Shared { source, offset, .. } => source.bytes()[*offset..].as_ptr(),
         }
     }
@@ -320,6 +360,8 @@ impl Buffer {
             Memory::Host(a) => Ok(a.ptr.as_ptr()),
             Memory::Pinned(a) => Ok(a.as_ptr()),
             Memory::Device(a) => Err(device_not_host(a.device())),
+            // SAFETY: offset + len lies inside the slab (see `slab`).
+            Memory::Slab { alloc, offset, .. } => Ok(unsafe { alloc.ptr.as_ptr().add(*offset) }),
             Memory::Shared { .. } => Err(read_only()),
         }
     }
@@ -444,6 +486,10 @@ impl std::ops::Deref for ReadGuard<'_> {
             Memory::Pinned(a) => unsafe { std::slice::from_raw_parts(a.as_ptr(), a.len()) },
             // Device memory is always staged (see `try_read`).
             Memory::Device(_) => &[],
+            // SAFETY: the range lies inside the slab; no other buffer overlaps it.
+            Memory::Slab { alloc, offset, len } => unsafe {
+                std::slice::from_raw_parts(alloc.ptr.as_ptr().add(*offset), *len)
+            },
             Memory::Shared {
                 source,
                 offset,
@@ -501,6 +547,19 @@ mod tests {
         assert_eq!(b.read()[3], 7);
         let c = b.clone();
         assert!(c.same_storage(&b));
+    }
+
+    #[test]
+    fn slab_buffers_are_aligned_disjoint_and_writable() {
+        let bufs = Buffer::slab(&[3, 0, 100, 64]).expect("slab");
+        for (i, b) in bufs.iter().enumerate() {
+            assert_eq!(b.as_ptr() as usize % HOST_ALIGN, 0);
+            b.write().expect("writable").fill(i as u8);
+        }
+        for (i, b) in bufs.iter().enumerate() {
+            assert!(b.read().iter().all(|&x| x == i as u8));
+        }
+        assert_eq!(bufs[2].len(), 100);
     }
 
     #[test]

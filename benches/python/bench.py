@@ -26,9 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 import mxparams
+import numpy as np
 from mxparams import nd as mxp_nd
 
 try:  # the oracle venv has both; the table says which contenders ran
@@ -199,7 +198,9 @@ def ratio_lines(rows: list[Row]) -> list[str]:
         for ours in (r for r in in_case if r["contender"].startswith("mxparams")):
             for ref in refs:
                 speedup = ref["median_ms"] / max(ours["median_ms"], 1e-9)
-                out.append(f"| {case} | {ours['contender']} | {ref['contender']} | {speedup:.2f}x |")
+                out.append(
+                    f"| {case} | {ours['contender']} | {ref['contender']} | {speedup:.2f}x |"
+                )
     return out
 
 
@@ -254,7 +255,9 @@ def main() -> None:
             else:
                 arrays = dataset_l() if ds == "L" else dataset_s()
                 path = work / f"{ds}.params"
-                mxp_nd.save(str(path), {k: mxp_nd.array(v, dtype=v.dtype) for k, v in arrays.items()})
+                mxp_nd.save(
+                    str(path), {k: mxp_nd.array(v, dtype=v.dtype) for k, v in arrays.items()}
+                )
             st_path = None
             if st_np is not None:
                 st_path = work / f"{ds}.safetensors"

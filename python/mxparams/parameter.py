@@ -365,6 +365,11 @@ class Parameter(_native.ParameterBase):
         self._cast(dtype)
         _mark([self])
 
+    def allreduce_grads(self) -> None:
+        """Replaces the gradient on every context with the sum over all contexts
+        (what a Trainer does before updating data-parallel copies)."""
+        self._allreduce_grads()
+
     def var(self) -> Variable:
         """A symbolic variable for this parameter (cached)."""
         if self._var is None:
@@ -635,6 +640,11 @@ class ParameterDict:
         """Re-assigns every parameter to ``ctx``, keeping values."""
         self._core.reset_ctx(ctx)
         _mark(self.values())
+
+    def allreduce_grads(self) -> None:
+        """Sums each parameter's gradients over its contexts and writes the sum
+        back to every context (one native call: parallel, GIL released)."""
+        self._core.allreduce_grads()
 
     def list_ctx(self) -> list[Context]:
         """Every context any parameter is initialised on."""

@@ -20,9 +20,6 @@ use super::Loaded;
 const PARALLEL_BYTES: usize = 4 << 20;
 /// Data per parallel task.
 const CHUNK_BYTES: usize = 1 << 20;
-/// Files of records this small on average are built on one thread: the
-/// allocator work dominates and spreading it over threads only adds contention.
-const SMALL_RECORD: usize = 16 << 10;
 
 /// Assembles one record from a function producing each byte range's buffer.
 fn assemble(
@@ -61,48 +58,58 @@ pub(crate) fn owned_array(bytes: &[u8], rec: RecordView) -> Result<NDArray> {
     assemble(rec, |r| copy_range(bytes, r))
 }
 
-/// Every record copied into owned memory.
+/// Every record copied into owned memory: one slab for the whole file (one
+/// allocation and, for big files, huge pages: fresh-page faults, not parsing,
+/// dominate large loads), filled in parallel when there is enough data.
 pub(crate) fn owned(bytes: &[u8]) -> Result<Loaded> {
     let mut s = Stream::open(bytes)?;
     let n = s.count();
-    let arrays = if bytes.len() >= PARALLEL_BYTES && n > 1 && bytes.len() / n >= SMALL_RECORD {
-        let records = (0..n)
-            .map(|_| s.next_record())
-            .collect::<Result<Vec<_>>>()?;
-        parallel_copy(bytes, records)?
-    } else {
-        let mut arrays = Vec::with_capacity(n);
-        for _ in 0..n {
-            arrays.push(owned_array(bytes, s.next_record()?)?);
-        }
-        arrays
-    };
-    let (names, _) = s.names(str::to_owned)?;
-    Ok(Loaded { names, arrays })
-}
-
-/// Copies records on the rayon pool, in groups of about `CHUNK_BYTES`: one
-/// task per big array, many small arrays per task (a task per tiny array
-/// costs more than its copy).
-fn parallel_copy(bytes: &[u8], records: Vec<RecordView>) -> Result<Vec<NDArray>> {
-    let mut groups: Vec<Vec<RecordView>> = Vec::new();
-    let mut size = CHUNK_BYTES;
-    for r in records {
-        if size >= CHUNK_BYTES {
-            groups.push(Vec::new());
-            size = 0;
-        }
-        size += r.end - r.offset;
-        if let Some(g) = groups.last_mut() {
-            g.push(r);
-        }
+    let mut records = Vec::with_capacity(n);
+    for _ in 0..n {
+        records.push(s.next_record()?);
     }
-    let built: Vec<Vec<NDArray>> = groups
-        .into_par_iter()
-        .with_max_len(1)
-        .map(|g| g.into_iter().map(|r| owned_array(bytes, r)).collect())
-        .collect::<Result<_>>()?;
-    Ok(built.into_iter().flatten().collect())
+    let (names, _) = s.names(str::to_owned)?;
+    // The ranges in the order `assemble` asks for them: values, indptr, indices.
+    let ranges: Vec<Range<usize>> = records
+        .iter()
+        .flat_map(|r| {
+            let aux = [AuxRole::Indptr, AuxRole::Indices]
+                .into_iter()
+                .filter_map(|role| r.aux.iter().find(|a| a.role == role))
+                .map(|a| a.data.clone());
+            std::iter::once(r.data.clone()).chain(aux)
+        })
+        .collect();
+    let lens: Vec<usize> = ranges.iter().map(|r| r.end - r.start).collect();
+    let buffers = Buffer::slab(&lens)?;
+    let total: usize = lens.iter().sum();
+    let fill = |(r, b): (&Range<usize>, &Buffer)| -> Result<()> {
+        let src = bytes.get(r.clone()).unwrap_or_default();
+        let mut dst = b.write()?;
+        crate::storage::copy_bytes(&mut dst, src);
+        Ok(())
+    };
+    if total >= PARALLEL_BYTES && ranges.len() > 1 {
+        let per_task = (CHUNK_BYTES / (total / ranges.len()).max(1)).max(1);
+        ranges
+            .par_iter()
+            .zip(buffers.par_iter())
+            .with_min_len(per_task)
+            .try_for_each(fill)?;
+    } else {
+        ranges.iter().zip(buffers.iter()).try_for_each(fill)?;
+    }
+    let mut slab = buffers.into_iter();
+    let arrays = records
+        .into_iter()
+        .map(|rec| {
+            assemble(rec, |_| {
+                slab.next()
+                    .ok_or_else(|| crate::error::Error::invalid("slab exhausted"))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Loaded { names, arrays })
 }
 
 /// Every record as a read-only view of `source`.

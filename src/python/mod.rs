@@ -3,6 +3,7 @@
 
 use pyo3::prelude::*;
 
+mod checkpoint;
 mod context;
 mod convert;
 mod dlpack;
@@ -24,5 +25,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<param_dict::PyParamDictCore>()?;
     m.add_function(wrap_pyfunction!(random::fill_uniform, m)?)?;
     m.add_function(wrap_pyfunction!(random::fill_normal, m)?)?;
+    m.add_function(wrap_pyfunction!(checkpoint::params_index, m)?)?;
     Ok(())
 }

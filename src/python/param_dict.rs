@@ -116,6 +116,12 @@ impl PyParamDictCore {
         PyList::new(py, ctxs.into_iter().map(PyContext::from))
     }
 
+    /// Replaces every gradient with its sum over the parameter's contexts
+    /// (parallel, GIL released).
+    fn allreduce_grads(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.dict().allreduce_grads()).py()
+    }
+
     /// Sets grad_req on every parameter.
     fn set_grad_req(&self, py: Python<'_>, req: &str) -> PyResult<()> {
         let req: GradReq = req.parse().py()?;

@@ -620,6 +620,18 @@ impl PyParameter {
         py.detach(move || read(&inner).deliver_grad(ctx, &g)).py()
     }
 
+    /// Replaces the gradient on every context with the sum over all contexts.
+    fn _allreduce_grads(&self, py: Python<'_>) -> PyResult<()> {
+        let inner = self.inner.clone();
+        py.detach(move || read(&inner).allreduce_grads()).py()
+    }
+
+    /// A number that changes whenever the data or gradient buffers are replaced.
+    #[getter]
+    fn _version(&self) -> u64 {
+        read(&self.inner).version()
+    }
+
     /// MXNet's type flag of a dtype-like.
     #[staticmethod]
     fn _dtype_flag(dtype: &Bound<'_, PyAny>) -> PyResult<i32> {

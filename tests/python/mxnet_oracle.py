@@ -49,7 +49,9 @@ def run_mxnet(script: str, timeout: float = 600, **variables: Any) -> Any:
     (paths should be passed as strings).
     """
     naive = bool(variables.pop("_naive", False))
-    bindings = "".join(f"{k} = json.loads({json.dumps(json.dumps(v))})\n" for k, v in variables.items())
+    bindings = "".join(
+        f"{k} = json.loads({json.dumps(json.dumps(v))})\n" for k, v in variables.items()
+    )
     code = (
         _PRELUDE
         + bindings

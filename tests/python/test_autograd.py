@@ -189,16 +189,17 @@ def test_notify_grad_req_change(recorder: Recorder) -> None:
 
 def test_registry() -> None:
     a, b = Recorder(), Recorder()
+    before = autograd.active_adapters()  # e.g. the torch adapter, once another test used it
     assert autograd.register_adapter("a", a) is None
     assert a.name == "a"
     try:
         assert autograd.get_adapter("a") is a
         assert autograd.register_adapter("a", b) is a
         assert autograd.get_adapter("a") is b
-        assert autograd.active_adapters() == (b,)
+        assert autograd.active_adapters() == (*before, b)
     finally:
         assert autograd.unregister_adapter("a") is b
-    assert autograd.active_adapters() == ()
+    assert autograd.active_adapters() == before
     with pytest.raises(KeyError, match="no autograd adapter named 'a'"):
         autograd.get_adapter("a")
     with pytest.raises(KeyError, match="no autograd adapter named 'a'"):
@@ -223,7 +224,7 @@ def test_registry_order_and_duck_typing() -> None:
     autograd.register_adapter("first", first)
     autograd.register_adapter("duck", duck)
     try:
-        assert autograd.active_adapters() == (first, duck)
+        assert autograd.active_adapters()[-2:] == (first, duck)
         autograd.mark_variables(np.zeros(1), np.zeros(1))
         assert duck.marked == 1 and len(first.calls) == 1
     finally:
@@ -236,13 +237,14 @@ def test_register_rejects_bad_adapters() -> None:
         def mark_variables(self, *args: Any) -> None:
             pass
 
+    before = autograd.active_adapters()
     with pytest.raises(
         TypeError, match="lacks the AutogradAdapter hooks on_grad_req_change, on_pause"
     ):
         autograd.register_adapter("p", Partial())
     with pytest.raises(TypeError, match="non-empty str"):
         autograd.register_adapter("", Recorder())
-    assert autograd.active_adapters() == ()
+    assert autograd.active_adapters() == before
 
 
 def test_base_adapter_hooks_are_no_ops() -> None:

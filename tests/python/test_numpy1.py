@@ -7,9 +7,8 @@ import json
 from pathlib import Path
 
 import ml_dtypes
-import numpy as np
-
 import mxparams as mp
+import numpy as np
 from mxparams import nd
 
 DATA = Path(__file__).resolve().parent.parent / "data"
