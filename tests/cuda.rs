@@ -155,3 +155,28 @@ fn save_from_and_load_to_gpu() {
     assert_eq!(d.context(), Context::gpu(0));
     assert_eq!(values(&d), [1.0, 2.0, 3.0]);
 }
+
+#[test]
+fn allreduce_with_gpu_copies() {
+    if no_gpu("allreduce_with_gpu_copies") {
+        return;
+    }
+    let mut ctxs: Vec<Context> = (0..num_gpus())
+        .map(|i| Context::gpu(u32::try_from(i).expect("few GPUs")))
+        .collect();
+    ctxs.push(Context::cpu(0));
+    let mut p = Parameter::new("w").with_shape(&[2]);
+    p.init_from_host(&f32s(&[0.0, 0.0], &[2], Context::cpu(0)), &ctxs)
+        .expect("init");
+    for (i, &c) in ctxs.iter().enumerate() {
+        let v = (i + 1) as f32;
+        p.deliver_grad(Some(c), &f32s(&[v, -v], &[2], Context::cpu(0)))
+            .expect("deliver");
+    }
+    p.allreduce_grads().expect("allreduce");
+    let n = ctxs.len() as f32;
+    let want = n * (n + 1.0) / 2.0;
+    for g in p.list_grad().expect("grads") {
+        assert_eq!(values(g), [want, -want]);
+    }
+}

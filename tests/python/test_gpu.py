@@ -197,6 +197,42 @@ def test_parameter_grads_through_torch() -> None:
     assert torch.count_nonzero(g).item() == 0
 
 
+def test_torch_adapter_on_gpu() -> None:
+    import mxparams.torch as mxt
+    import torch
+
+    p = mx.Parameter("w", shape=(3,), grad_req="write")
+    p.initialize(init=mx.init.One(), ctx=mx.gpu(0))
+    t = mxt.tensor(p, mx.gpu(0))
+    assert t.is_cuda and t.is_leaf and t.requires_grad
+    k = torch.tensor([1.0, 2.0, 3.0], device="cuda:0")
+    (t * k).sum().backward()
+    torch.cuda.synchronize()
+    np.testing.assert_array_equal(p.grad().asnumpy(), [1, 2, 3])
+    p.grad_req = "add"
+    (t * k).sum().backward()
+    (t * k).sum().backward()
+    torch.cuda.synchronize()
+    np.testing.assert_array_equal(p.grad().asnumpy(), [2, 4, 6])
+    with torch.no_grad():
+        t.mul_(5)
+    torch.cuda.synchronize()
+    np.testing.assert_array_equal(p.data().asnumpy(), [5, 5, 5])
+
+
+def test_allreduce_grads_across_gpus() -> None:
+    ctxs = [*gpus(), mx.cpu(0)]
+    pd = mx.ParameterDict("net_")
+    pd.get("w", shape=(4,))
+    pd.initialize(ctx=ctxs)
+    for i, ctx in enumerate(ctxs):
+        pd["net_w"].grad(ctx)[:] = i + 1
+    pd.allreduce_grads()
+    want = sum(range(1, len(ctxs) + 1))
+    for ctx in ctxs:
+        np.testing.assert_array_equal(pd["net_w"].grad(ctx).asnumpy(), np.full(4, want, "float32"))
+
+
 def test_param_dict_save_load_on_gpu(tmp_path: Path) -> None:
     mx.random.seed(7)
     pd = mx.ParameterDict("net_")
