@@ -5,6 +5,8 @@ no GPU is present (``num_gpus() == 0``); multi-GPU checks use every GPU there is
 
 from __future__ import annotations
 
+import importlib
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,17 @@ import pytest
 pytestmark = [
     pytest.mark.gpu,
     pytest.mark.skipif(mx.num_gpus() == 0, reason="no CUDA device (num_gpus() == 0)"),
+    # Third-party interop (torch, cupy) may deprecate entry points between releases.
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
 ]
+
+
+def third_party(name: str) -> Any:
+    """Imports torch or cupy inside a test, ignoring their import-time warnings."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return importlib.import_module(name)
+
 
 DTYPES = ["float32", "float16", "float64", "int64", "int32", "uint8", "int8", "bool"]
 
@@ -115,7 +127,7 @@ def test_cuda_array_interface() -> None:
 
 
 def test_dlpack_to_torch_shares_memory() -> None:
-    import torch
+    torch = third_party("torch")
 
     x = sample("float32")
     a = mx.nd.array(x, ctx=mx.gpu(0))
@@ -138,7 +150,7 @@ def test_dlpack_to_torch_shares_memory() -> None:
 
 
 def test_dlpack_and_cai_to_cupy() -> None:
-    import cupy
+    cupy = third_party("cupy")
 
     x = sample("int32")
     a = mx.nd.array(x, ctx=mx.gpu(0), dtype="int32")
@@ -183,7 +195,7 @@ def test_parameter_on_gpus() -> None:
 
 
 def test_parameter_grads_through_torch() -> None:
-    import torch
+    torch = third_party("torch")
 
     p = mx.Parameter("w", shape=(3,), grad_req="add")
     p.initialize(init=mx.init.One(), ctx=mx.gpu(0))
@@ -199,7 +211,8 @@ def test_parameter_grads_through_torch() -> None:
 
 def test_torch_adapter_on_gpu() -> None:
     import mxparams.torch as mxt
-    import torch
+
+    torch = third_party("torch")
 
     p = mx.Parameter("w", shape=(3,), grad_req="write")
     p.initialize(init=mx.init.One(), ctx=mx.gpu(0))
