@@ -8,7 +8,7 @@ MXNET_VENV := $(VENV_DIR)/venv-mxnet
 PY := $(VENV)/bin/python
 export MXPARAMS_MXNET_PYTHON := $(MXNET_VENV)/bin/python
 
-.PHONY: venvs develop demo test test-rust test-python test-numpy1 lint bench stubs fuzz
+.PHONY: venvs develop demo test test-rust test-python test-numpy1 lint bench stubs fuzz gpu-wheel gpu-check
 
 venvs:
 	bash scripts/setup-venvs.sh
@@ -22,6 +22,7 @@ demo: develop
 lint: develop
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
+	cargo clippy --all-targets --features cuda -- -D warnings
 	cargo clippy --all-targets --all-features -- -D warnings
 	$(VENV)/bin/ruff check python tests examples benches
 	$(VENV)/bin/ruff format --check python tests examples benches
@@ -30,6 +31,7 @@ lint: develop
 
 test-rust:
 	cargo test --all-targets -q
+	cargo test --all-targets -q --features cuda
 
 test-python: develop
 	$(PY) -m pytest -q -p no:cacheprovider tests/python
@@ -51,3 +53,12 @@ stubs: develop
 
 fuzz:
 	bash scripts/fuzz.sh 60
+
+# The abi3 wheel (python + cuda) and the test wheels into dist/, for a GPU machine
+# without network; there, `make gpu-check` (or scripts/gpu-check.sh) runs the GPU
+# tests and benches/python/bench_gpu.py.
+gpu-wheel: venvs
+	. $(VENV)/bin/activate && PYTHON=$(PY) bash scripts/build-wheel.sh
+
+gpu-check:
+	bash scripts/gpu-check.sh

@@ -7,6 +7,7 @@
 //! the rayon pool: each chunk is summed into the first context's buffer
 //! (`reduce::accumulate_bytes`, fixed context order, so the result is
 //! deterministic) and copied back to the others while it is still in cache.
+//! Groups with GPU copies are staged through the host with the same order.
 
 use rayon::prelude::*;
 
@@ -74,6 +75,13 @@ pub fn allreduce_groups(groups: &[Vec<NDArray>]) -> Result<()> {
     for g in &groups {
         check_group(g)?;
     }
+    // Groups with GPU copies are summed through the host (no device kernels).
+    let (device, groups): (Vec<&Vec<NDArray>>, Vec<&Vec<NDArray>>) = groups
+        .into_iter()
+        .partition(|g| g.iter().any(|a| a.buffer().is_device()));
+    for g in device {
+        allreduce_staged(g)?;
+    }
     // Take every write lock up front, in a fixed order (parameter, context).
     let mut guards: Vec<Vec<WriteGuard<'_>>> = groups
         .iter()
@@ -103,6 +111,19 @@ pub fn allreduce_groups(groups: &[Vec<NDArray>]) -> Result<()> {
     items
         .into_par_iter()
         .try_for_each(|(mut chunks, dtype)| reduce_chunk(&mut chunks, dtype))
+}
+
+/// Sums a group holding device arrays: one device-to-host copy per array,
+/// the same fixed-order host sum as the in-memory path, one copy back each.
+fn allreduce_staged(group: &[NDArray]) -> Result<()> {
+    let Some((first, rest)) = group.split_first() else {
+        return Ok(());
+    };
+    let mut sum = first.buffer().try_read()?.to_vec();
+    for a in rest {
+        accumulate_bytes(&mut sum, &a.buffer().try_read()?, first.dtype())?;
+    }
+    group.iter().try_for_each(|a| a.buffer().upload(&sum))
 }
 
 fn grads_of(p: &SharedParameter) -> Vec<NDArray> {

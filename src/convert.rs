@@ -262,13 +262,23 @@ pub fn cast(src: &NDArray, dtype: DType) -> Result<NDArray> {
     let nbytes = n
         .checked_mul(dtype.itemsize())
         .ok_or_else(|| Error::invalid("array too large"))?;
-    let guard = src.buffer().read();
+    let guard = src.buffer().try_read()?;
     let mut result = Ok(());
     let buffer = Buffer::filled_with(nbytes, |dst| {
         result = convert_bytes(&guard, src.dtype(), dst, dtype);
     })?;
     result?;
-    NDArray::from_buffer(buffer, src.shape().to_vec(), dtype, src.context())
+    if src.context().is_host() {
+        return NDArray::from_buffer(buffer, src.shape().to_vec(), dtype, src.context());
+    }
+    // Device arrays convert on the host (no device kernels) and go back.
+    NDArray::from_buffer(
+        buffer,
+        src.shape().to_vec(),
+        dtype,
+        crate::context::Context::cpu(0),
+    )?
+    .copy_to(src.context())
 }
 
 /// Writes `src` into `dst` in place, converting the dtype if they differ.
@@ -284,7 +294,16 @@ pub fn assign_cast(dst: &NDArray, src: &NDArray) -> Result<()> {
     if src.buffer().same_storage(dst.buffer()) && src.dtype() == dst.dtype() {
         return Ok(());
     }
-    let s = src.buffer().read();
+    let device = src.buffer().is_device() || dst.buffer().is_device();
+    if device && src.dtype() == dst.dtype() && src.sparse_parts().is_none() {
+        return crate::storage::copy_buffer(dst.buffer(), src.buffer());
+    }
+    let s = src.buffer().try_read()?;
+    if dst.buffer().is_device() {
+        let mut staged = vec![0u8; dst.nbytes()];
+        convert_bytes(&s, src.dtype(), &mut staged, dst.dtype())?;
+        return dst.buffer().upload(&staged);
+    }
     let mut d = dst.buffer().write()?;
     convert_bytes(&s, src.dtype(), &mut d, dst.dtype())
 }

@@ -62,6 +62,7 @@ pub mod random;
 pub mod reduce;
 pub mod sparse;
 pub mod storage;
+pub mod transfer;
 
 #[cfg(feature = "python")]
 mod python;

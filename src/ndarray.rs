@@ -7,7 +7,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use crate::context::Context;
+use crate::context::{Context, DeviceType};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::storage::Buffer;
@@ -114,6 +114,7 @@ impl NDArray {
                 buffer.len()
             )));
         }
+        check_placement(&buffer, context)?;
         Ok(NDArray {
             shape,
             dtype,
@@ -123,9 +124,15 @@ impl NDArray {
         })
     }
 
-    /// A zero-filled dense array.
+    /// A zero-filled dense array (device memory on a GPU context, page-locked
+    /// memory on `cpu_pinned` when a CUDA driver is present).
     pub fn zeros(shape: &[usize], dtype: DType, context: Context) -> Result<NDArray> {
-        let buffer = Buffer::zeroed(checked_nbytes(shape, dtype)?)?;
+        let nbytes = checked_nbytes(shape, dtype)?;
+        let buffer = match context.device_type {
+            DeviceType::Gpu => Buffer::device_zeroed(context.device_id, nbytes)?,
+            DeviceType::CpuPinned => Buffer::pinned_zeroed(nbytes)?,
+            DeviceType::Cpu | DeviceType::CpuShared => Buffer::zeroed(nbytes)?,
+        };
         NDArray::from_buffer(buffer, shape.to_vec(), dtype, context)
     }
 
@@ -143,7 +150,12 @@ impl NDArray {
                 bytes.len()
             )));
         }
-        NDArray::from_buffer(Buffer::copy_from(bytes)?, shape.to_vec(), dtype, context)
+        NDArray::from_buffer(
+            buffer_holding(bytes, context)?,
+            shape.to_vec(),
+            dtype,
+            context,
+        )
     }
 
     /// A sparse array from its values and aux arrays. Structure is validated:
@@ -236,9 +248,13 @@ impl NDArray {
         (self.buffer.as_ptr() as usize) % self.dtype.itemsize() == 0
     }
 
-    /// The same array relabelled onto another host context (no copy).
+    /// The same array relabelled onto another host context (no copy). A
+    /// relabelling between host and device memory is ignored: it would lie
+    /// about where the bytes are (use [`NDArray::copy_to`]).
     pub fn with_context(mut self, context: Context) -> NDArray {
-        self.context = context;
+        if check_placement(&self.buffer, context).is_ok() {
+            self.context = context;
+        }
         self
     }
 
@@ -250,16 +266,30 @@ impl NDArray {
         NDArray::from_buffer(self.buffer.clone(), shape, self.dtype, self.context)
     }
 
-    /// A dense copy in owned host memory on `context` (sparse arrays are densified).
+    /// A dense copy in owned memory on `context` (sparse arrays are
+    /// densified): a host copy, host-to-device, device-to-host,
+    /// device-to-device or peer copy as the two contexts require.
     pub fn copy_to(&self, context: Context) -> Result<NDArray> {
-        if !context.is_host() {
-            return crate::cuda::unavailable(context);
-        }
         if self.sparse.is_some() {
-            return crate::sparse::to_dense(self).map(|a| a.with_context(context));
+            let dense = crate::sparse::to_dense(self)?;
+            if context.is_host() {
+                return Ok(dense.with_context(context));
+            }
+            return dense.copy_to(context);
         }
-        let src = self.buffer.read();
-        let buffer = Buffer::copy_from(&src)?;
+        let buffer = match context.device_type {
+            DeviceType::Cpu | DeviceType::CpuShared if !self.buffer.is_device() => {
+                Buffer::copy_from(&self.buffer.read())?
+            }
+            DeviceType::Gpu if !self.buffer.is_device() => {
+                Buffer::device_from(context.device_id, &self.buffer.read())?
+            }
+            _ => {
+                let out = NDArray::zeros(&self.shape, self.dtype, context)?;
+                crate::storage::copy_buffer(&out.buffer, &self.buffer)?;
+                return Ok(out);
+            }
+        };
         NDArray::from_buffer(buffer, self.shape.clone(), self.dtype, context)
     }
 
@@ -280,10 +310,7 @@ impl NDArray {
         if src.buffer.same_storage(&self.buffer) {
             return Ok(());
         }
-        let s = src.buffer.read();
-        let mut d = self.buffer.write()?;
-        crate::storage::copy_bytes(&mut d, &s);
-        Ok(())
+        crate::storage::copy_buffer(&self.buffer, &src.buffer)
     }
 
     /// Overwrites the data with `bytes` (exactly `nbytes()` long).
@@ -295,9 +322,36 @@ impl NDArray {
                 self.buffer.len()
             )));
         }
-        let mut d = self.buffer.write()?;
-        crate::storage::copy_bytes(&mut d, bytes);
+        self.buffer.upload(bytes)
+    }
+}
+
+/// Owned memory for `context` holding a copy of `bytes`.
+fn buffer_holding(bytes: &[u8], context: Context) -> Result<Buffer> {
+    match context.device_type {
+        DeviceType::Gpu => Buffer::device_from(context.device_id, bytes),
+        DeviceType::CpuPinned => {
+            let b = Buffer::pinned_zeroed(bytes.len())?;
+            b.upload(bytes)?;
+            Ok(b)
+        }
+        DeviceType::Cpu | DeviceType::CpuShared => Buffer::copy_from(bytes),
+    }
+}
+
+/// Device memory must carry its own GPU context and host memory a host one,
+/// so that no code ever treats device addresses as host bytes.
+fn check_placement(buffer: &Buffer, context: Context) -> Result<()> {
+    let ok = match buffer.device_alloc() {
+        Some(d) => context.device_type == DeviceType::Gpu && context.device_id == d.device(),
+        None => context.is_host(),
+    };
+    if ok {
         Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "an array on {context} needs memory of that device; copy it there with copyto"
+        )))
     }
 }
 

@@ -1,6 +1,11 @@
 //! Reductions across a parameter's per-context copies: averaging data copies
 //! into one host array (Gluon's `_reduce`, used by save and `reset_ctx`) and
 //! accumulating gradients (`grad_req='add'`). Arithmetic is per dtype, in Rust.
+//!
+//! Device arrays take part by staging through the host (the crate ships no
+//! device kernels, so wheels need no nvcc): each copy is read back with one
+//! device-to-host copy, summed on the host, and a device result is written
+//! back with one host-to-device copy.
 
 use crate::context::Context;
 use crate::convert::{with_elem, Elem, Scalar};
@@ -71,14 +76,22 @@ pub fn average(arrays: &[&NDArray], ctx: Context) -> Result<NDArray> {
             }
         })
         .collect::<Result<_>>()?;
-    let guards: Vec<_> = dense.iter().map(|a| a.buffer().read()).collect();
+    let guards: Vec<_> = dense
+        .iter()
+        .map(|a| a.buffer().try_read())
+        .collect::<Result<_>>()?;
     let slices: Vec<&[u8]> = guards.iter().map(|g| &g[..]).collect();
     let dtype = first.dtype();
     let buffer = Buffer::filled_with(
         first.nbytes(),
         |dst| with_elem!(dtype, T => average_typed::<T>(&slices, dst)),
     )?;
-    NDArray::from_buffer(buffer, first.shape().to_vec(), dtype, ctx)
+    let host = NDArray::from_buffer(buffer, first.shape().to_vec(), dtype, Context::cpu(0))?;
+    if ctx.is_host() {
+        Ok(host.with_context(ctx))
+    } else {
+        host.copy_to(ctx)
+    }
 }
 
 fn accumulate_typed<T: Elem>(dst: &mut [u8], src: &[u8]) {
@@ -115,7 +128,12 @@ pub fn accumulate(dst: &NDArray, src: &NDArray) -> Result<()> {
         let copy = src.copy_to(src.context())?;
         return accumulate(dst, &copy);
     }
-    let s = src.buffer().read();
+    if dst.buffer().is_device() {
+        let mut sum = dst.buffer().try_read()?.to_vec();
+        accumulate_bytes(&mut sum, &src.buffer().try_read()?, dst.dtype())?;
+        return dst.buffer().upload(&sum);
+    }
+    let s = src.buffer().try_read()?;
     let mut d = dst.buffer().write()?;
     accumulate_bytes(&mut d, &s, dst.dtype())
 }

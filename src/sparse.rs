@@ -121,7 +121,7 @@ pub fn to_dense(a: &NDArray) -> Result<NDArray> {
     let row_elems: usize = a.shape().iter().skip(1).product();
     let row_bytes = row_elems * item;
     let idx = int64s(&parts.indices);
-    let vals = a.buffer().read();
+    let vals = a.buffer().try_read()?;
     {
         let mut dst = out.buffer().write()?;
         match parts.stype {

@@ -1,6 +1,13 @@
 //! Byte storage behind an `NDArray`: owned, 64-byte aligned host memory, or a
-//! read-only range of a shared source (a memory-mapped file or shared bytes).
-//! Device memory joins as a further variant with the CUDA backend.
+//! read-only range of a shared source (a memory-mapped file or shared bytes),
+//! page-locked host memory (`cpu_pinned` with a driver) or CUDA device memory.
+//!
+//! Device memory is not host-addressable: [`Buffer::try_read`] stages it
+//! through a host copy, [`Buffer::write`] refuses it, and in-place writes go
+//! through [`copy_buffer`], [`Buffer::fill_zero`] and [`Buffer::upload`],
+//! which pick the right copy (host, H2D, D2H, D2D or peer). Without the
+//! `cuda` feature the device and pinned types are uninhabited, so those arms
+//! compile away.
 //!
 //! Storage is shared (`Arc`) between arrays, Python views and parameters, like
 //! a numpy base buffer. Rust-side bulk reads and writes take a per-storage
@@ -126,6 +133,10 @@ impl SharedSource {
 pub enum Memory {
     /// Owned host memory, writable.
     Host(HostAlloc),
+    /// Owned page-locked host memory, writable.
+    Pinned(crate::cuda::PinnedAlloc),
+    /// Owned memory on a CUDA device; not host-addressable.
+    Device(crate::cuda::DeviceAlloc),
     /// A writable, 64-byte aligned range of a slab shared by the arrays of one
     /// load: one allocation (and, for big loads, huge pages) instead of one per
     /// array. The slab is freed when its last array is.
@@ -231,6 +242,8 @@ impl Buffer {
     pub fn len(&self) -> usize {
         match &self.0.memory {
             Memory::Host(a) => a.len,
+            Memory::Pinned(a) => a.len(),
+            Memory::Device(a) => a.len(),
             Memory::Slab { len, .. } | Memory::Shared { len, .. } => *len,
         }
     }
@@ -240,9 +253,86 @@ impl Buffer {
         self.len() == 0
     }
 
-    /// Whether writes are allowed.
+    /// Whether writes are allowed (device memory is written through copies).
     pub fn is_writable(&self) -> bool {
-        matches!(self.0.memory, Memory::Host(_) | Memory::Slab { .. })
+        !matches!(self.0.memory, Memory::Shared { .. })
+    }
+
+    /// Whether the bytes live in device memory.
+    pub fn is_device(&self) -> bool {
+        matches!(self.0.memory, Memory::Device(_))
+    }
+
+    /// Whether the bytes live in page-locked host memory.
+    pub fn is_pinned(&self) -> bool {
+        matches!(self.0.memory, Memory::Pinned(_))
+    }
+
+    /// The device allocation, for device buffers.
+    pub fn device_alloc(&self) -> Option<&crate::cuda::DeviceAlloc> {
+        match &self.0.memory {
+            Memory::Device(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// `len` zero bytes of device memory on `gpu(device)`.
+    pub fn device_zeroed(device: u32, len: usize) -> Result<Buffer> {
+        Ok(Buffer::new(Memory::Device(crate::cuda::alloc_zeroed(
+            device, len,
+        )?)))
+    }
+
+    /// Device memory on `gpu(device)` holding a copy of `bytes`.
+    pub fn device_from(device: u32, bytes: &[u8]) -> Result<Buffer> {
+        let d = crate::cuda::alloc_uninit(device, bytes.len())?;
+        crate::cuda::htod(&d, bytes)?;
+        Ok(Buffer::new(Memory::Device(d)))
+    }
+
+    /// Device memory on `gpu(device)` whose contents are unspecified; the
+    /// caller must fill it (e.g. with [`crate::cuda::upload_batch`]) before use.
+    pub fn device_uninit(device: u32, len: usize) -> Result<Buffer> {
+        Ok(Buffer::new(Memory::Device(crate::cuda::alloc_uninit(
+            device, len,
+        )?)))
+    }
+
+    /// `len` zero bytes of page-locked host memory, or of ordinary host memory
+    /// when no CUDA driver is available.
+    pub fn pinned_zeroed(len: usize) -> Result<Buffer> {
+        match crate::cuda::alloc_pinned(len)? {
+            Some(p) => Ok(Buffer::new(Memory::Pinned(p))),
+            None => Buffer::zeroed(len),
+        }
+    }
+
+    /// Zeroes the bytes in place (a device memset for device memory).
+    pub fn fill_zero(&self) -> Result<()> {
+        if let Memory::Device(d) = &self.0.memory {
+            let _g = self.0.lock.write().unwrap_or_else(|e| e.into_inner());
+            return crate::cuda::memset_zero(d);
+        }
+        self.write()?.fill(0);
+        Ok(())
+    }
+
+    /// Overwrites the bytes with `bytes` (same length): a host copy, or one
+    /// host-to-device copy for device memory.
+    pub fn upload(&self, bytes: &[u8]) -> Result<()> {
+        if bytes.len() != self.len() {
+            return Err(Error::ShapeMismatch(format!(
+                "{} bytes do not fit a buffer of {} bytes",
+                bytes.len(),
+                self.len()
+            )));
+        }
+        if let Memory::Device(d) = &self.0.memory {
+            let _g = self.0.lock.write().unwrap_or_else(|e| e.into_inner());
+            return crate::cuda::htod(d, bytes);
+        }
+        copy_bytes(&mut self.write()?, bytes);
+        Ok(())
     }
 
     /// Whether the buffer borrows from a memory-mapped file or shared bytes.
@@ -250,20 +340,26 @@ impl Buffer {
         matches!(self.0.memory, Memory::Shared { .. })
     }
 
-    /// Address of the first byte (for views handed to numpy / DLPack).
+    /// Address of the first byte (for views handed to numpy / DLPack); for
+    /// device memory, the device address (never dereference it on the host).
     pub fn as_ptr(&self) -> *const u8 {
         match &self.0.memory {
             Memory::Host(a) => a.ptr.as_ptr(),
+            Memory::Pinned(a) => a.as_ptr(),
+            Memory::Device(a) => a.device_ptr() as usize as *const u8,
             // SAFETY: offset + len lies inside the slab (see `slab`).
             Memory::Slab { alloc, offset, .. } => unsafe { alloc.ptr.as_ptr().add(*offset) },
             Memory::Shared { source, offset, .. } => source.bytes()[*offset..].as_ptr(),
         }
     }
 
-    /// Address of the first byte for writing, or `ReadOnly`.
+    /// Address of the first host byte for writing; `ReadOnly` for shared
+    /// memory, an error for device memory (write it through copies).
     pub fn as_mut_ptr(&self) -> Result<*mut u8> {
         match &self.0.memory {
             Memory::Host(a) => Ok(a.ptr.as_ptr()),
+            Memory::Pinned(a) => Ok(a.as_ptr()),
+            Memory::Device(a) => Err(device_not_host(a.device())),
             // SAFETY: offset + len lies inside the slab (see `slab`).
             Memory::Slab { alloc, offset, .. } => Ok(unsafe { alloc.ptr.as_ptr().add(*offset) }),
             Memory::Shared { .. } => Err(read_only()),
@@ -275,15 +371,42 @@ impl Buffer {
         Arc::ptr_eq(&self.0, &other.0)
     }
 
-    /// Reads the bytes under the storage's read lock.
+    /// Reads the bytes under the storage's read lock. Device memory is
+    /// staged through a host copy.
+    ///
+    /// # Panics
+    /// If staging device memory fails (a CUDA error); use [`Buffer::try_read`]
+    /// where device buffers may appear.
     pub fn read(&self) -> ReadGuard<'_> {
-        ReadGuard {
-            _guard: self.0.lock.read().unwrap_or_else(|e| e.into_inner()),
-            buffer: self,
+        match self.try_read() {
+            Ok(g) => g,
+            Err(e) => panic!("reading device memory failed: {e}"),
         }
     }
 
-    /// Writes the bytes under the storage's write lock; `ReadOnly` for shared memory.
+    /// Reads the bytes under the storage's read lock; device memory is copied
+    /// to the host first (and a failed copy is an error).
+    pub fn try_read(&self) -> Result<ReadGuard<'_>> {
+        let guard = self.0.lock.read().unwrap_or_else(|e| e.into_inner());
+        let staged = match &self.0.memory {
+            Memory::Device(d) => {
+                let host = HostAlloc::uninit(d.len())?;
+                // SAFETY: fresh allocation of `len` bytes, exclusively ours.
+                let dst = unsafe { std::slice::from_raw_parts_mut(host.ptr.as_ptr(), d.len()) };
+                crate::cuda::dtoh(dst, d)?;
+                Some(host)
+            }
+            _ => None,
+        };
+        Ok(ReadGuard {
+            _guard: guard,
+            buffer: self,
+            staged,
+        })
+    }
+
+    /// Writes the bytes under the storage's write lock; `ReadOnly` for shared
+    /// memory, an error for device memory (see [`copy_buffer`]).
     pub fn write(&self) -> Result<WriteGuard<'_>> {
         let ptr = self.as_mut_ptr()?;
         Ok(WriteGuard {
@@ -294,6 +417,47 @@ impl Buffer {
     }
 }
 
+fn device_not_host(device: u32) -> Error {
+    Error::invalid(format!(
+        "the array lives in gpu({device}) memory, which the host cannot address; \
+         copy it to the host (asnumpy(), copyto(cpu())) first"
+    ))
+}
+
+/// Copies `src`'s bytes into `dst` (same length), whatever memory each lives
+/// in: host copy, host-to-device, device-to-host, device-to-device or peer.
+pub fn copy_buffer(dst: &Buffer, src: &Buffer) -> Result<()> {
+    if dst.len() != src.len() {
+        return Err(Error::ShapeMismatch(format!(
+            "cannot copy {} bytes into {} bytes",
+            src.len(),
+            dst.len()
+        )));
+    }
+    if src.same_storage(dst) {
+        return Ok(());
+    }
+    match (&dst.0.memory, &src.0.memory) {
+        (Memory::Device(d), Memory::Device(s)) => {
+            let _sg = src.0.lock.read().unwrap_or_else(|e| e.into_inner());
+            let _dg = dst.0.lock.write().unwrap_or_else(|e| e.into_inner());
+            crate::cuda::dtod(d, s)
+        }
+        (Memory::Device(_), _) => dst.upload(&src.try_read()?),
+        (_, Memory::Device(s)) => {
+            let _sg = src.0.lock.read().unwrap_or_else(|e| e.into_inner());
+            let mut d = dst.write()?;
+            crate::cuda::dtoh(&mut d, s)
+        }
+        _ => {
+            let s = src.read();
+            let mut d = dst.write()?;
+            copy_bytes(&mut d, &s);
+            Ok(())
+        }
+    }
+}
+
 fn read_only() -> Error {
     Error::ReadOnly(
         "array is a read-only view of a memory-mapped file; copy it (asnumpy(), copyto) to modify"
@@ -301,18 +465,27 @@ fn read_only() -> Error {
     )
 }
 
-/// Shared access to a buffer's bytes.
+/// Shared access to a buffer's bytes (a host copy for device memory).
 pub struct ReadGuard<'a> {
     _guard: RwLockReadGuard<'a, ()>,
     buffer: &'a Buffer,
+    staged: Option<HostAlloc>,
 }
 
 impl std::ops::Deref for ReadGuard<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
+        if let Some(h) = &self.staged {
+            // SAFETY: the staging allocation is `len` bytes, filled by the copy.
+            return unsafe { std::slice::from_raw_parts(h.ptr.as_ptr(), h.len) };
+        }
         match &self.buffer.0.memory {
             // SAFETY: the allocation is `len` bytes; Rust writers hold the write lock.
             Memory::Host(a) => unsafe { std::slice::from_raw_parts(a.ptr.as_ptr(), a.len) },
+            // SAFETY: as above, for the pinned allocation.
+            Memory::Pinned(a) => unsafe { std::slice::from_raw_parts(a.as_ptr(), a.len()) },
+            // Device memory is always staged (see `try_read`).
+            Memory::Device(_) => &[],
             // SAFETY: the range lies inside the slab; no other buffer overlaps it.
             Memory::Slab { alloc, offset, len } => unsafe {
                 std::slice::from_raw_parts(alloc.ptr.as_ptr().add(*offset), *len)

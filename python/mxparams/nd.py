@@ -186,7 +186,9 @@ def _result(names: list[str] | None, arrays: list[NDArray]) -> list[NDArray] | d
     return dict(zip(names, arrays))
 
 
-def load(fname: PathLike, mmap: bool = False) -> list[NDArray] | dict[str, NDArray]:
+def load(
+    fname: PathLike, mmap: bool = False, ctx: Context | None = None
+) -> list[NDArray] | dict[str, NDArray]:
     """Loads a ``.params`` file: a list (no names stored) or a dict.
 
     Parameters
@@ -195,8 +197,11 @@ def load(fname: PathLike, mmap: bool = False) -> list[NDArray] | dict[str, NDArr
     mmap : bool
         Memory-map the file and return read-only zero-copy views of it
         (copy them, e.g. with ``copyto``, before writing).
+    ctx : Context, optional
+        Where the arrays go (default ``cpu(0)``). A GPU context streams the
+        memory-mapped file to the device through pinned staging buffers.
     """
-    names, arrays = _native._load(os.fspath(fname), mmap)
+    names, arrays = _native._load(os.fspath(fname), mmap, ctx)
     return _result(names, arrays)
 
 

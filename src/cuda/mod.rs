@@ -1,18 +1,143 @@
-//! CUDA devices. The same functions exist with and without the `cuda`
-//! feature so that nothing else needs `#[cfg]`; without a usable driver every
-//! GPU request fails with `CudaUnavailable` and `num_gpus()` is 0.
+//! CUDA devices. The same API exists with and without the `cuda` feature so
+//! that nothing else needs `#[cfg]`: `driver.rs` (feature on) makes every
+//! cudarc call; `stub.rs` (feature off) has uninhabited allocation types and
+//! answers every request with `CudaUnavailable`.
+//!
+//! With the feature, libcuda is loaded at run time. The first use probes it
+//! once (under `catch_unwind`, because cudarc panics when the library or a
+//! symbol is missing) and caches the outcome: without a usable driver
+//! `num_gpus()` is 0 and GPU requests fail with `CudaUnavailable` naming why.
+//!
+//! Synchronisation: every function here has finished its device work when it
+//! returns (copies and memsets run on the legacy default stream, which is then
+//! synchronised). Consumers that take device pointers (DLPack,
+//! `__cuda_array_interface__`) may therefore use them on any stream at once.
 
 use crate::context::Context;
 use crate::error::{Error, Result};
 
+#[cfg(feature = "cuda")]
+mod driver;
+#[cfg(feature = "cuda")]
+use driver as backend;
+
+#[cfg(not(feature = "cuda"))]
+mod stub;
+#[cfg(not(feature = "cuda"))]
+use stub as backend;
+
+pub use backend::{DeviceAlloc, PinnedAlloc};
+
 /// Number of CUDA devices usable by this process (0 without the feature or a driver).
 pub fn num_gpus() -> usize {
-    0
+    backend::num_gpus()
+}
+
+/// Why CUDA cannot be used, or `None` when a driver with at least one device was found.
+pub fn unavailable_reason() -> Option<String> {
+    backend::unavailable_reason()
 }
 
 /// The error for a request that needs a GPU context this build cannot serve.
 pub fn unavailable<T>(context: Context) -> Result<T> {
+    let why = backend::unavailable_reason()
+        .unwrap_or_else(|| format!("only {} GPU(s) are present", num_gpus()));
     Err(Error::CudaUnavailable(format!(
-        "{context} requested, but this build has no CUDA support (built without the 'cuda' feature)"
+        "{context} requested, but {why}"
     )))
+}
+
+/// Checks that `gpu(device)` exists; the error names the cause.
+pub fn check_device(device: u32) -> Result<()> {
+    if (device as usize) < num_gpus() {
+        Ok(())
+    } else {
+        unavailable(Context::gpu(device))
+    }
+}
+
+/// The device's name (e.g. "NVIDIA H100 80GB HBM3").
+pub fn device_name(device: u32) -> Result<String> {
+    check_device(device)?;
+    backend::device_name(device)
+}
+
+/// `len` zeroed bytes of device memory on `gpu(device)`.
+pub fn alloc_zeroed(device: u32, len: usize) -> Result<DeviceAlloc> {
+    check_device(device)?;
+    backend::alloc(device, len, true)
+}
+
+/// `len` bytes of device memory on `gpu(device)`, contents unspecified until written.
+pub fn alloc_uninit(device: u32, len: usize) -> Result<DeviceAlloc> {
+    check_device(device)?;
+    backend::alloc(device, len, false)
+}
+
+/// `len` zeroed bytes of page-locked host memory, or `None` when there is no
+/// driver (callers then use ordinary host memory, as MXNet's `cpu_pinned`
+/// does on CPU-only builds).
+pub fn alloc_pinned(len: usize) -> Result<Option<PinnedAlloc>> {
+    if num_gpus() == 0 {
+        return Ok(None);
+    }
+    backend::alloc_pinned(len).map(Some)
+}
+
+/// Host -> device: `src` into `dst` (same length).
+pub fn htod(dst: &DeviceAlloc, src: &[u8]) -> Result<()> {
+    backend::htod(dst, src)
+}
+
+/// Device -> host: `src` into `dst` (same length).
+pub fn dtoh(dst: &mut [u8], src: &DeviceAlloc) -> Result<()> {
+    backend::dtoh(dst, src)
+}
+
+/// Device -> device, on one GPU or between two (peer copy).
+pub fn dtod(dst: &DeviceAlloc, src: &DeviceAlloc) -> Result<()> {
+    backend::dtod(dst, src)
+}
+
+/// Zeroes device memory.
+pub fn memset_zero(dst: &DeviceAlloc) -> Result<()> {
+    backend::memset_zero(dst)
+}
+
+/// Uploads many host ranges to device allocations on one GPU through a ring
+/// of page-locked staging buffers: host copies into one buffer (parallel for
+/// large chunks) overlap the asynchronous copy of the previous buffer on a
+/// stream. Every `(src, dst)` pair must have equal lengths and `dst` must be
+/// on `gpu(device)`. Returns when all copies have finished.
+pub fn upload_batch(device: u32, jobs: &[(&[u8], &DeviceAlloc)]) -> Result<()> {
+    check_device(device)?;
+    backend::upload_batch(device, jobs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unavailable_names_the_context_and_cause() {
+        if num_gpus() > 0 {
+            eprintln!("a GPU is present: the no-driver message is not checked");
+            return;
+        }
+        let err = alloc_zeroed(0, 8)
+            .err()
+            .expect("no GPU: allocation must fail");
+        let msg = err.to_string();
+        assert!(matches!(err, Error::CudaUnavailable(_)), "{msg}");
+        assert!(msg.contains("gpu(0)"), "{msg}");
+        assert!(unavailable_reason().is_some());
+        assert!(alloc_pinned(16).expect("no error").is_none());
+    }
+
+    #[test]
+    fn missing_device_is_an_error() {
+        let n = u32::try_from(num_gpus()).expect("few GPUs");
+        let err = check_device(n).expect_err("ordinal past the last GPU");
+        assert!(err.to_string().contains(&format!("gpu({n})")), "{err}");
+    }
 }

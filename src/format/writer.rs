@@ -10,6 +10,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::ndarray::{NDArray, SType};
 
@@ -29,12 +30,6 @@ enum Concrete {
 fn resolve(arrays: &[&NDArray], version: RecordVersion) -> Result<Concrete> {
     let (mut any_sparse, mut any_0d) = (false, false);
     for a in arrays {
-        if !a.context().is_host() {
-            return Err(Error::invalid(format!(
-                "cannot save an array on {}: copy it to the host first",
-                a.context()
-            )));
-        }
         any_sparse |= a.stype() != SType::Default;
         any_0d |= a.ndim() == 0;
     }
@@ -86,7 +81,7 @@ fn push_shape(out: &mut Vec<u8>, shape: &[usize]) -> Result<()> {
 }
 
 /// The record header (everything before the values) of `a`.
-fn record_header(out: &mut Vec<u8>, a: &NDArray, v: Concrete) -> Result<()> {
+fn record_header(out: &mut Vec<u8>, a: &NDArray, ctx: Context, v: Concrete) -> Result<()> {
     let magic = if v == Concrete::V3 {
         MAGIC_V3
     } else {
@@ -99,7 +94,6 @@ fn record_header(out: &mut Vec<u8>, a: &NDArray, v: Concrete) -> Result<()> {
         push_shape(out, &p.values_shape)?;
     }
     push_shape(out, a.shape())?;
-    let ctx = a.context();
     out.extend_from_slice(&ctx.device_type.id().to_le_bytes());
     out.extend_from_slice(&(ctx.device_id as i32).to_le_bytes());
     out.extend_from_slice(&a.dtype().flag().to_le_bytes());
@@ -116,18 +110,55 @@ fn write_record<W: Write>(
     w: &mut W,
     scratch: &mut Vec<u8>,
     a: &NDArray,
+    ctx: Context,
     v: Concrete,
 ) -> Result<()> {
     scratch.clear();
-    record_header(scratch, a, v)?;
+    record_header(scratch, a, ctx, v)?;
     w.write_all(scratch)?;
-    w.write_all(&a.buffer().read())?;
+    w.write_all(&a.buffer().try_read()?)?;
     if let Some(p) = a.sparse_parts() {
         for aux in p.indptr.iter().chain(std::iter::once(&p.indices)) {
-            w.write_all(&aux.buffer().read())?;
+            w.write_all(&aux.buffer().try_read()?)?;
         }
     }
     Ok(())
+}
+
+/// Host copies of the device arrays among `arrays`, made on a helper thread
+/// one ahead of the writer, so that device-to-host copies overlap writing.
+/// `write` gets each array (its host copy for device arrays) in order.
+fn with_staged_device_arrays(
+    arrays: &[&NDArray],
+    mut write: impl FnMut(&NDArray, Context) -> Result<()>,
+) -> Result<()> {
+    if !arrays.iter().any(|a| a.buffer().is_device()) {
+        return arrays.iter().try_for_each(|a| write(a, a.context()));
+    }
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<NDArray>>(1);
+        scope.spawn(move || {
+            for a in arrays.iter().filter(|a| a.buffer().is_device()) {
+                let host = a.copy_to(Context::cpu(0));
+                let failed = host.is_err();
+                if tx.send(host).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        for a in arrays {
+            if a.buffer().is_device() {
+                let host = rx
+                    .recv()
+                    .map_err(|_| Error::Cuda("device-to-host staging stopped".into()))??;
+                // The record keeps the array's own (GPU) context, as MXNet's does.
+                write(&host, a.context())?;
+            } else {
+                write(a, a.context())?;
+            }
+        }
+        Ok(())
+    })
 }
 
 fn write_body<W: Write>(
@@ -141,9 +172,7 @@ fn write_body<W: Write>(
     head[16..].copy_from_slice(&(arrays.len() as u64).to_le_bytes());
     w.write_all(&head)?;
     let mut scratch = Vec::with_capacity(256);
-    for a in arrays {
-        write_record(w, &mut scratch, a, v)?;
-    }
+    with_staged_device_arrays(arrays, |a, ctx| write_record(w, &mut scratch, a, ctx, v))?;
     let names = names.unwrap_or_default();
     w.write_all(&(names.len() as u64).to_le_bytes())?;
     for n in names {
@@ -203,14 +232,9 @@ pub fn to_bytes(
 /// `MXNDArraySaveRawBytes` produces (and pickling an NDArray stores).
 pub fn record_to_bytes(array: &NDArray, version: RecordVersion) -> Result<Vec<u8>> {
     let v = resolve(&[array], version)?;
-    if !array.context().is_host() {
-        return Err(Error::invalid(
-            "cannot serialise a device array: copy it to the host",
-        ));
-    }
     let mut out = Vec::with_capacity(record_size(array));
     let mut scratch = Vec::new();
-    write_record(&mut out, &mut scratch, array, v)?;
+    write_record(&mut out, &mut scratch, array, array.context(), v)?;
     Ok(out)
 }
 

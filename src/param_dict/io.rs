@@ -110,7 +110,22 @@ impl ParameterDict {
             )));
         };
         let source = format!("file: {}", path.display());
-        self.load_arrays(&names, &loaded.arrays, opts, &source)
+        // Loading onto a GPU: one batched upload from the mapped file to the
+        // first GPU (parameters then take device-to-device copies).
+        let gpu = opts
+            .ctx
+            .as_deref()
+            .and_then(|c| c.iter().find(|c| c.device_type == crate::DeviceType::Gpu));
+        match gpu {
+            Some(&g) => {
+                let staged = crate::transfer::to_context(&loaded.arrays, g)?;
+                drop(loaded.arrays);
+                // The staged arrays are ours alone: parameters initialised on
+                // that GPU keep them instead of copying.
+                self.load_arrays_from(&names, &staged, opts, &source, true)
+            }
+            None => self.load_arrays(&names, &loaded.arrays, opts, &source),
+        }
     }
 
     fn check_restore_prefix(&self, restore_prefix: &str) -> Result<()> {
@@ -137,6 +152,17 @@ impl ParameterDict {
         arrays: &[NDArray],
         opts: &LoadOptions,
         source: &str,
+    ) -> Result<()> {
+        self.load_arrays_from(names, arrays, opts, source, false)
+    }
+
+    fn load_arrays_from(
+        &self,
+        names: &[String],
+        arrays: &[NDArray],
+        opts: &LoadOptions,
+        source: &str,
+        adopt: bool,
     ) -> Result<()> {
         self.check_restore_prefix(&opts.restore_prefix)?;
         let prefix = opts.restore_prefix.as_str();
@@ -215,11 +241,12 @@ impl ParameterDict {
             ) else {
                 continue;
             };
-            write(p).load_init(
+            write(p).load_init_from(
                 array,
                 opts.ctx.as_deref(),
                 opts.cast_dtype,
                 opts.dtype_source,
+                adopt,
             )?;
         }
         Ok(())

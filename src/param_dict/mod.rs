@@ -202,7 +202,7 @@ impl ParameterDict {
             let same = stored.shape() == value.shape() && {
                 let a = crate::convert::cast(stored, DType::Float64)?;
                 let b = crate::convert::cast(value, DType::Float64)?;
-                let equal = *a.buffer().read() == *b.buffer().read();
+                let equal = *a.buffer().try_read()? == *b.buffer().try_read()?;
                 equal
             };
             if !same {

@@ -89,7 +89,7 @@ impl Parameter {
     /// Zeroes every gradient buffer (a no-op without gradients).
     pub fn zero_grad(&self) -> Result<()> {
         for g in self.grad.as_deref().unwrap_or_default() {
-            g.buffer().write()?.fill(0);
+            g.buffer().fill_zero()?;
         }
         Ok(())
     }
@@ -131,6 +131,17 @@ impl Parameter {
                 self.name,
                 dst.nbytes()
             )));
+        }
+        if dst.buffer().is_device() {
+            // Device gradients: stage through the host (no device kernels).
+            return match self.grad_req {
+                GradReq::Add => {
+                    let mut sum = dst.buffer().try_read()?.to_vec();
+                    reduce::accumulate_bytes(&mut sum, bytes, dst.dtype())?;
+                    dst.buffer().upload(&sum)
+                }
+                _ => dst.buffer().upload(bytes),
+            };
         }
         let mut d = dst.buffer().write()?;
         match self.grad_req {

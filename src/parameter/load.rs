@@ -43,6 +43,18 @@ impl Parameter {
         cast_dtype: bool,
         dtype_source: DTypeSource,
     ) -> Result<()> {
+        self.load_init_from(data, ctx, cast_dtype, dtype_source, false)
+    }
+
+    /// [`Parameter::load_init`]; `adopt` as in [`Parameter::init_from`].
+    pub(crate) fn load_init_from(
+        &mut self,
+        data: &NDArray,
+        ctx: Option<&[Context]>,
+        cast_dtype: bool,
+        dtype_source: DTypeSource,
+        adopt: bool,
+    ) -> Result<()> {
         self.fill_shape_from(data.shape(), true)?;
         if data.dtype() != self.dtype {
             if !cast_dtype {
@@ -71,7 +83,7 @@ impl Parameter {
                 (None, Some(c)) => c.to_vec(),
                 (None, None) => vec![Context::cpu(0)],
             };
-            return self.init_from_host(data, &ctxs);
+            return self.init_from(data, &ctxs, adopt);
         }
         if let Some(c) = ctx {
             if !same_set(c, self.ctx.contexts()) {

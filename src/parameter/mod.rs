@@ -361,6 +361,18 @@ impl Parameter {
     /// the parameter's dtype), zeroed gradients unless `grad_req` is `null`.
     /// The shape's unknown dims are filled from `data`.
     pub fn init_from_host(&mut self, data: &NDArray, ctxs: &[Context]) -> Result<()> {
+        self.init_from(data, ctxs, false)
+    }
+
+    /// [`Parameter::init_from_host`]; with `adopt`, `data` is a fresh array
+    /// nobody else will use (a checkpoint staged on a GPU), so the copy for
+    /// its own context reuses its buffer instead of copying it.
+    pub(crate) fn init_from(
+        &mut self,
+        data: &NDArray,
+        ctxs: &[Context],
+        adopt: bool,
+    ) -> Result<()> {
         if ctxs.is_empty() {
             return Err(Error::invalid(format!(
                 "Cannot initialize Parameter '{}' on an empty list of contexts",
@@ -368,15 +380,31 @@ impl Parameter {
             )));
         }
         self.fill_shape_from(data.shape(), false)?;
+        let mut adopt = adopt && data.dtype() == self.dtype && data.sparse_parts().is_none();
         let src = if data.dtype() == self.dtype {
             data.clone()
         } else {
             convert::cast(data, self.dtype)?
         };
-        let copies = ctxs
-            .iter()
-            .map(|&c| src.copy_to(c))
-            .collect::<Result<Vec<_>>>()?;
+        // One host-to-device copy; further GPUs copy from the first device copy.
+        let mut copies: Vec<NDArray> = Vec::with_capacity(ctxs.len());
+        let mut on_device: Option<usize> = None;
+        for &c in ctxs {
+            let from = match on_device {
+                Some(i) if !c.is_host() => &copies[i],
+                _ => &src,
+            };
+            let copy = if adopt && c == src.context() {
+                adopt = false;
+                src.clone()
+            } else {
+                from.copy_to(c)?
+            };
+            if !c.is_host() && on_device.is_none() {
+                on_device = Some(copies.len());
+            }
+            copies.push(copy);
+        }
         self.ctx = CtxMap::new(ctxs);
         self.data = Some(copies);
         self.deferred = None;
@@ -508,5 +536,38 @@ impl Parameter {
             self.version = next_version();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod adopt_tests {
+    use super::*;
+
+    #[test]
+    fn adoption_reuses_the_buffer_only_for_its_own_context() {
+        let a = NDArray::from_bytes(&[0, 0, 128, 63], &[1], DType::Float32, Context::cpu(0))
+            .expect("array");
+        let ctxs = [Context::cpu(0), Context::cpu(1)];
+        let mut p = Parameter::new("w").with_shape(&[1]);
+        p.init_from(&a, &ctxs, true).expect("init");
+        let d = p.list_data().expect("data");
+        assert!(d[0].buffer().same_storage(a.buffer()));
+        assert!(!d[1].buffer().same_storage(a.buffer()));
+        let mut q = Parameter::new("w").with_shape(&[1]);
+        q.init_from_host(&a, &ctxs).expect("init");
+        assert!(!q
+            .data(Some(Context::cpu(0)))
+            .expect("data")
+            .buffer()
+            .same_storage(a.buffer()));
+        let mut r = Parameter::new("w")
+            .with_shape(&[1])
+            .with_dtype(DType::Float64);
+        r.init_from(&a, &ctxs, true).expect("init");
+        assert!(!r
+            .data(Some(Context::cpu(0)))
+            .expect("data")
+            .buffer()
+            .same_storage(a.buffer()));
     }
 }

@@ -224,6 +224,20 @@ pub fn export<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let dev = device(array.context());
     if let Some(want) = opts.dl_device {
+        // A GPU array asked for on the host: the array API allows a copy
+        // unless the consumer forbids one.
+        let to_host =
+            want == (KDL_CPU, 0) && !array.context().is_host() && opts.copy != Some(false);
+        if to_host {
+            let a = array.clone();
+            let host = py.detach(move || a.copy_to(Context::cpu(0))).py()?;
+            let opts = ExportOptions {
+                versioned: opts.versioned,
+                copy: Some(false),
+                dl_device: None,
+            };
+            return export_inner(py, &host, &opts, true);
+        }
         if want != dev {
             return Err(PyBufferError::new_err(format!(
                 "cannot export an array on {} to DLPack device {want:?} (it lives on {dev:?})",
@@ -231,6 +245,17 @@ pub fn export<'py>(
             )));
         }
     }
+    export_inner(py, array, opts, false)
+}
+
+/// The export proper; `already_copied` marks a copy made for the consumer.
+fn export_inner<'py>(
+    py: Python<'py>,
+    array: &NDArray,
+    opts: &ExportOptions,
+    already_copied: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let dev = device(array.context());
     let read_only = !array.buffer().is_writable();
     let must_copy =
         array.stype() != SType::Default || !array.is_aligned() || (read_only && !opts.versioned);
@@ -241,7 +266,7 @@ pub fn export<'py>(
         ));
     }
     let copied = must_copy || opts.copy == Some(true) || (read_only && opts.copy.is_none());
-    let exported = if copied {
+    let exported = if copied && !already_copied {
         let a = array.clone();
         py.detach(move || a.copy_to(a.context())).py()?
     } else {
@@ -265,7 +290,7 @@ pub fn export<'py>(
             if read_only {
                 flags |= FLAG_READ_ONLY;
             }
-            if copied {
+            if copied || already_copied {
                 flags |= FLAG_IS_COPIED;
             }
             let t = Box::into_raw(Box::new(DLManagedTensorVersioned {

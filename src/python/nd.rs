@@ -31,7 +31,14 @@ fn _from_numpy(
 ) -> PyResult<PyNDArray> {
     let ctx = ctx_or_current(ctx)?;
     if !ctx.is_host() {
-        return crate::cuda::unavailable(ctx).py();
+        crate::cuda::check_device(ctx.device_id).py()?;
+    }
+    // GPU arrays and (with a driver) page-locked ones take a second copy
+    // from an ordinary host array.
+    if !ctx.is_host() || (ctx == Context::cpu_pinned(ctx.device_id) && crate::cuda::num_gpus() > 0)
+    {
+        let host = from_numpy(source, Context::cpu(0))?;
+        return Ok(source.py().detach(move || host.copy_to(ctx)).py()?.into());
     }
     Ok(from_numpy(source, ctx)?.into())
 }
@@ -56,9 +63,6 @@ fn _zeros(
         Some(d) if !d.is_none() => to_dtype(d)?,
         _ => crate::dtype::DType::Float32,
     };
-    if !ctx.is_host() {
-        return crate::cuda::unavailable(ctx).py();
-    }
     let a = py.detach(|| NDArray::zeros(&shape, dtype, ctx)).py()?;
     Ok(a.into())
 }
@@ -171,21 +175,44 @@ fn to_python(py: Python<'_>, loaded: Loaded) -> PyResult<LoadResult<'_>> {
     let arrays = loaded
         .arrays
         .into_iter()
-        .map(|a| Bound::new(py, PyNDArray::from(a.with_context(Context::cpu(0)))))
+        // The reader places arrays on cpu(0); `_load` has moved them to `ctx`.
+        .map(|a| Bound::new(py, PyNDArray::from(a)))
         .collect::<PyResult<Vec<_>>>()?;
     Ok((loaded.names, PyList::new(py, arrays)?))
 }
 
 /// Loads a `.params` file; `mmap=True` gives read-only zero-copy views.
+/// With `ctx` a GPU, the file is memory-mapped and streamed to the device in
+/// one batched upload (pinned staging ring); other contexts relabel or copy.
 #[pyfunction]
-#[pyo3(signature = (fname, mmap = false))]
-fn _load(py: Python<'_>, fname: PathBuf, mmap: bool) -> PyResult<LoadResult<'_>> {
+#[pyo3(signature = (fname, mmap = false, ctx = None))]
+fn _load<'py>(
+    py: Python<'py>,
+    fname: PathBuf,
+    mmap: bool,
+    ctx: Option<&Bound<'py, PyAny>>,
+) -> PyResult<LoadResult<'py>> {
+    let ctx = match ctx {
+        Some(c) if !c.is_none() => Some(ctx_or_current(Some(c))?),
+        _ => None,
+    };
     let loaded = py
-        .detach(|| {
-            if mmap {
-                format::load_mmap(&fname)
-            } else {
-                format::load(&fname)
+        .detach(|| -> crate::Result<Loaded> {
+            match ctx {
+                Some(c) if c != Context::cpu(0) => {
+                    if !c.is_host() {
+                        crate::cuda::check_device(c.device_id)?;
+                    }
+                    let mut l = if mmap || !c.is_host() {
+                        format::load_mmap(&fname)?
+                    } else {
+                        format::load(&fname)?
+                    };
+                    l.arrays = crate::transfer::to_context(&l.arrays, c)?;
+                    Ok(l)
+                }
+                _ if mmap => format::load_mmap(&fname),
+                _ => format::load(&fname),
             }
         })
         .py()?;

@@ -78,6 +78,10 @@ impl PyNDArray {
             return Ok(slf.clone());
         }
         let a = me.inner.clone();
+        if a.buffer().is_device() {
+            let host = slf.py().detach(move || a.copy_to(Context::cpu(0))).py()?;
+            return wrap(slf.py(), host);
+        }
         let ctx = if a.context().is_host() {
             a.context()
         } else {
@@ -87,6 +91,29 @@ impl PyNDArray {
             .py()
             .detach(move || crate::sparse::to_dense(&a).map(|d| d.with_context(ctx)));
         wrap(slf.py(), d.py()?)
+    }
+}
+
+impl PyNDArray {
+    /// `arr[key] = value` on a GPU array: staged through a host copy (one
+    /// device-to-host and one host-to-device copy), like MXNet's own
+    /// cross-device assignment.
+    fn set_device_item<'py>(
+        slf: &Bound<'py, Self>,
+        key: &Bound<'py, PyAny>,
+        value: &Bound<'py, PyAny>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let host = Self::asnumpy(slf)?;
+        if let Ok(src) = value.cast::<PyNDArray>() {
+            host.set_item(key, Self::asnumpy(src)?)?;
+        } else {
+            host.set_item(key, value)?;
+        }
+        let bytes = host.call_method0("tobytes")?;
+        let bytes = bytes.cast::<PyBytes>()?.as_bytes().to_vec();
+        let a = slf.get().inner.clone();
+        py.detach(move || a.assign_bytes(&bytes)).py()
     }
 }
 
@@ -208,6 +235,14 @@ impl PyNDArray {
         copy: Option<bool>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
+        if !slf.get().inner.context().is_host() {
+            // As torch and cupy do: no silent device-to-host copies.
+            return Err(PyTypeError::new_err(format!(
+                "cannot convert an array on {} to numpy implicitly; use asnumpy() (a copy) \
+                 or DLPack / __cuda_array_interface__ for device consumers",
+                slf.get().inner.context()
+            )));
+        }
         let d = Self::dense(slf)?;
         let densified = !d.is(slf);
         if densified && copy == Some(false) {
@@ -237,6 +272,14 @@ impl PyNDArray {
     }
 
     /// DLPack export: a capsule sharing this array's memory.
+    ///
+    /// `stream` follows the Python array API: for GPU arrays it is the
+    /// consumer's stream (None or 1: legacy default, 2: per-thread default,
+    /// -1: no synchronisation, another int: a stream handle). mxparams
+    /// finishes every device operation before returning to Python, so the
+    /// data is ready on any stream and nothing needs to be enqueued; 0, which
+    /// the protocol calls ambiguous, is accepted for the same reason. Host
+    /// arrays need no synchronisation.
     #[pyo3(signature = (*, stream = None, max_version = None, dl_device = None, copy = None))]
     fn __dlpack__<'py>(
         &self,
@@ -246,14 +289,55 @@ impl PyNDArray {
         dl_device: Option<(i32, i32)>,
         copy: Option<bool>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        // Host memory needs no stream synchronisation; any stream value is accepted.
-        let _ = stream;
+        if let Some(s) = stream.filter(|s| !s.is_none()) {
+            // Any stream is fine (see above); only the argument's type is checked.
+            s.extract::<i64>()
+                .map_err(|_| PyTypeError::new_err("__dlpack__: stream must be an int or None"))?;
+        }
         let opts = dlpack::ExportOptions {
             versioned: max_version.is_some_and(|v| v.0 >= 1),
             copy,
             dl_device,
         };
         dlpack::export(py, &self.inner, &opts)
+    }
+
+    /// The CUDA array interface (version 3) of a GPU array; `AttributeError`
+    /// on host arrays, so consumers fall back to other protocols. `stream` is
+    /// None: the data is ready (every mxparams device operation has finished
+    /// when it returns), so consumers need not synchronise.
+    #[getter]
+    fn __cuda_array_interface__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        let a = &self.inner;
+        if a.context().is_host() || !a.buffer().is_device() {
+            return Err(PyAttributeError::new_err(format!(
+                "'NDArray' on {} has no __cuda_array_interface__ (only GPU arrays do)",
+                a.context()
+            )));
+        }
+        if a.stype() != SType::Default {
+            return Err(PyAttributeError::new_err(
+                "sparse arrays have no __cuda_array_interface__; use tostype('default')",
+            ));
+        }
+        let typestr = numpy_dtype(py, a.dtype())?.getattr("str")?;
+        let d = pyo3::types::PyDict::new(py);
+        d.set_item("shape", PyTuple::new(py, a.shape())?)?;
+        d.set_item("typestr", typestr)?;
+        // A zero-size array must report a null pointer (CAI v3).
+        let ptr = if a.nbytes() == 0 {
+            0
+        } else {
+            a.buffer().as_ptr() as usize
+        };
+        d.set_item("data", (ptr, false))?;
+        d.set_item("strides", py.None())?;
+        d.set_item("version", 3)?;
+        d.set_item("stream", py.None())?;
+        Ok(d)
     }
 
     /// `(device_type, device_id)` in DLPack's numbering.
@@ -326,6 +410,11 @@ impl PyNDArray {
         let target = to_dtype(dtype)?;
         if target == me.dtype() && !copy {
             return Ok(slf.clone());
+        }
+        if me.buffer().is_device() {
+            let a = me.clone();
+            let out = py.detach(move || crate::convert::cast(&a, target)).py()?;
+            return wrap(py, out);
         }
         slf.get().host_check()?;
         let np_target = numpy_dtype(py, target)?;
@@ -417,6 +506,9 @@ impl PyNDArray {
         key: &Bound<'py, PyAny>,
         value: &Bound<'py, PyAny>,
     ) -> PyResult<()> {
+        if slf.get().inner.buffer().is_device() {
+            return Self::set_device_item(slf, key, value);
+        }
         let v = Self::view(slf)?;
         if let Ok(src) = value.cast::<PyNDArray>() {
             let sv = Self::__array__(src, None, None)?;
@@ -485,5 +577,8 @@ pub fn _unpickle_ndarray(
     let a = py
         .detach(|| crate::format::array_from_record_bytes(data))
         .py()?;
-    Ok(a.with_context(ctx).into())
+    if ctx.is_host() {
+        return Ok(a.with_context(ctx).into());
+    }
+    Ok(py.detach(move || a.copy_to(ctx)).py()?.into())
 }

@@ -1,0 +1,170 @@
+"""GPU benchmark: loading a checkpoint onto gpu(0), saving from it, and
+initializing many parameters there. Prints a markdown table.
+
+Loads (the file is freshly written, so it is in the page cache: these are
+warm-cache numbers):
+  - mxparams ``nd.load(f, ctx=gpu(0))`` (memory-mapped file -> pinned ring -> device)
+  - mxparams ``ParameterDict.load(f, ctx=gpu(0))``
+  - ``safetensors.torch.load_file(device='cuda:0')`` when safetensors is installed
+  - numpy views of the mmapped file, ``torch.from_numpy(a).cuda()`` per array
+  - the same through a pinned tensor and ``.cuda(non_blocking=True)`` per array
+
+Run: ``python benches/python/bench_gpu.py [--gb 1.2] [--arrays 384] [--repeat 3]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import mxparams as mx
+import numpy as np
+
+__all__ = ["main"]
+
+
+def best(fn: Callable[[], Any], repeat: int, sync: Callable[[], None]) -> float:
+    times = []
+    for _ in range(repeat):
+        sync()
+        t = time.perf_counter()
+        out = fn()
+        sync()
+        times.append(time.perf_counter() - t)
+        del out
+    return min(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--gb", type=float, default=1.2)
+    ap.add_argument("--arrays", type=int, default=384)
+    ap.add_argument("--params", type=int, default=10_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+
+    import torch
+
+    if mx.num_gpus() == 0 or not torch.cuda.is_available():
+        raise SystemExit("no GPU: mxparams.num_gpus() == 0 or torch.cuda unavailable")
+    dev = torch.device("cuda", 0)
+    sync = torch.cuda.synchronize
+    gpu_name = torch.cuda.get_device_name(0)
+
+    n = args.arrays
+    per = int(args.gb * 1e9) // 4 // n
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal(per).astype("float32")
+    names = [f"layer{i}.weight" for i in range(n)]
+    arrays = {k: base + np.float32(i) for i, k in enumerate(names)}
+    nbytes = per * 4 * n
+    gb = nbytes / 1e9
+    rows: list[tuple[str, float, str]] = []
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fparams = os.path.join(tmp, "model.params")
+        mx.nd.save(fparams, {k: mx.nd.array(v) for k, v in arrays.items()})
+
+        def mx_load() -> Any:
+            return mx.nd.load(fparams, ctx=mx.gpu(0))
+
+        got = mx_load()
+        assert isinstance(got, dict)
+        np.testing.assert_array_equal(got[names[-1]].asnumpy(), arrays[names[-1]])
+        del got
+        t = best(mx_load, args.repeat, sync)
+        rows.append(("mxparams nd.load(ctx=gpu(0))", t, f"{gb / t:.2f}"))
+
+        def pd_load() -> Any:
+            pd = mx.ParameterDict()
+            for k in names:
+                pd.get(k, shape=(per,))
+            pd.load(fparams, ctx=mx.gpu(0))
+            return pd
+
+        t = best(pd_load, args.repeat, sync)
+        rows.append(("mxparams ParameterDict.load(ctx=gpu(0))", t, f"{gb / t:.2f}"))
+
+        try:
+            from safetensors.torch import load_file, save_file
+        except ImportError:
+            rows.append(("safetensors.torch.load_file(device='cuda:0')", float("nan"), "n/a"))
+        else:
+            fst = os.path.join(tmp, "model.safetensors")
+            save_file({k: torch.from_numpy(v) for k, v in arrays.items()}, fst)
+            t = best(lambda: load_file(fst, device="cuda:0"), args.repeat, sync)
+            rows.append(("safetensors.torch.load_file(device='cuda:0')", t, f"{gb / t:.2f}"))
+
+        def mmap_views() -> dict[str, np.ndarray[Any, Any]]:
+            loaded = mx.nd.load(fparams, mmap=True)
+            assert isinstance(loaded, dict)
+            return {k: np.asarray(v) for k, v in loaded.items()}
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about read-only numpy views
+
+            def per_array_cuda() -> Any:
+                return {k: torch.from_numpy(v).cuda() for k, v in mmap_views().items()}
+
+            t = best(per_array_cuda, args.repeat, sync)
+            rows.append(("numpy mmap + torch .cuda() per array", t, f"{gb / t:.2f}"))
+
+            def per_array_pinned() -> Any:
+                out = {}
+                for k, v in mmap_views().items():
+                    pinned = torch.empty(v.shape, dtype=torch.float32, pin_memory=True)
+                    pinned.copy_(torch.from_numpy(v))
+                    out[k] = pinned.to(dev, non_blocking=True)
+                return out
+
+            t = best(per_array_pinned, args.repeat, sync)
+            rows.append(("numpy mmap + pinned + non_blocking per array", t, f"{gb / t:.2f}"))
+
+        on_gpu = mx.nd.load(fparams, ctx=mx.gpu(0))
+        assert isinstance(on_gpu, dict)
+        fout = os.path.join(tmp, "out.params")
+        t = best(functools.partial(mx.nd.save, fout, on_gpu), args.repeat, sync)
+        rows.append(("mxparams nd.save from gpu(0)", t, f"{gb / t:.2f}"))
+        try:
+            from safetensors.torch import save_file as st_save
+        except ImportError:
+            pass
+        else:
+            tensors = {k: torch.from_dlpack(v) for k, v in on_gpu.items()}
+            fst2 = os.path.join(tmp, "out.safetensors")
+            t = best(lambda: st_save(tensors, fst2), args.repeat, sync)
+            rows.append(("safetensors.torch.save_file from cuda:0", t, f"{gb / t:.2f}"))
+            del tensors
+        del on_gpu
+
+    def init_params(ctx: Any) -> Callable[[], Any]:
+        def run() -> Any:
+            pd = mx.ParameterDict("net_")
+            for i in range(args.params):
+                pd.get(f"p{i}", shape=(64, 64))
+            pd.initialize(ctx=ctx)
+            return pd
+
+        return run
+
+    t = best(init_params(mx.gpu(0)), 1, sync)
+    rows.append((f"initialize {args.params} params (64x64) on gpu(0)", t, "-"))
+    t = best(init_params(mx.cpu()), 1, sync)
+    rows.append((f"initialize {args.params} params (64x64) on cpu(0)", t, "-"))
+
+    print(f"## mxparams GPU benchmark: {gpu_name}\n")
+    print(f"{n} float32 arrays, {gb:.2f} GB in total; best of {args.repeat}; warm page cache.\n")
+    print("| operation | seconds | GB/s |")
+    print("| --- | ---: | ---: |")
+    for name, secs, rate in rows:
+        print(f"| {name} | {secs:.3f} | {rate} |")
+
+
+if __name__ == "__main__":
+    main()

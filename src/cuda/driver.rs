@@ -1,0 +1,631 @@
+//! The CUDA backend (feature `cuda`): every cudarc call lives here. It uses
+//! cudarc's thin `result`/`sys` layers with the driver loaded at run time,
+//! each device's primary context (retained on first use, never released:
+//! contexts live as long as the process), and the legacy default stream for
+//! synchronous operations, so every function has finished its device work
+//! when it returns.
+
+use std::ffi::c_void;
+use std::panic::catch_unwind;
+use std::sync::{Mutex, OnceLock};
+
+use cudarc::driver::result::{self, DriverError};
+use cudarc::driver::sys;
+
+use crate::error::{Error, Result};
+
+/// Every libcuda symbol this module (through cudarc) can call. The probe
+/// resolves them all up front: cudarc panics on a missing symbol at first use.
+const SYMBOLS: &[&str] = &[
+    "cuInit",
+    "cuGetErrorName",
+    "cuGetErrorString",
+    "cuDeviceGetCount",
+    "cuDeviceGet",
+    "cuDeviceGetName",
+    "cuDevicePrimaryCtxRetain",
+    "cuCtxSetCurrent",
+    "cuMemAlloc_v2",
+    "cuMemFree_v2",
+    "cuMemHostAlloc",
+    "cuMemFreeHost",
+    "cuMemcpyHtoD_v2",
+    "cuMemcpyDtoH_v2",
+    "cuMemcpyDtoD_v2",
+    "cuMemcpyHtoDAsync_v2",
+    "cuMemcpyPeerAsync",
+    "cuMemsetD8_v2",
+    "cuStreamCreate",
+    "cuStreamSynchronize",
+    "cuStreamDestroy_v2",
+    "cuEventCreate",
+    "cuEventRecord",
+    "cuEventSynchronize",
+    "cuEventDestroy_v2",
+];
+
+/// A context handle; the driver's handles may be used from any thread.
+#[derive(Clone, Copy)]
+struct CtxHandle(sys::CUcontext);
+// SAFETY: CUDA contexts are process-wide driver objects usable from any thread
+// (each thread makes it current before use).
+unsafe impl Send for CtxHandle {}
+// SAFETY: see above; the handle is only read.
+unsafe impl Sync for CtxHandle {}
+
+struct Device {
+    dev: sys::CUdevice,
+    ctx: OnceLock<std::result::Result<CtxHandle, String>>,
+}
+
+struct Driver {
+    devices: Vec<Device>,
+}
+
+static DRIVER: OnceLock<std::result::Result<Driver, String>> = OnceLock::new();
+
+fn describe(e: DriverError) -> String {
+    let name = e.error_name().map_or_else(
+        |_| format!("{:?}", e.0),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    match e.error_string() {
+        Ok(s) => format!("{name}: {}", s.to_string_lossy()),
+        Err(_) => name,
+    }
+}
+
+fn cuda(what: &str, e: DriverError) -> Error {
+    Error::Cuda(format!("{what} failed: {}", describe(e)))
+}
+
+fn probe() -> std::result::Result<Driver, String> {
+    // SAFETY: loading libcuda and resolving symbols has no preconditions; the
+    // resolved symbols are only checked for presence here.
+    let present = unsafe { sys::is_culib_present() };
+    if !present {
+        return Err(
+            "the CUDA driver library (libcuda) could not be loaded: no NVIDIA driver \
+                    is installed or it is not on the library path"
+                .into(),
+        );
+    }
+    // SAFETY: the library was found above, so `culib` does not panic.
+    let lib = unsafe { sys::culib() };
+    for name in SYMBOLS {
+        // SAFETY: only the symbol's presence is checked; it is not called.
+        if unsafe { lib.get::<*const c_void>(name.as_bytes()) }.is_err() {
+            return Err(format!(
+                "the CUDA driver library lacks the symbol {name} (driver too old)"
+            ));
+        }
+    }
+    result::init().map_err(|e| format!("cuInit failed: {}", describe(e)))?;
+    let count = result::device::get_count()
+        .map_err(|e| format!("cuDeviceGetCount failed: {}", describe(e)))?;
+    let mut devices = Vec::new();
+    for i in 0..count.max(0) {
+        let dev = result::device::get(i)
+            .map_err(|e| format!("cuDeviceGet({i}) failed: {}", describe(e)))?;
+        devices.push(Device {
+            dev,
+            ctx: OnceLock::new(),
+        });
+    }
+    if devices.is_empty() {
+        return Err("the CUDA driver reports no devices".into());
+    }
+    Ok(Driver { devices })
+}
+
+fn driver() -> std::result::Result<&'static Driver, &'static str> {
+    DRIVER
+        .get_or_init(|| {
+            catch_unwind(probe).unwrap_or_else(|panic| {
+                let msg = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("unknown cause");
+                Err(format!("probing the CUDA driver failed: {msg}"))
+            })
+        })
+        .as_ref()
+        .map_err(String::as_str)
+}
+
+pub(super) fn num_gpus() -> usize {
+    driver().map_or(0, |d| d.devices.len())
+}
+
+pub(super) fn unavailable_reason() -> Option<String> {
+    driver().err().map(str::to_string)
+}
+
+/// Makes `gpu(device)`'s primary context current on this thread.
+fn activate(device: u32) -> Result<()> {
+    let drv = driver().map_err(|e| Error::CudaUnavailable(e.to_string()))?;
+    let d = drv
+        .devices
+        .get(device as usize)
+        .ok_or_else(|| Error::CudaUnavailable(format!("gpu({device}) does not exist")))?;
+    let ctx = d
+        .ctx
+        .get_or_init(|| {
+            // SAFETY: `dev` came from cuDeviceGet during the probe.
+            unsafe { result::primary_ctx::retain(d.dev) }
+                .map(CtxHandle)
+                .map_err(|e| {
+                    format!(
+                        "creating the context of gpu({device}) failed: {}",
+                        describe(e)
+                    )
+                })
+        })
+        .as_ref()
+        .map_err(|e| Error::Cuda(e.clone()))?;
+    // SAFETY: the context is a retained primary context, never released.
+    unsafe { result::ctx::set_current(ctx.0) }.map_err(|e| cuda("cuCtxSetCurrent", e))
+}
+
+fn context_of(device: u32) -> Result<sys::CUcontext> {
+    activate(device)?;
+    let drv = driver().map_err(|e| Error::CudaUnavailable(e.to_string()))?;
+    match drv.devices.get(device as usize).and_then(|d| d.ctx.get()) {
+        Some(Ok(c)) => Ok(c.0),
+        _ => Err(Error::CudaUnavailable(format!(
+            "gpu({device}) has no context"
+        ))),
+    }
+}
+
+/// Waits for the current context's legacy default stream.
+fn sync_default_stream(what: &str) -> Result<()> {
+    // SAFETY: the null stream is always valid in the current context.
+    unsafe { result::stream::synchronize(std::ptr::null_mut()) }.map_err(|e| cuda(what, e))
+}
+
+/// Device memory on one GPU. Zero-length allocations hold no memory.
+pub struct DeviceAlloc {
+    ptr: sys::CUdeviceptr,
+    len: usize,
+    device: u32,
+}
+
+impl DeviceAlloc {
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// Whether the allocation is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// The GPU ordinal.
+    pub fn device(&self) -> u32 {
+        self.device
+    }
+    /// The device address.
+    pub fn device_ptr(&self) -> u64 {
+        self.ptr
+    }
+}
+
+impl Drop for DeviceAlloc {
+    fn drop(&mut self) {
+        if self.len == 0 || activate(self.device).is_err() {
+            return;
+        }
+        // SAFETY: `ptr` came from cuMemAlloc in this device's context and is
+        // freed once. Pending work on it was synchronised by the operation
+        // that issued it. An error (e.g. at process teardown) leaks the block.
+        let _ = unsafe { result::free_sync(self.ptr) };
+    }
+}
+
+/// Page-locked host memory from cuMemHostAlloc (portable: pinned for every context).
+pub struct PinnedAlloc {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the allocation is owned exclusively; access is serialised by the
+// storage that holds it.
+unsafe impl Send for PinnedAlloc {}
+// SAFETY: see above; shared references only hand out raw pointers.
+unsafe impl Sync for PinnedAlloc {}
+
+impl PinnedAlloc {
+    /// Address of the first byte.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// Whether the allocation is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// The bytes, for writing. The caller must make sure no device copy is
+    /// still reading them (the upload ring waits for the slot's event).
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: `ptr` is a live allocation of `len` bytes owned by `self`,
+        // borrowed mutably here.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+
+    /// The bytes.
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: as above, borrowed shared.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl Drop for PinnedAlloc {
+    fn drop(&mut self) {
+        if activate(0).is_err() {
+            return;
+        }
+        // SAFETY: `ptr` came from cuMemHostAlloc and is freed once.
+        let _ = unsafe { result::free_host(self.ptr.cast()) };
+    }
+}
+
+pub(super) fn device_name(device: u32) -> Result<String> {
+    let drv = driver().map_err(|e| Error::CudaUnavailable(e.to_string()))?;
+    let d = drv
+        .devices
+        .get(device as usize)
+        .ok_or_else(|| Error::CudaUnavailable(format!("gpu({device}) does not exist")))?;
+    result::device::get_name(d.dev).map_err(|e| cuda("cuDeviceGetName", e))
+}
+
+pub(super) fn alloc(device: u32, len: usize, zeroed: bool) -> Result<DeviceAlloc> {
+    if len == 0 {
+        return Ok(DeviceAlloc {
+            ptr: 0,
+            len,
+            device,
+        });
+    }
+    activate(device)?;
+    // SAFETY: a context is current; the block is owned by the returned value.
+    let ptr = unsafe { result::malloc_sync(len) }
+        .map_err(|e| cuda(&format!("allocating {len} bytes on gpu({device})"), e))?;
+    let a = DeviceAlloc { ptr, len, device };
+    if zeroed {
+        memset_zero(&a)?;
+    }
+    Ok(a)
+}
+
+pub(super) fn alloc_pinned(len: usize) -> Result<PinnedAlloc> {
+    activate(0)?;
+    // SAFETY: a context is current; the block is zeroed below before use.
+    let ptr = unsafe { result::malloc_host(len.max(1), sys::CU_MEMHOSTALLOC_PORTABLE) }
+        .map_err(|e| cuda(&format!("allocating {len} bytes of pinned host memory"), e))?;
+    let a = PinnedAlloc {
+        ptr: ptr.cast(),
+        len,
+    };
+    // SAFETY: fresh allocation, no other reference exists.
+    unsafe { std::ptr::write_bytes(a.ptr, 0, len) };
+    Ok(a)
+}
+
+fn check_len(what: &str, a: usize, b: usize) -> Result<()> {
+    if a == b {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "{what}: {b} bytes do not fit {a} bytes"
+        )))
+    }
+}
+
+pub(super) fn htod(dst: &DeviceAlloc, src: &[u8]) -> Result<()> {
+    check_len("host-to-device copy", dst.len, src.len())?;
+    if src.is_empty() {
+        return Ok(());
+    }
+    activate(dst.device)?;
+    // SAFETY: `dst` is a live allocation of exactly `src.len()` bytes.
+    unsafe { result::memcpy_htod_sync(dst.ptr, src) }.map_err(|e| cuda("cuMemcpyHtoD", e))?;
+    sync_default_stream("host-to-device copy")
+}
+
+pub(super) fn dtoh(dst: &mut [u8], src: &DeviceAlloc) -> Result<()> {
+    check_len("device-to-host copy", src.len, dst.len())?;
+    if dst.is_empty() {
+        return Ok(());
+    }
+    activate(src.device)?;
+    // SAFETY: `src` is a live allocation of exactly `dst.len()` bytes.
+    unsafe { result::memcpy_dtoh_sync(dst, src.ptr) }.map_err(|e| cuda("cuMemcpyDtoH", e))
+}
+
+pub(super) fn dtod(dst: &DeviceAlloc, src: &DeviceAlloc) -> Result<()> {
+    check_len("device-to-device copy", dst.len, src.len)?;
+    if dst.len == 0 || dst.ptr == src.ptr {
+        return Ok(());
+    }
+    if dst.device == src.device {
+        activate(dst.device)?;
+        // SAFETY: both are live allocations of `len` bytes on this device.
+        unsafe { result::memcpy_dtod_sync(dst.ptr, src.ptr, dst.len) }
+            .map_err(|e| cuda("cuMemcpyDtoD", e))?;
+    } else {
+        let src_ctx = context_of(src.device)?;
+        let dst_ctx = context_of(dst.device)?;
+        // SAFETY: both are live allocations of `len` bytes in their contexts;
+        // the copy is ordered on the destination's legacy stream, synchronised below.
+        unsafe {
+            result::memcpy_peer_async(
+                dst_ctx,
+                dst.ptr,
+                src_ctx,
+                src.ptr,
+                dst.len,
+                std::ptr::null_mut(),
+            )
+        }
+        .map_err(|e| cuda("cuMemcpyPeer", e))?;
+    }
+    sync_default_stream("device-to-device copy")
+}
+
+pub(super) fn memset_zero(dst: &DeviceAlloc) -> Result<()> {
+    if dst.len == 0 {
+        return Ok(());
+    }
+    activate(dst.device)?;
+    // SAFETY: `dst` is a live allocation of `len` bytes.
+    unsafe { result::memset_d8_sync(dst.ptr, 0, dst.len) }.map_err(|e| cuda("cuMemsetD8", e))?;
+    sync_default_stream("device memset")
+}
+
+/// Size of one staging buffer of the upload ring.
+const SLOT_BYTES: usize = 64 << 20;
+/// Number of staging buffers: one being filled, the others in flight.
+const SLOTS: usize = 3;
+/// Uploads up to this size copy straight from pageable memory.
+const SMALL_UPLOAD: usize = 1 << 20;
+
+/// Staging buffers kept between uploads (pinning memory is slow).
+static STAGING: Mutex<Vec<PinnedAlloc>> = Mutex::new(Vec::new());
+
+/// A stream and one event per ring slot, destroyed on drop.
+struct Pipeline {
+    stream: sys::CUstream,
+    events: Vec<sys::CUevent>,
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        // SAFETY: the handles were created by this pipeline and are destroyed
+        // once, after the stream has drained.
+        unsafe {
+            let _ = result::stream::synchronize(self.stream);
+            for &e in &self.events {
+                let _ = result::event::destroy(e);
+            }
+            let _ = result::stream::destroy(self.stream);
+        }
+    }
+}
+
+pub(super) fn upload_batch(device: u32, jobs: &[(&[u8], &DeviceAlloc)]) -> Result<()> {
+    for (src, dst) in jobs {
+        check_len("host-to-device copy", dst.len, src.len())?;
+        if dst.device != device {
+            return Err(Error::invalid(format!(
+                "batched upload to gpu({device}) got an allocation on gpu({})",
+                dst.device
+            )));
+        }
+    }
+    let total: usize = jobs.iter().map(|(s, _)| s.len()).sum();
+    if total <= SMALL_UPLOAD {
+        // Not worth pinning staging memory for.
+        return jobs.iter().try_for_each(|(src, dst)| htod(dst, src));
+    }
+    activate(device)?;
+    let nslots = total.div_ceil(SLOT_BYTES).clamp(1, SLOTS);
+    let mut bufs = {
+        let mut cache = STAGING.lock().unwrap_or_else(|e| e.into_inner());
+        let keep = cache.len().saturating_sub(nslots);
+        cache.split_off(keep)
+    };
+    while bufs.len() < nslots {
+        bufs.push(alloc_pinned(SLOT_BYTES)?);
+    }
+    activate(device)?;
+    let result = run_ring(bufs, jobs);
+    let bufs = match result {
+        Ok(b) => b,
+        Err((e, b)) => {
+            return_staging(b);
+            return Err(e);
+        }
+    };
+    return_staging(bufs);
+    Ok(())
+}
+
+fn return_staging(bufs: Vec<PinnedAlloc>) {
+    let mut cache = STAGING.lock().unwrap_or_else(|e| e.into_inner());
+    cache.extend(bufs);
+    cache.truncate(SLOTS);
+}
+
+type RingResult = std::result::Result<Vec<PinnedAlloc>, (Error, Vec<PinnedAlloc>)>;
+
+/// A piece of one job that lands in one staging buffer.
+struct Piece<'a> {
+    src: &'a [u8],
+    /// Offset in the staging buffer.
+    off: usize,
+    /// Device address of the piece's destination.
+    dst: sys::CUdeviceptr,
+}
+
+/// Cuts the jobs into staging-buffer fills, in order: each fill is at most
+/// `slot` bytes of pieces laid out back to back.
+fn plan<'a>(jobs: &[(&'a [u8], &DeviceAlloc)], slot: usize) -> Vec<Vec<Piece<'a>>> {
+    let mut fills = Vec::new();
+    let mut cur: Vec<Piece<'a>> = Vec::new();
+    let mut used = 0usize;
+    for &(src, dst) in jobs {
+        let mut done = 0usize;
+        while done < src.len() {
+            if used == slot {
+                fills.push(std::mem::take(&mut cur));
+                used = 0;
+            }
+            let n = (src.len() - done).min(slot - used);
+            cur.push(Piece {
+                src: &src[done..done + n],
+                off: used,
+                dst: dst.ptr + done as u64,
+            });
+            used += n;
+            done += n;
+        }
+    }
+    if !cur.is_empty() {
+        fills.push(cur);
+    }
+    fills
+}
+
+/// Copies a fill's pieces into the staging buffer, several threads at once
+/// (pieces are cut into 4 MiB chunks so one big array also spreads out).
+fn stage(buf: &mut [u8], fill: &[Piece<'_>]) {
+    use rayon::prelude::*;
+    const CHUNK: usize = 4 << 20;
+    let mut rest = buf;
+    let mut pairs: Vec<(&mut [u8], &[u8])> = Vec::new();
+    let mut at = 0usize;
+    for p in fill {
+        let (_, tail) = std::mem::take(&mut rest).split_at_mut(p.off - at);
+        let (dst, tail) = tail.split_at_mut(p.src.len());
+        rest = tail;
+        at = p.off + p.src.len();
+        pairs.extend(dst.chunks_mut(CHUNK).zip(p.src.chunks(CHUNK)));
+    }
+    pairs
+        .into_par_iter()
+        .for_each(|(d, s)| d.copy_from_slice(s));
+}
+
+fn run_ring(bufs: Vec<PinnedAlloc>, jobs: &[(&[u8], &DeviceAlloc)]) -> RingResult {
+    let mut bufs = bufs;
+    let outcome = (|| -> Result<()> {
+        let stream = result::stream::create(result::stream::StreamKind::NonBlocking)
+            .map_err(|e| cuda("cuStreamCreate", e))?;
+        let mut pipe = Pipeline {
+            stream,
+            events: Vec::new(),
+        };
+        for _ in 0..bufs.len() {
+            let ev = result::event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING)
+                .map_err(|e| cuda("cuEventCreate", e))?;
+            pipe.events.push(ev);
+        }
+        for (k, fill) in plan(jobs, SLOT_BYTES).iter().enumerate() {
+            let i = k % bufs.len();
+            if k >= bufs.len() {
+                // The buffer's previous copies must have finished before it is refilled.
+                // SAFETY: the event was recorded on the pipeline's stream.
+                unsafe { result::event::synchronize(pipe.events[i]) }
+                    .map_err(|e| cuda("cuEventSynchronize", e))?;
+            }
+            stage(bufs[i].bytes_mut(), fill);
+            let bytes = bufs[i].bytes();
+            for p in fill {
+                let src = &bytes[p.off..p.off + p.src.len()];
+                // SAFETY: `p.dst..+len` lies inside a live device allocation
+                // (lengths checked); the pinned source is not touched again
+                // until this buffer's event has completed, and the buffers
+                // outlive `pipe`, whose drop drains the stream.
+                unsafe { result::memcpy_htod_async(p.dst, src, pipe.stream) }
+                    .map_err(|e| cuda("cuMemcpyHtoDAsync", e))?;
+            }
+            // SAFETY: event and stream belong to the pipeline.
+            unsafe { result::event::record(pipe.events[i], pipe.stream) }
+                .map_err(|e| cuda("cuEventRecord", e))?;
+        }
+        // SAFETY: the stream belongs to the pipeline.
+        unsafe { result::stream::synchronize(pipe.stream) }
+            .map_err(|e| cuda("cuStreamSynchronize", e))?;
+        drop(pipe);
+        Ok(())
+    })();
+    match outcome {
+        Ok(()) => Ok(bufs),
+        Err(e) => Err((e, bufs)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lays the plan's fills out on the host exactly as the ring would and
+    /// checks every byte reaches its destination offset.
+    #[test]
+    fn plan_and_stage_cover_every_byte() {
+        let srcs: Vec<Vec<u8>> = [0usize, 7, 10, 23, 1, 0, 40]
+            .iter()
+            .enumerate()
+            .map(|(j, &n)| (0..n).map(|i| (i * 7 + j * 31) as u8).collect())
+            .collect();
+        // Fake device allocations: addresses are only used as numbers here,
+        // and the values are forgotten, never freed.
+        let mut base = 1u64 << 40;
+        let allocs: Vec<DeviceAlloc> = srcs
+            .iter()
+            .map(|s| {
+                let a = DeviceAlloc {
+                    ptr: base,
+                    len: s.len(),
+                    device: 0,
+                };
+                base += 1 << 20;
+                a
+            })
+            .collect();
+        let jobs: Vec<(&[u8], &DeviceAlloc)> =
+            srcs.iter().map(|s| &s[..]).zip(allocs.iter()).collect();
+        let slot = 10;
+        let fills = plan(&jobs, slot);
+        let total: usize = srcs.iter().map(Vec::len).sum();
+        assert_eq!(fills.len(), total.div_ceil(slot));
+        let mut device: std::collections::HashMap<u64, u8> = Default::default();
+        for fill in &fills {
+            let mut buf = vec![0u8; slot];
+            stage(&mut buf, fill);
+            let used: usize = fill.iter().map(|p| p.src.len()).sum();
+            assert!(used <= slot);
+            for p in fill {
+                for (k, &b) in buf[p.off..p.off + p.src.len()].iter().enumerate() {
+                    assert!(
+                        device.insert(p.dst + k as u64, b).is_none(),
+                        "written twice"
+                    );
+                }
+            }
+        }
+        for (s, a) in srcs.iter().zip(&allocs) {
+            for (k, &b) in s.iter().enumerate() {
+                assert_eq!(device.get(&(a.ptr + k as u64)), Some(&b));
+            }
+        }
+        assert_eq!(device.len(), total);
+        for a in allocs {
+            std::mem::forget(a);
+        }
+    }
+}
