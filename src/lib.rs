@@ -55,6 +55,7 @@ pub mod cuda;
 pub mod dtype;
 pub mod error;
 pub mod format;
+pub mod host_pool;
 pub mod ndarray;
 pub mod param_dict;
 pub mod parameter;

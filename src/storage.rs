@@ -19,6 +19,7 @@ use std::ptr::NonNull;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::error::{Error, Result};
+use crate::host_pool;
 
 /// Alignment of owned host buffers: a cache line, enough for any dtype and SIMD.
 pub const HOST_ALIGN: usize = 64;
@@ -27,6 +28,8 @@ pub const HOST_ALIGN: usize = 64;
 pub struct HostAlloc {
     ptr: NonNull<u8>,
     len: usize,
+    /// Bytes actually allocated (a pool size class for large blocks).
+    capacity: usize,
 }
 
 // SAFETY: HostAlloc owns its allocation exclusively; access goes through
@@ -36,30 +39,47 @@ unsafe impl Send for HostAlloc {}
 unsafe impl Sync for HostAlloc {}
 
 impl HostAlloc {
-    fn layout(len: usize) -> Result<Layout> {
-        Layout::from_size_align(len.max(1), HOST_ALIGN)
-            .map_err(|_| Error::invalid(format!("cannot allocate {len} bytes")))
+    fn layout(capacity: usize) -> Result<Layout> {
+        Layout::from_size_align(capacity.max(1), HOST_ALIGN)
+            .map_err(|_| Error::invalid(format!("cannot allocate {capacity} bytes")))
     }
 
-    /// A zero-filled allocation (lazily zeroed pages from the OS for large sizes).
+    /// A zero-filled allocation: lazily zeroed pages from the OS, or a reused
+    /// pooled block cleared in place.
     pub fn zeroed(len: usize) -> Result<HostAlloc> {
-        let layout = Self::layout(len)?;
+        let capacity = host_pool::capacity_for(len);
+        if let Some(ptr) = host_pool::take(capacity) {
+            // SAFETY: a pooled block of `capacity >= len` bytes, now exclusively ours.
+            unsafe { std::ptr::write_bytes(ptr, 0, len) };
+            return Ok(HostAlloc::from_raw(ptr, len, capacity));
+        }
+        let layout = Self::layout(capacity)?;
         // SAFETY: layout has non-zero size.
         let ptr = unsafe { alloc::alloc_zeroed(layout) };
         let ptr = NonNull::new(ptr).ok_or_else(|| alloc_failed(len))?;
-        Ok(HostAlloc { ptr, len })
+        Ok(HostAlloc { ptr, len, capacity })
     }
 
     /// An allocation whose contents are unspecified until written. The bytes
     /// are never exposed before being filled by the caller.
     pub fn uninit(len: usize) -> Result<HostAlloc> {
-        let layout = Self::layout(len)?;
+        let capacity = host_pool::capacity_for(len);
+        if let Some(ptr) = host_pool::take(capacity) {
+            return Ok(HostAlloc::from_raw(ptr, len, capacity));
+        }
+        let layout = Self::layout(capacity)?;
         // SAFETY: layout has non-zero size.
         let ptr = unsafe { alloc::alloc(layout) };
         let ptr = NonNull::new(ptr).ok_or_else(|| alloc_failed(len))?;
         #[cfg(target_os = "linux")]
-        advise_huge_pages(ptr.as_ptr(), len);
-        Ok(HostAlloc { ptr, len })
+        advise_huge_pages(ptr.as_ptr(), capacity);
+        Ok(HostAlloc { ptr, len, capacity })
+    }
+
+    fn from_raw(ptr: *mut u8, len: usize, capacity: usize) -> HostAlloc {
+        // Pooled addresses came from `alloc` and are never null.
+        let ptr = NonNull::new(ptr).unwrap_or(NonNull::dangling());
+        HostAlloc { ptr, len, capacity }
     }
 
     /// Length in bytes.
@@ -75,11 +95,29 @@ impl HostAlloc {
 
 impl Drop for HostAlloc {
     fn drop(&mut self) {
-        if let Ok(layout) = Self::layout(self.len) {
-            // SAFETY: allocated in `zeroed`/`uninit` with this same layout.
-            unsafe { alloc::dealloc(self.ptr.as_ptr(), layout) }
+        if host_pool::give(self.ptr.as_ptr(), self.capacity) {
+            return;
         }
+        free_block(self.ptr.as_ptr(), self.capacity);
     }
+}
+
+fn free_block(ptr: *mut u8, capacity: usize) {
+    if let Ok(layout) = HostAlloc::layout(capacity) {
+        // SAFETY: allocated in `zeroed`/`uninit` with this same layout.
+        unsafe { alloc::dealloc(ptr, layout) }
+    }
+}
+
+/// Frees every cached host block (see [`crate::host_pool`]); returns the bytes released.
+pub fn release_host_pool() -> usize {
+    host_pool::drain()
+        .into_iter()
+        .map(|(ptr, capacity)| {
+            free_block(ptr, capacity);
+            capacity
+        })
+        .sum()
 }
 
 fn alloc_failed(len: usize) -> Error {
@@ -560,6 +598,27 @@ mod tests {
             assert!(b.read().iter().all(|&x| x == i as u8));
         }
         assert_eq!(bufs[2].len(), 100);
+    }
+
+    #[test]
+    fn large_blocks_are_reused_and_cleared() {
+        // An odd size class no other test uses.
+        let len = 37 * host_pool::CLASS - 5;
+        let first = HostAlloc::uninit(len).expect("alloc");
+        let addr = first.ptr.as_ptr() as usize;
+        // SAFETY: the allocation is ours and `len` bytes long.
+        unsafe { std::ptr::write_bytes(first.ptr.as_ptr(), 0xAB, len) };
+        drop(first);
+        if host_pool::held_bytes() == 0 {
+            return; // pooling disabled by MXPARAMS_HOST_POOL_BYTES=0
+        }
+        let again = HostAlloc::zeroed(len).expect("alloc");
+        assert_eq!(again.ptr.as_ptr() as usize, addr);
+        // SAFETY: as above.
+        let bytes = unsafe { std::slice::from_raw_parts(again.ptr.as_ptr(), len) };
+        assert!(bytes.iter().all(|&b| b == 0));
+        drop(again);
+        assert!(release_host_pool() >= 37 * host_pool::CLASS);
     }
 
     #[test]

@@ -34,6 +34,7 @@ __all__ = [
     "fill_uniform",
     "fill_normal",
     "params_index",
+    "_release_host_pool",
 ]
 
 __version__: str
@@ -292,3 +293,5 @@ def params_index(
 ) -> list[tuple[str | None, list[int], str, str, int, int]]: ...
 
 # --- end checkpoint index --------------------------------------------------------------------
+
+def _release_host_pool() -> int: ...

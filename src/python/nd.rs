@@ -227,7 +227,15 @@ fn _load_frombuffer<'py>(py: Python<'py>, data: &[u8]) -> PyResult<LoadResult<'p
 }
 
 /// Registers the `nd` native functions.
+/// Frees the cached host blocks that large arrays leave behind for reuse;
+/// returns the number of bytes released.
+#[pyfunction]
+fn _release_host_pool(py: Python<'_>) -> usize {
+    py.detach(crate::storage::release_host_pool)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(_release_host_pool, m)?)?;
     m.add_function(wrap_pyfunction!(_from_numpy, m)?)?;
     m.add_function(wrap_pyfunction!(_zeros, m)?)?;
     m.add_function(wrap_pyfunction!(_numpy_dtype, m)?)?;
