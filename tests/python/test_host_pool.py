@@ -6,7 +6,6 @@ import gc
 from pathlib import Path
 
 import numpy as np
-
 from mxparams import nd
 
 
