@@ -44,9 +44,14 @@ test-numpy1: develop
 
 test: lint test-rust test-python test-numpy1
 
-bench: develop
-	$(MXNET_VENV)/bin/pip install -q --force-reinstall --no-deps target/wheels/*.whl || true
+# mxparams beside MXNet 1.9.1 and safetensors in the oracle venv (numpy 1.23), one process;
+# then the PyTorch adapter benchmark in the test venv. Tables go to docs/benchmarks.md.
+bench: venvs
+	rm -rf target/wheels && . $(VENV)/bin/activate && maturin build --release -q -o target/wheels
+	$(MXNET_VENV)/bin/pip install -q --force-reinstall --no-deps target/wheels/*.whl
 	$(MXNET_VENV)/bin/python benches/python/bench.py --extra bench_params --write docs/benchmarks.md
+	. $(VENV)/bin/activate && maturin develop --release -q
+	$(PY) benches/python/bench_torch.py >> docs/benchmarks.md
 
 stubs: develop
 	cd python && $(abspath $(PY)) -m mypy.stubtest mxparams._native

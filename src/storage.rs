@@ -127,12 +127,22 @@ fn alloc_failed(len: usize) -> Error {
     ))
 }
 
+/// Whether `MXPARAMS_HUGE_PAGES=1` asks for transparent huge pages. Off by
+/// default: with the common `defrag=madvise` setting the kernel compacts memory
+/// synchronously on the first touch, which made first loads on a busy machine
+/// anywhere from 2x faster to 4x slower than plain pages.
+#[cfg(target_os = "linux")]
+fn huge_pages_requested() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("MXPARAMS_HUGE_PAGES").is_ok_and(|v| v.trim() == "1"))
+}
+
 /// Large fresh buffers fault in 4 KiB pages one by one; asking for transparent
 /// huge pages cuts the number of faults (the dominant cost of big loads) 512-fold.
 #[cfg(target_os = "linux")]
 fn advise_huge_pages(ptr: *mut u8, len: usize) {
     const HUGE: usize = 2 << 20;
-    if len < 4 * HUGE {
+    if len < 4 * HUGE || !huge_pages_requested() {
         return;
     }
     extern "C" {

@@ -102,12 +102,20 @@ class Bench:
         self.rounds = rounds
         self.rows: list[Row] = []
 
-    def run(self, case: str, contenders: dict[str, Callable[[], Any]], nbytes: int) -> None:
+    def run(
+        self,
+        case: str,
+        contenders: dict[str, Callable[[], Any]],
+        nbytes: int,
+        settle: Callable[[], None] | None = None,
+    ) -> None:
         times: dict[str, list[float]] = {k: [] for k in contenders}
         faults: dict[str, list[int]] = {k: [] for k in contenders}
         peak: dict[str, int] = {k: 0 for k in contenders}
         for _ in range(self.rounds):
             for name, fn in contenders.items():
+                if settle is not None:
+                    settle()
                 gc.collect()
                 base_rss = rss_bytes()
                 f0 = minflt()
@@ -264,7 +272,9 @@ def main() -> None:
                 st_np.save_file(arrays, str(st_path))
             nbytes = path.stat().st_size
             bench.run(f"{ds} load", load_contenders(path, st_path, nbytes), nbytes)
-            bench.run(f"{ds} save", save_contenders(work, arrays, nbytes), nbytes)
+            # Flush earlier writes first: otherwise each save pays for the previous
+            # contender's dirty pages being written back.
+            bench.run(f"{ds} save", save_contenders(work, arrays, nbytes), nbytes, settle=os.sync)
             del arrays
             gc.collect()
         extra: list[str] = []

@@ -59,9 +59,36 @@ pub(crate) fn owned_array(bytes: &[u8], rec: RecordView) -> Result<NDArray> {
 }
 
 /// Every record copied into owned memory: one slab for the whole file (one
-/// allocation and, for big files, huge pages: fresh-page faults, not parsing,
-/// dominate large loads), filled in parallel when there is enough data.
+/// allocation, reusable as a whole by the next load through the host pool:
+/// fresh-page faults, not parsing, dominate large loads), filled in parallel
+/// when there is enough data.
 pub(crate) fn owned(bytes: &[u8]) -> Result<Loaded> {
+    owned_with(bytes, &|r: &Range<usize>, dst: &mut [u8]| {
+        crate::storage::copy_bytes(dst, bytes.get(r.clone()).unwrap_or_default());
+        Ok(())
+    })
+}
+
+/// Like [`owned`], but array data is read from `file` (the file `bytes` maps)
+/// with positioned reads: the kernel copies straight from the page cache into
+/// the slab, and only the pages holding record headers are ever mapped.
+#[cfg(unix)]
+pub(crate) fn owned_from_file(bytes: &[u8], file: &std::fs::File) -> Result<Loaded> {
+    use std::os::unix::fs::FileExt;
+    // Below this a system call costs more than faulting the map's pages.
+    const PREAD_MIN: usize = 256 << 10;
+    owned_with(bytes, &|r: &Range<usize>, dst: &mut [u8]| {
+        if dst.len() < PREAD_MIN {
+            dst.copy_from_slice(bytes.get(r.clone()).unwrap_or_default());
+            return Ok(());
+        }
+        Ok(file.read_exact_at(dst, r.start as u64)?)
+    })
+}
+
+type FillRange<'a> = dyn Fn(&Range<usize>, &mut [u8]) -> Result<()> + Sync + 'a;
+
+fn owned_with(bytes: &[u8], copy: &FillRange<'_>) -> Result<Loaded> {
     let mut s = Stream::open(bytes)?;
     let n = s.count();
     let mut records = Vec::with_capacity(n);
@@ -83,12 +110,7 @@ pub(crate) fn owned(bytes: &[u8]) -> Result<Loaded> {
     let lens: Vec<usize> = ranges.iter().map(|r| r.end - r.start).collect();
     let buffers = Buffer::slab(&lens)?;
     let total: usize = lens.iter().sum();
-    let fill = |(r, b): (&Range<usize>, &Buffer)| -> Result<()> {
-        let src = bytes.get(r.clone()).unwrap_or_default();
-        let mut dst = b.write()?;
-        crate::storage::copy_bytes(&mut dst, src);
-        Ok(())
-    };
+    let fill = |(r, b): (&Range<usize>, &Buffer)| -> Result<()> { copy(r, &mut b.write()?) };
     if total >= PARALLEL_BYTES && ranges.len() > 1 {
         let per_task = (CHUNK_BYTES / (total / ranges.len()).max(1)).max(1);
         ranges

@@ -200,13 +200,22 @@ fn open_source(path: &Path) -> Result<Arc<SharedSource>> {
 /// Reads a file into owned, 64-byte aligned arrays (memory map plus one copy
 /// pass, parallel for big files).
 pub fn load(path: impl AsRef<Path>) -> Result<Loaded> {
-    let source = open_source(path.as_ref())?;
+    let path = path.as_ref();
     #[cfg(unix)]
-    if let SharedSource::Mmap(m) = &*source {
-        // Every byte is about to be read (by several threads for big files):
-        // start read-ahead for all of it now.
-        let _ = m.advise(memmap2::Advice::WillNeed);
+    {
+        let file = File::open(path)?;
+        if file.metadata()?.len() > 0 {
+            // SAFETY: as in `map_file`; the map and the reads use one open file.
+            if let Ok(map) = unsafe { memmap2::MmapOptions::new().map(&file) } {
+                if sniff(&map) == Container::Params {
+                    // Headers and small arrays are read through the map; big
+                    // arrays with pread, which skips faulting a mapping for them.
+                    return build::owned_from_file(&map, &file);
+                }
+            }
+        }
     }
+    let source = open_source(path)?;
     from_bytes(source.bytes())
 }
 
