@@ -138,13 +138,13 @@ def _sparse(
 ) -> NDArray: ...
 def _save(
     fname: str | PathLike[str],
-    names: list[str] | None,
+    names: str | list[str] | None,
     arrays: list[NDArray],
     version: int | None = None,
     fsync: bool = False,
 ) -> None: ...
 def _save_tobuffer(
-    names: list[str] | None, arrays: list[NDArray], version: int | None = None
+    names: str | list[str] | None, arrays: list[NDArray], version: int | None = None
 ) -> bytes: ...
 def _load(
     fname: str | PathLike[str], mmap: bool = False, ctx: Context | None = None

@@ -155,6 +155,11 @@ def _split(data: Any) -> tuple[list[str] | None, list[NDArray]]:
     )
 
 
+def _joined(names: list[str] | None) -> str | None:
+    # One NUL-joined str crosses into Rust far faster than a list of str.
+    return None if names is None else "\0".join(names)
+
+
 def save(fname: PathLike, data: SaveData, *, version: int | None = None) -> None:
     """Saves arrays to ``fname`` in MXNet's ``.params`` format.
 
@@ -171,13 +176,13 @@ def save(fname: PathLike, data: SaveData, *, version: int | None = None) -> None
         back by MXNet.
     """
     names, arrays = _split(data)
-    _native._save(os.fspath(fname), names, arrays, version)
+    _native._save(os.fspath(fname), _joined(names), arrays, version)
 
 
 def save_tobuffer(data: SaveData, *, version: int | None = None) -> bytes:
     """The bytes ``save`` would write."""
     names, arrays = _split(data)
-    return _native._save_tobuffer(names, arrays, version)
+    return _native._save_tobuffer(_joined(names), arrays, version)
 
 
 def _result(names: list[str] | None, arrays: list[NDArray]) -> list[NDArray] | dict[str, NDArray]:

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use numpy::PyUntypedArray;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::types::{PyBytes, PyList, PyString};
 
 use crate::context::Context;
 use crate::format::{self, Loaded, RecordVersion, SaveOptions};
@@ -110,14 +110,27 @@ fn unwrap_arrays(arrays: &[Bound<'_, PyNDArray>]) -> Vec<NDArray> {
     arrays.iter().map(|a| a.get().inner.clone()).collect()
 }
 
-fn check_names(names: Option<&Vec<String>>, n: usize) -> PyResult<()> {
-    match names {
-        Some(v) if v.len() != n => Err(PyValueError::new_err(format!(
-            "{} names for {n} arrays",
-            v.len()
-        ))),
-        _ => Ok(()),
+/// Array names: a list of str, or (the fast path `nd.save` uses) one str
+/// holding every name joined by NUL, which costs one conversion instead of
+/// one per name; names themselves may not contain NUL, so the split is exact.
+fn extract_names(names: Option<&Bound<'_, PyAny>>, n: usize) -> PyResult<Option<Vec<String>>> {
+    let Some(obj) = names.filter(|o| !o.is_none()) else {
+        return Ok(None);
+    };
+    let (names, joined) = match obj.cast::<PyString>() {
+        Ok(s) if n == 0 && s.to_cow()?.is_empty() => return Ok(Some(Vec::new())),
+        Ok(s) => (s.to_cow()?.split('\0').map(str::to_owned).collect(), true),
+        Err(_) => (obj.extract::<Vec<String>>()?, false),
+    };
+    if names.len() != n {
+        return Err(PyValueError::new_err(if joined {
+            "array names must not contain NUL characters (MXNet would silently cut them)"
+                .to_string()
+        } else {
+            format!("{} names for {n} arrays", names.len())
+        }));
     }
+    Ok(Some(names))
 }
 
 /// Saves arrays (with names, for a dict file) to `fname`, atomically.
@@ -126,12 +139,12 @@ fn check_names(names: Option<&Vec<String>>, n: usize) -> PyResult<()> {
 fn _save(
     py: Python<'_>,
     fname: PathBuf,
-    names: Option<Vec<String>>,
+    names: Option<&Bound<'_, PyAny>>,
     arrays: Vec<Bound<'_, PyNDArray>>,
     version: Option<u32>,
     fsync: bool,
 ) -> PyResult<()> {
-    check_names(names.as_ref(), arrays.len())?;
+    let names = extract_names(names, arrays.len())?;
     let opts = save_options(version, fsync)?;
     let arrays = unwrap_arrays(&arrays);
     py.detach(move || {
@@ -149,11 +162,11 @@ fn _save(
 #[pyo3(signature = (names, arrays, version = None))]
 fn _save_tobuffer<'py>(
     py: Python<'py>,
-    names: Option<Vec<String>>,
+    names: Option<&Bound<'py, PyAny>>,
     arrays: Vec<Bound<'py, PyNDArray>>,
     version: Option<u32>,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    check_names(names.as_ref(), arrays.len())?;
+    let names = extract_names(names, arrays.len())?;
     let opts = save_options(version, false)?;
     let arrays = unwrap_arrays(&arrays);
     let bytes = py
