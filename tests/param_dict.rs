@@ -3,21 +3,11 @@
 use std::sync::Arc;
 
 use mxparams::{
-    Context, DType, DTypeSource, Error, GradReq, LoadOptions, NDArray, ParamAttrs, ParameterDict,
+    Context, DType, DTypeSource, Error, GradReq, LoadOptions, ParamAttrs, ParameterDict,
 };
 
-fn f32s(v: &[f32], shape: &[usize]) -> NDArray {
-    let b: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-    NDArray::from_bytes(&b, shape, DType::Float32, Context::cpu(0)).expect("array")
-}
-
-fn values(a: &NDArray) -> Vec<f32> {
-    let c = mxparams::convert::cast(a, DType::Float32).expect("cast");
-    let g = c.buffer().read();
-    g.chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
+mod common;
+use common::{f32s, values};
 
 fn shape(s: &[usize]) -> ParamAttrs {
     ParamAttrs {

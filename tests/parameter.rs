@@ -1,19 +1,9 @@
 //! Parameter: grad_req state machine, context map, deferred init, reduce, cast, grads.
 
-use mxparams::{Context, DType, Error, GradReq, NDArray, Parameter};
+use mxparams::{Context, DType, Error, GradReq, Parameter};
 
-fn f32s(v: &[f32], shape: &[usize]) -> NDArray {
-    let b: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-    NDArray::from_bytes(&b, shape, DType::Float32, Context::cpu(0)).expect("array")
-}
-
-fn values(a: &NDArray) -> Vec<f32> {
-    let c = mxparams::convert::cast(a, DType::Float32).expect("cast");
-    let g = c.buffer().read();
-    g.chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
+mod common;
+use common::{f32s, values};
 
 const CTXS: [Context; 2] = [Context::cpu(0), Context::cpu(1)];
 

@@ -118,8 +118,14 @@ fn extract_names(names: Option<&Bound<'_, PyAny>>, n: usize) -> PyResult<Option<
         return Ok(None);
     };
     let (names, joined) = match obj.cast::<PyString>() {
-        Ok(s) if n == 0 && s.to_cow()?.is_empty() => return Ok(Some(Vec::new())),
-        Ok(s) => (s.to_cow()?.split('\0').map(str::to_owned).collect(), true),
+        Ok(s) => {
+            let text = s.to_cow()?;
+            // "" is no names for no arrays, or one empty name for one array.
+            if n == 0 && text.is_empty() {
+                return Ok(Some(Vec::new()));
+            }
+            (text.split('\0').map(str::to_owned).collect(), true)
+        }
         Err(_) => (obj.extract::<Vec<String>>()?, false),
     };
     if names.len() != n {
