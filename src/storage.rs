@@ -311,6 +311,21 @@ impl Buffer {
         matches!(self.0.memory, Memory::Device(_))
     }
 
+    /// The device allocation together with the storage's read lock, held
+    /// while the caller reads the device memory itself (e.g. a batched
+    /// download); `None` for host memory.
+    pub fn device_read(
+        &self,
+    ) -> Option<(
+        std::sync::RwLockReadGuard<'_, ()>,
+        &crate::cuda::DeviceAlloc,
+    )> {
+        match &self.0.memory {
+            Memory::Device(d) => Some((self.0.lock.read().unwrap_or_else(|e| e.into_inner()), d)),
+            _ => None,
+        }
+    }
+
     /// Whether the bytes live in page-locked host memory.
     pub fn is_pinned(&self) -> bool {
         matches!(self.0.memory, Memory::Pinned(_))
@@ -344,6 +359,15 @@ impl Buffer {
         Ok(Buffer::new(Memory::Device(crate::cuda::alloc_uninit(
             device, len,
         )?)))
+    }
+
+    /// Device memory on `gpu(device)` for several arrays carved from one
+    /// allocation, contents unspecified (see [`Buffer::device_uninit`]).
+    pub fn device_slab(device: u32, lens: &[usize]) -> Result<Vec<Buffer>> {
+        Ok(crate::cuda::alloc_slab(device, lens)?
+            .into_iter()
+            .map(|d| Buffer::new(Memory::Device(d)))
+            .collect())
     }
 
     /// `len` zero bytes of page-locked host memory, or of ordinary host memory

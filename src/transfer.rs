@@ -55,10 +55,11 @@ fn upload(arrays: &[NDArray], device: u32) -> Result<Vec<NDArray>> {
             }
         })
         .collect::<Result<_>>()?;
-    let bufs = dense
-        .iter()
-        .map(|a| Buffer::device_uninit(device, a.nbytes()))
-        .collect::<Result<Vec<_>>>()?;
+    let trace = std::env::var_os("MXPARAMS_CUDA_TRACE").is_some();
+    let started = std::time::Instant::now();
+    let lens: Vec<usize> = dense.iter().map(NDArray::nbytes).collect();
+    let bufs = Buffer::device_slab(device, &lens)?;
+    let allocated = started.elapsed();
     {
         let guards = dense
             .iter()
@@ -70,6 +71,18 @@ fn upload(arrays: &[NDArray], device: u32) -> Result<Vec<NDArray>> {
             .filter_map(|(g, b)| b.device_alloc().map(|d| (&g[..], d)))
             .collect();
         crate::cuda::upload_batch(device, &jobs)?;
+    }
+    if trace {
+        let total: usize = lens.iter().sum();
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!(
+            "mxparams upload: {} arrays, {total} bytes to gpu({device}): alloc {:.2} ms, \
+             total {:.2} ms ({:.1} GB/s)",
+            lens.len(),
+            allocated.as_secs_f64() * 1e3,
+            secs * 1e3,
+            total as f64 / secs / 1e9
+        );
     }
     dense
         .iter()

@@ -9,7 +9,13 @@ warm-cache numbers):
   - numpy views of the mmapped file, ``torch.from_numpy(a).cuda()`` per array
   - the same through a pinned tensor and ``.cuda(non_blocking=True)`` per array
 
-Run: ``python benches/python/bench_gpu.py [--gb 1.2] [--arrays 384] [--repeat 3]``.
+Bounds measured in the same run: a pinned torch tensor copied to the GPU and
+back (the PCIe bound), and a raw ``write()`` of the same bytes to a fresh file
+(the bound for saving). ``--sweep`` also times ``nd.load(ctx=gpu(0))`` under
+several shapes of the upload ring (``MXPARAMS_UPLOAD_SLOT_MB``,
+``MXPARAMS_UPLOAD_SLOTS``, ``MXPARAMS_UPLOAD_THREADS``).
+
+Run: ``python benches/python/bench_gpu.py [--gb 1.2] [--arrays 384] [--repeat 3] [--sweep]``.
 """
 
 from __future__ import annotations
@@ -41,12 +47,41 @@ def best(fn: Callable[[], Any], repeat: int, sync: Callable[[], None]) -> float:
     return min(times)
 
 
+def bounds(
+    torch: Any, arrays: dict[str, np.ndarray[Any, Any]], tmp: str, repeat: int
+) -> list[tuple[str, float, str]]:
+    """The PCIe bound (one pinned tensor each way) and the raw write bound."""
+    dev = torch.device("cuda", 0)
+    sync = torch.cuda.synchronize
+    flat = np.concatenate([a.view(np.uint8) for a in arrays.values()])
+    gb = flat.nbytes / 1e9
+    pinned = torch.empty(flat.nbytes, dtype=torch.uint8, pin_memory=True)
+    pinned.copy_(torch.from_numpy(flat))
+    on_dev = pinned.to(dev)
+    out = []
+    t = best(functools.partial(pinned.to, dev, non_blocking=True), repeat, sync)
+    out.append(("bound: one pinned tensor -> cuda:0 (torch)", t, f"{gb / t:.2f}"))
+    t = best(functools.partial(pinned.copy_, on_dev, non_blocking=True), repeat, sync)
+    out.append(("bound: cuda:0 -> one pinned tensor (torch)", t, f"{gb / t:.2f}"))
+    raw = os.path.join(tmp, "raw.bin")
+
+    def raw_write() -> None:
+        with open(raw, "wb") as fh:
+            fh.write(memoryview(flat))
+        os.unlink(raw)
+
+    t = best(raw_write, repeat, lambda: None)
+    out.append(("bound: raw write() of the bytes to a fresh file", t, f"{gb / t:.2f}"))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--gb", type=float, default=1.2)
     ap.add_argument("--arrays", type=int, default=384)
     ap.add_argument("--params", type=int, default=10_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--sweep", action="store_true")
     args = ap.parse_args()
 
     import torch
@@ -74,12 +109,33 @@ def main() -> None:
         def mx_load() -> Any:
             return mx.nd.load(fparams, ctx=mx.gpu(0))
 
+        rows.extend(bounds(torch, arrays, tmp, args.repeat))
+
+        os.environ["MXPARAMS_CUDA_TRACE"] = "1"
         got = mx_load()
+        del os.environ["MXPARAMS_CUDA_TRACE"]
         assert isinstance(got, dict)
         np.testing.assert_array_equal(got[names[-1]].asnumpy(), arrays[names[-1]])
         del got
         t = best(mx_load, args.repeat, sync)
         rows.append(("mxparams nd.load(ctx=gpu(0))", t, f"{gb / t:.2f}"))
+
+        if args.sweep:
+            sweep: list[tuple[str, float]] = []
+            for slot_mb in (16, 64, 256):
+                for slots in (2, 3, 4):
+                    for threads in (4, 8, 16):
+                        os.environ["MXPARAMS_UPLOAD_SLOT_MB"] = str(slot_mb)
+                        os.environ["MXPARAMS_UPLOAD_SLOTS"] = str(slots)
+                        os.environ["MXPARAMS_UPLOAD_THREADS"] = str(threads)
+                        t = best(mx_load, args.repeat, sync)
+                        sweep.append((f"slot {slot_mb} MiB x {slots}, {threads} threads", t))
+            for k in ("SLOT_MB", "SLOTS", "THREADS"):
+                del os.environ[f"MXPARAMS_UPLOAD_{k}"]
+            print("| upload ring | seconds | GB/s |\n| --- | ---: | ---: |")
+            for name, secs in sorted(sweep, key=lambda r: r[1]):
+                print(f"| {name} | {secs:.4f} | {gb / secs:.2f} |")
+            print(flush=True)
 
         def pd_load() -> Any:
             pd = mx.ParameterDict()
@@ -131,6 +187,16 @@ def main() -> None:
         fout = os.path.join(tmp, "out.params")
         t = best(functools.partial(mx.nd.save, fout, on_gpu), args.repeat, sync)
         rows.append(("mxparams nd.save from gpu(0)", t, f"{gb / t:.2f}"))
+        check = mx.nd.load(fout)
+        assert isinstance(check, dict)
+        np.testing.assert_array_equal(check[names[-1]].asnumpy(), arrays[names[-1]])
+        del check
+
+        def host_then_save(src: dict[str, Any] = on_gpu) -> None:
+            mx.nd.save(fout, {k: mx.nd.array(v.asnumpy()) for k, v in src.items()})
+
+        t = best(host_then_save, args.repeat, sync)
+        rows.append(("asnumpy() per array, then nd.save", t, f"{gb / t:.2f}"))
         try:
             from safetensors.torch import save_file as st_save
         except ImportError:

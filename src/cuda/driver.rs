@@ -7,7 +7,7 @@
 
 use std::ffi::c_void;
 use std::panic::catch_unwind;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use cudarc::driver::result::{self, DriverError};
 use cudarc::driver::sys;
@@ -33,6 +33,7 @@ const SYMBOLS: &[&str] = &[
     "cuMemcpyDtoH_v2",
     "cuMemcpyDtoD_v2",
     "cuMemcpyHtoDAsync_v2",
+    "cuMemcpyDtoHAsync_v2",
     "cuMemcpyPeerAsync",
     "cuMemsetD8_v2",
     "cuStreamCreate",
@@ -185,8 +186,30 @@ fn sync_default_stream(what: &str) -> Result<()> {
     unsafe { result::stream::synchronize(std::ptr::null_mut()) }.map_err(|e| cuda(what, e))
 }
 
-/// Device memory on one GPU. Zero-length allocations hold no memory.
+/// One cuMemAlloc block, freed when the last allocation carved from it is dropped.
+struct DeviceBlock {
+    ptr: sys::CUdeviceptr,
+    device: u32,
+}
+
+impl Drop for DeviceBlock {
+    fn drop(&mut self) {
+        if activate(self.device).is_err() {
+            return;
+        }
+        // SAFETY: `ptr` came from cuMemAlloc in this device's context and is
+        // freed once. Pending work on it was synchronised by the operation
+        // that issued it. An error (e.g. at process teardown) leaks the block.
+        let _ = unsafe { result::free_sync(self.ptr) };
+    }
+}
+
+/// Device memory on one GPU: a whole block, or one range of a block shared
+/// by the arrays of one load (one cuMemAlloc per checkpoint instead of one
+/// per array). Zero-length allocations hold no memory.
 pub struct DeviceAlloc {
+    /// Held for its drop, which frees the block after the last range.
+    _block: Option<Arc<DeviceBlock>>,
     ptr: sys::CUdeviceptr,
     len: usize,
     device: u32,
@@ -208,18 +231,6 @@ impl DeviceAlloc {
     /// The device address.
     pub fn device_ptr(&self) -> u64 {
         self.ptr
-    }
-}
-
-impl Drop for DeviceAlloc {
-    fn drop(&mut self) {
-        if self.len == 0 || activate(self.device).is_err() {
-            return;
-        }
-        // SAFETY: `ptr` came from cuMemAlloc in this device's context and is
-        // freed once. Pending work on it was synchronised by the operation
-        // that issued it. An error (e.g. at process teardown) leaks the block.
-        let _ = unsafe { result::free_sync(self.ptr) };
     }
 }
 
@@ -282,23 +293,74 @@ pub(super) fn device_name(device: u32) -> Result<String> {
     result::device::get_name(d.dev).map_err(|e| cuda("cuDeviceGetName", e))
 }
 
-pub(super) fn alloc(device: u32, len: usize, zeroed: bool) -> Result<DeviceAlloc> {
-    if len == 0 {
-        return Ok(DeviceAlloc {
-            ptr: 0,
-            len,
-            device,
-        });
+fn empty_alloc(device: u32) -> DeviceAlloc {
+    DeviceAlloc {
+        _block: None,
+        ptr: 0,
+        len: 0,
+        device,
     }
+}
+
+fn alloc_block(device: u32, len: usize) -> Result<Arc<DeviceBlock>> {
     activate(device)?;
     // SAFETY: a context is current; the block is owned by the returned value.
     let ptr = unsafe { result::malloc_sync(len) }
         .map_err(|e| cuda(&format!("allocating {len} bytes on gpu({device})"), e))?;
-    let a = DeviceAlloc { ptr, len, device };
+    Ok(Arc::new(DeviceBlock { ptr, device }))
+}
+
+pub(super) fn alloc(device: u32, len: usize, zeroed: bool) -> Result<DeviceAlloc> {
+    if len == 0 {
+        return Ok(empty_alloc(device));
+    }
+    let block = alloc_block(device, len)?;
+    let a = DeviceAlloc {
+        ptr: block.ptr,
+        _block: Some(block),
+        len,
+        device,
+    };
     if zeroed {
         memset_zero(&a)?;
     }
     Ok(a)
+}
+
+/// Alignment of each range of a slab: cuMemAlloc's own, so views carved from
+/// a slab suit every consumer that accepts a fresh allocation.
+const SLAB_ALIGN: usize = 256;
+
+pub(super) fn alloc_slab(device: u32, lens: &[usize]) -> Result<Vec<DeviceAlloc>> {
+    let mut offsets = Vec::with_capacity(lens.len());
+    let mut total = 0usize;
+    for &len in lens {
+        offsets.push(total);
+        total = total
+            .checked_add(len)
+            .and_then(|t| t.checked_next_multiple_of(SLAB_ALIGN))
+            .ok_or_else(|| Error::invalid("device slab size overflows"))?;
+    }
+    if total == 0 {
+        return Ok(lens.iter().map(|_| empty_alloc(device)).collect());
+    }
+    let block = alloc_block(device, total)?;
+    Ok(lens
+        .iter()
+        .zip(offsets)
+        .map(|(&len, off)| {
+            if len == 0 {
+                empty_alloc(device)
+            } else {
+                DeviceAlloc {
+                    ptr: block.ptr + off as u64,
+                    _block: Some(Arc::clone(&block)),
+                    len,
+                    device,
+                }
+            }
+        })
+        .collect())
 }
 
 pub(super) fn alloc_pinned(len: usize) -> Result<PinnedAlloc> {
@@ -386,12 +448,62 @@ pub(super) fn memset_zero(dst: &DeviceAlloc) -> Result<()> {
     sync_default_stream("device memset")
 }
 
-/// Size of one staging buffer of the upload ring.
+/// Default size of one staging buffer of the upload ring.
 const SLOT_BYTES: usize = 64 << 20;
-/// Number of staging buffers: one being filled, the others in flight.
+/// Default number of staging buffers: one being filled, the others in flight.
 const SLOTS: usize = 3;
 /// Uploads up to this size copy straight from pageable memory.
 const SMALL_UPLOAD: usize = 1 << 20;
+
+/// The upload ring's shape. Read from the environment at each upload, so a
+/// deployment (or a benchmark sweep) can tune it for its host:
+/// `MXPARAMS_UPLOAD_SLOT_MB`, `MXPARAMS_UPLOAD_SLOTS` and
+/// `MXPARAMS_UPLOAD_THREADS` (host copy threads; default: all cores).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct RingConfig {
+    slot_bytes: usize,
+    slots: usize,
+    threads: usize,
+}
+
+fn env_usize(name: &str) -> Option<usize> {
+    std::env::var(name).ok()?.trim().parse().ok()
+}
+
+fn ring_config() -> RingConfig {
+    RingConfig {
+        slot_bytes: env_usize("MXPARAMS_UPLOAD_SLOT_MB")
+            .filter(|&mb| (1..=4096).contains(&mb))
+            .map_or(SLOT_BYTES, |mb| mb << 20),
+        slots: env_usize("MXPARAMS_UPLOAD_SLOTS")
+            .filter(|&n| (2..=64).contains(&n))
+            .unwrap_or(SLOTS),
+        threads: env_usize("MXPARAMS_UPLOAD_THREADS")
+            .filter(|&n| n >= 1)
+            .unwrap_or(0),
+    }
+}
+
+/// Thread pools for host copies, one per requested size (0: rayon's global pool).
+static COPY_POOLS: Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>> = Mutex::new(Vec::new());
+
+fn copy_pool(threads: usize) -> Result<Option<Arc<rayon::ThreadPool>>> {
+    if threads == 0 {
+        return Ok(None);
+    }
+    let mut pools = COPY_POOLS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, p)) = pools.iter().find(|(n, _)| *n == threads) {
+        return Ok(Some(Arc::clone(p)));
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("mxparams-upload-{i}"))
+        .build()
+        .map_err(|e| Error::Cuda(format!("starting {threads} copy threads failed: {e}")))?;
+    let pool = Arc::new(pool);
+    pools.push((threads, Arc::clone(&pool)));
+    Ok(Some(pool))
+}
 
 /// Staging buffers kept between uploads (pinning memory is slow).
 static STAGING: Mutex<Vec<PinnedAlloc>> = Mutex::new(Vec::new());
@@ -432,35 +544,33 @@ pub(super) fn upload_batch(device: u32, jobs: &[(&[u8], &DeviceAlloc)]) -> Resul
         return jobs.iter().try_for_each(|(src, dst)| htod(dst, src));
     }
     activate(device)?;
-    let nslots = total.div_ceil(SLOT_BYTES).clamp(1, SLOTS);
-    let mut bufs = {
-        let mut cache = STAGING.lock().unwrap_or_else(|e| e.into_inner());
-        let keep = cache.len().saturating_sub(nslots);
-        cache.split_off(keep)
-    };
+    let cfg = ring_config();
+    let pool = copy_pool(cfg.threads)?;
+    let nslots = total.div_ceil(cfg.slot_bytes).clamp(1, cfg.slots);
+    let mut bufs = take_staging(cfg.slot_bytes, nslots);
     while bufs.len() < nslots {
-        bufs.push(alloc_pinned(SLOT_BYTES)?);
+        bufs.push(alloc_pinned(cfg.slot_bytes)?);
     }
     activate(device)?;
-    let result = run_ring(bufs, jobs);
-    let bufs = match result {
-        Ok(b) => b,
-        Err((e, b)) => {
-            return_staging(b);
-            return Err(e);
-        }
-    };
-    return_staging(bufs);
-    Ok(())
+    let outcome = run_ring(&mut bufs, jobs, cfg.slot_bytes, pool.as_deref());
+    return_staging(bufs, cfg.slots);
+    outcome
 }
 
-fn return_staging(bufs: Vec<PinnedAlloc>) {
+/// Up to `n` cached staging buffers of `slot_bytes`; cached buffers of
+/// another size (the ring was re-tuned) are released.
+fn take_staging(slot_bytes: usize, n: usize) -> Vec<PinnedAlloc> {
+    let mut cache = STAGING.lock().unwrap_or_else(|e| e.into_inner());
+    cache.retain(|b| b.len() == slot_bytes);
+    let keep = cache.len().saturating_sub(n);
+    cache.split_off(keep)
+}
+
+fn return_staging(bufs: Vec<PinnedAlloc>, max: usize) {
     let mut cache = STAGING.lock().unwrap_or_else(|e| e.into_inner());
     cache.extend(bufs);
-    cache.truncate(SLOTS);
+    cache.truncate(max);
 }
-
-type RingResult = std::result::Result<Vec<PinnedAlloc>, (Error, Vec<PinnedAlloc>)>;
 
 /// A piece of one job that lands in one staging buffer.
 struct Piece<'a> {
@@ -502,7 +612,7 @@ fn plan<'a>(jobs: &[(&'a [u8], &DeviceAlloc)], slot: usize) -> Vec<Vec<Piece<'a>
 
 /// Copies a fill's pieces into the staging buffer, several threads at once
 /// (pieces are cut into 4 MiB chunks so one big array also spreads out).
-fn stage(buf: &mut [u8], fill: &[Piece<'_>]) {
+fn stage(buf: &mut [u8], fill: &[Piece<'_>], pool: Option<&rayon::ThreadPool>) {
     use rayon::prelude::*;
     const CHUNK: usize = 4 << 20;
     let mut rest = buf;
@@ -515,63 +625,229 @@ fn stage(buf: &mut [u8], fill: &[Piece<'_>]) {
         at = p.off + p.src.len();
         pairs.extend(dst.chunks_mut(CHUNK).zip(p.src.chunks(CHUNK)));
     }
-    pairs
-        .into_par_iter()
-        .for_each(|(d, s)| d.copy_from_slice(s));
+    let copy = move || {
+        pairs
+            .into_par_iter()
+            .for_each(|(d, s)| d.copy_from_slice(s));
+    };
+    match pool {
+        Some(p) => p.install(copy),
+        None => copy(),
+    }
 }
 
-fn run_ring(bufs: Vec<PinnedAlloc>, jobs: &[(&[u8], &DeviceAlloc)]) -> RingResult {
-    let mut bufs = bufs;
-    let outcome = (|| -> Result<()> {
-        let stream = result::stream::create(result::stream::StreamKind::NonBlocking)
-            .map_err(|e| cuda("cuStreamCreate", e))?;
-        let mut pipe = Pipeline {
-            stream,
-            events: Vec::new(),
-        };
-        for _ in 0..bufs.len() {
-            let ev = result::event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING)
-                .map_err(|e| cuda("cuEventCreate", e))?;
-            pipe.events.push(ev);
+fn run_ring(
+    bufs: &mut [PinnedAlloc],
+    jobs: &[(&[u8], &DeviceAlloc)],
+    slot_bytes: usize,
+    pool: Option<&rayon::ThreadPool>,
+) -> Result<()> {
+    let stream = result::stream::create(result::stream::StreamKind::NonBlocking)
+        .map_err(|e| cuda("cuStreamCreate", e))?;
+    // Dropped before `bufs` is touched again: its drop drains the stream.
+    let mut pipe = Pipeline {
+        stream,
+        events: Vec::new(),
+    };
+    for _ in 0..bufs.len() {
+        let ev = result::event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING)
+            .map_err(|e| cuda("cuEventCreate", e))?;
+        pipe.events.push(ev);
+    }
+    for (k, fill) in plan(jobs, slot_bytes).iter().enumerate() {
+        let i = k % bufs.len();
+        if k >= bufs.len() {
+            // The buffer's previous copies must have finished before it is refilled.
+            // SAFETY: the event was recorded on the pipeline's stream.
+            unsafe { result::event::synchronize(pipe.events[i]) }
+                .map_err(|e| cuda("cuEventSynchronize", e))?;
         }
-        for (k, fill) in plan(jobs, SLOT_BYTES).iter().enumerate() {
-            let i = k % bufs.len();
-            if k >= bufs.len() {
-                // The buffer's previous copies must have finished before it is refilled.
-                // SAFETY: the event was recorded on the pipeline's stream.
-                unsafe { result::event::synchronize(pipe.events[i]) }
-                    .map_err(|e| cuda("cuEventSynchronize", e))?;
+        stage(bufs[i].bytes_mut(), fill, pool);
+        let bytes = bufs[i].bytes();
+        for p in fill {
+            let src = &bytes[p.off..p.off + p.src.len()];
+            // SAFETY: `p.dst..+len` lies inside a live device allocation
+            // (lengths checked); the pinned source is not touched again
+            // until this buffer's event has completed, and the buffers
+            // outlive `pipe`, whose drop drains the stream.
+            unsafe { result::memcpy_htod_async(p.dst, src, pipe.stream) }
+                .map_err(|e| cuda("cuMemcpyHtoDAsync", e))?;
+        }
+        // SAFETY: event and stream belong to the pipeline.
+        unsafe { result::event::record(pipe.events[i], pipe.stream) }
+            .map_err(|e| cuda("cuEventRecord", e))?;
+    }
+    // SAFETY: the stream belongs to the pipeline.
+    unsafe { result::stream::synchronize(pipe.stream) }.map_err(|e| cuda("cuStreamSynchronize", e))
+}
+
+/// A piece of one download job that lands in one staging buffer.
+#[derive(Debug, PartialEq, Eq)]
+struct DownPiece {
+    job: usize,
+    /// Offset in the job's allocation.
+    from: usize,
+    /// Offset in the staging buffer.
+    off: usize,
+    len: usize,
+}
+
+/// Cuts download jobs (given by length) into staging-buffer fills, in order.
+fn plan_download(lens: &[usize], slot: usize) -> Vec<Vec<DownPiece>> {
+    let mut fills = Vec::new();
+    let mut cur = Vec::new();
+    let mut used = 0usize;
+    for (job, &len) in lens.iter().enumerate() {
+        let mut done = 0usize;
+        while done < len {
+            if used == slot {
+                fills.push(std::mem::take(&mut cur));
+                used = 0;
             }
-            stage(bufs[i].bytes_mut(), fill);
-            let bytes = bufs[i].bytes();
+            let n = (len - done).min(slot - used);
+            cur.push(DownPiece {
+                job,
+                from: done,
+                off: used,
+                len: n,
+            });
+            used += n;
+            done += n;
+        }
+    }
+    if !cur.is_empty() {
+        fills.push(cur);
+    }
+    fills
+}
+
+pub(super) fn download_batch(
+    jobs: &[&DeviceAlloc],
+    sink: &mut dyn FnMut(usize, &[u8]) -> Result<()>,
+) -> Result<()> {
+    let total: usize = jobs.iter().map(|d| d.len).sum();
+    if total <= SMALL_UPLOAD {
+        for (j, d) in jobs.iter().enumerate() {
+            if d.len > 0 {
+                let mut host = vec![0u8; d.len];
+                dtoh(&mut host, d)?;
+                sink(j, &host)?;
+            }
+        }
+        return Ok(());
+    }
+    let cfg = ring_config();
+    let nslots = total.div_ceil(cfg.slot_bytes).clamp(2, cfg.slots);
+    let mut bufs = take_staging(cfg.slot_bytes, nslots);
+    while bufs.len() < nslots {
+        bufs.push(alloc_pinned(cfg.slot_bytes)?);
+    }
+    // Runs of consecutive jobs on one device share a stream (streams and
+    // events belong to one device's context).
+    let mut outcome = Ok(());
+    let mut start = 0usize;
+    while start < jobs.len() && outcome.is_ok() {
+        let device = jobs[start].device;
+        let end = jobs[start..]
+            .iter()
+            .position(|d| d.device != device)
+            .map_or(jobs.len(), |n| start + n);
+        outcome = download_run(&mut bufs, &jobs[start..end], cfg.slot_bytes, &mut |j, b| {
+            sink(start + j, b)
+        });
+        start = end;
+    }
+    return_staging(bufs, cfg.slots);
+    outcome
+}
+
+/// Downloads jobs that all live on one device: fill `k` is copied
+/// asynchronously into buffer `k % n` while fill `k - 1` goes to the sink.
+fn download_run(
+    bufs: &mut [PinnedAlloc],
+    jobs: &[&DeviceAlloc],
+    slot_bytes: usize,
+    sink: &mut dyn FnMut(usize, &[u8]) -> Result<()>,
+) -> Result<()> {
+    let Some(first) = jobs.first() else {
+        return Ok(());
+    };
+    activate(first.device)?;
+    let stream = result::stream::create(result::stream::StreamKind::NonBlocking)
+        .map_err(|e| cuda("cuStreamCreate", e))?;
+    // Dropped (draining the stream) before `bufs` is touched again.
+    let mut pipe = Pipeline {
+        stream,
+        events: Vec::new(),
+    };
+    for _ in 0..bufs.len() {
+        let ev = result::event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING)
+            .map_err(|e| cuda("cuEventCreate", e))?;
+        pipe.events.push(ev);
+    }
+    let lens: Vec<usize> = jobs.iter().map(|d| d.len).collect();
+    let fills = plan_download(&lens, slot_bytes);
+    let n = bufs.len();
+    for k in 0..=fills.len() {
+        if let Some(fill) = fills.get(k) {
+            // Buffer `k % n` last held fill `k - n`, already handed to the
+            // sink (n >= 2), so it is free to be overwritten.
+            let buf = bufs[k % n].bytes_mut();
             for p in fill {
-                let src = &bytes[p.off..p.off + p.src.len()];
-                // SAFETY: `p.dst..+len` lies inside a live device allocation
-                // (lengths checked); the pinned source is not touched again
-                // until this buffer's event has completed, and the buffers
-                // outlive `pipe`, whose drop drains the stream.
-                unsafe { result::memcpy_htod_async(p.dst, src, pipe.stream) }
-                    .map_err(|e| cuda("cuMemcpyHtoDAsync", e))?;
+                let dst = &mut buf[p.off..p.off + p.len];
+                // SAFETY: the source range lies inside a live allocation of
+                // the current device (planned from its length); the pinned
+                // destination is not read until this fill's event completes.
+                unsafe {
+                    result::memcpy_dtoh_async(dst, jobs[p.job].ptr + p.from as u64, pipe.stream)
+                }
+                .map_err(|e| cuda("cuMemcpyDtoHAsync", e))?;
             }
             // SAFETY: event and stream belong to the pipeline.
-            unsafe { result::event::record(pipe.events[i], pipe.stream) }
+            unsafe { result::event::record(pipe.events[k % n], pipe.stream) }
                 .map_err(|e| cuda("cuEventRecord", e))?;
         }
-        // SAFETY: the stream belongs to the pipeline.
-        unsafe { result::stream::synchronize(pipe.stream) }
-            .map_err(|e| cuda("cuStreamSynchronize", e))?;
-        drop(pipe);
-        Ok(())
-    })();
-    match outcome {
-        Ok(()) => Ok(bufs),
-        Err(e) => Err((e, bufs)),
+        if let Some(prev) = k.checked_sub(1).and_then(|p| fills.get(p).map(|f| (p, f))) {
+            let (p, fill) = prev;
+            // SAFETY: the event was recorded on the pipeline's stream.
+            unsafe { result::event::synchronize(pipe.events[p % n]) }
+                .map_err(|e| cuda("cuEventSynchronize", e))?;
+            let buf = bufs[p % n].bytes();
+            for piece in fill {
+                sink(piece.job, &buf[piece.off..piece.off + piece.len])?;
+            }
+        }
     }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn download_plan_keeps_order_and_covers_every_byte() {
+        let lens = [5usize, 0, 12, 3, 0, 9];
+        let slot = 8;
+        let fills = plan_download(&lens, slot);
+        let mut next = vec![0usize; lens.len()];
+        let mut last_job = 0usize;
+        for fill in &fills {
+            let mut used = 0usize;
+            for p in fill {
+                assert!(p.job >= last_job, "jobs stay in order");
+                last_job = p.job;
+                assert_eq!(p.from, next[p.job], "pieces of a job are consecutive");
+                assert_eq!(p.off, used, "pieces are packed");
+                assert!(p.len > 0);
+                next[p.job] += p.len;
+                used += p.len;
+            }
+            assert!(used <= slot);
+        }
+        assert_eq!(next, lens);
+        assert_eq!(fills.len(), lens.iter().sum::<usize>().div_ceil(slot));
+    }
 
     /// Lays the plan's fills out on the host exactly as the ring would and
     /// checks every byte reaches its destination offset.
@@ -582,13 +858,14 @@ mod tests {
             .enumerate()
             .map(|(j, &n)| (0..n).map(|i| (i * 7 + j * 31) as u8).collect())
             .collect();
-        // Fake device allocations: addresses are only used as numbers here,
-        // and the values are forgotten, never freed.
+        // Fake device allocations without a block: addresses are only used
+        // as numbers here and nothing is freed.
         let mut base = 1u64 << 40;
         let allocs: Vec<DeviceAlloc> = srcs
             .iter()
             .map(|s| {
                 let a = DeviceAlloc {
+                    _block: None,
                     ptr: base,
                     len: s.len(),
                     device: 0,
@@ -606,7 +883,7 @@ mod tests {
         let mut device: std::collections::HashMap<u64, u8> = Default::default();
         for fill in &fills {
             let mut buf = vec![0u8; slot];
-            stage(&mut buf, fill);
+            stage(&mut buf, fill, None);
             let used: usize = fill.iter().map(|p| p.src.len()).sum();
             assert!(used <= slot);
             for p in fill {
@@ -624,8 +901,5 @@ mod tests {
             }
         }
         assert_eq!(device.len(), total);
-        for a in allocs {
-            std::mem::forget(a);
-        }
     }
 }

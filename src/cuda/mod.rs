@@ -74,6 +74,14 @@ pub fn alloc_uninit(device: u32, len: usize) -> Result<DeviceAlloc> {
     backend::alloc(device, len, false)
 }
 
+/// Device memory on `gpu(device)` for several arrays from one allocation:
+/// one range per entry of `lens` (each 256-byte aligned, contents
+/// unspecified). The block is freed when the last range is dropped.
+pub fn alloc_slab(device: u32, lens: &[usize]) -> Result<Vec<DeviceAlloc>> {
+    check_device(device)?;
+    backend::alloc_slab(device, lens)
+}
+
 /// `len` zeroed bytes of page-locked host memory, or `None` when there is no
 /// driver (callers then use ordinary host memory, as MXNet's `cpu_pinned`
 /// does on CPU-only builds).
@@ -112,6 +120,17 @@ pub fn memset_zero(dst: &DeviceAlloc) -> Result<()> {
 pub fn upload_batch(device: u32, jobs: &[(&[u8], &DeviceAlloc)]) -> Result<()> {
     check_device(device)?;
     backend::upload_batch(device, jobs)
+}
+
+/// Streams device allocations to the host, in order, through a ring of
+/// page-locked staging buffers: `sink(j, bytes)` receives job `j`'s bytes as
+/// consecutive chunks (none for an empty job) while the next chunks' copies
+/// run, so the consumer (typically a file write) overlaps the transfer.
+pub fn download_batch(
+    jobs: &[&DeviceAlloc],
+    sink: &mut dyn FnMut(usize, &[u8]) -> Result<()>,
+) -> Result<()> {
+    backend::download_batch(jobs, sink)
 }
 
 #[cfg(test)]

@@ -66,6 +66,10 @@ pub(super) fn alloc(_device: u32, _len: usize, _zeroed: bool) -> Result<DeviceAl
     unavailable()
 }
 
+pub(super) fn alloc_slab(_device: u32, _lens: &[usize]) -> Result<Vec<DeviceAlloc>> {
+    unavailable()
+}
+
 pub(super) fn alloc_pinned(_len: usize) -> Result<PinnedAlloc> {
     unavailable()
 }
@@ -90,5 +94,15 @@ pub(super) fn upload_batch(_device: u32, jobs: &[(&[u8], &DeviceAlloc)]) -> Resu
     match jobs.first() {
         None => Ok(()),
         Some((_, d)) => match **d {},
+    }
+}
+
+pub(super) fn download_batch(
+    jobs: &[&DeviceAlloc],
+    _sink: &mut dyn FnMut(usize, &[u8]) -> Result<()>,
+) -> Result<()> {
+    match jobs.first() {
+        None => Ok(()),
+        Some(d) => match **d {},
     }
 }

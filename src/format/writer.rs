@@ -125,40 +125,74 @@ fn write_record<W: Write>(
     Ok(())
 }
 
-/// Host copies of the device arrays among `arrays`, made on a helper thread
-/// one ahead of the writer, so that device-to-host copies overlap writing.
-/// `write` gets each array (its host copy for device arrays) in order.
-fn with_staged_device_arrays(
+/// Writes the records of `arrays`. Dense device arrays stream through
+/// [`crate::cuda::download_batch`]'s pinned ring, so their device-to-host
+/// copies overlap the writing; each record keeps the array's own (GPU)
+/// context, as MXNet's does.
+fn write_records<W: Write>(
+    w: &mut W,
+    scratch: &mut Vec<u8>,
     arrays: &[&NDArray],
-    mut write: impl FnMut(&NDArray, Context) -> Result<()>,
+    v: Concrete,
 ) -> Result<()> {
-    if !arrays.iter().any(|a| a.buffer().is_device()) {
-        return arrays.iter().try_for_each(|a| write(a, a.context()));
+    let streamed: Vec<usize> = (0..arrays.len())
+        .filter(|&i| arrays[i].buffer().is_device() && arrays[i].sparse_parts().is_none())
+        .collect();
+    // Host arrays (and sparse device arrays, staged one by one) in order.
+    let write_other = |w: &mut W, scratch: &mut Vec<u8>, a: &NDArray| -> Result<()> {
+        if a.buffer().is_device() {
+            write_record(w, scratch, &a.copy_to(Context::cpu(0))?, a.context(), v)
+        } else {
+            write_record(w, scratch, a, a.context(), v)
+        }
+    };
+    if streamed.is_empty() {
+        return arrays.iter().try_for_each(|a| write_other(w, scratch, a));
     }
-    std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<NDArray>>(1);
-        scope.spawn(move || {
-            for a in arrays.iter().filter(|a| a.buffer().is_device()) {
-                let host = a.copy_to(Context::cpu(0));
-                let failed = host.is_err();
-                if tx.send(host).is_err() || failed {
-                    return;
-                }
-            }
-        });
-        for a in arrays {
-            if a.buffer().is_device() {
-                let host = rx
-                    .recv()
-                    .map_err(|_| Error::Cuda("device-to-host staging stopped".into()))??;
-                // The record keeps the array's own (GPU) context, as MXNet's does.
-                write(&host, a.context())?;
+    let allocs = streamed
+        .iter()
+        .map(|&i| {
+            arrays[i]
+                .buffer()
+                .device_alloc()
+                .ok_or_else(|| Error::invalid("a device array lost its device memory"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // Read locks for the whole transfer, one per storage (an array listed
+    // twice must not take its lock twice).
+    let mut seen = std::collections::HashSet::new();
+    let _locks: Vec<_> = streamed
+        .iter()
+        .map(|&i| arrays[i].buffer())
+        .filter(|b| {
+            b.device_alloc()
+                .is_some_and(|d| seen.insert(d.device_ptr()))
+        })
+        .filter_map(|b| b.device_read().map(|(guard, _)| guard))
+        .collect();
+    // Records before the streamed array `upto` (inclusive) that are not yet
+    // written: headers of streamed arrays, whole records of the others.
+    let mut next = 0usize;
+    let mut write_until = |w: &mut W, scratch: &mut Vec<u8>, upto: usize| -> Result<()> {
+        while next <= upto && next < arrays.len() {
+            let a = arrays[next];
+            if streamed.binary_search(&next).is_ok() {
+                scratch.clear();
+                record_header(scratch, a, a.context(), v)?;
+                w.write_all(scratch)?;
             } else {
-                write(a, a.context())?;
+                write_other(w, scratch, a)?;
             }
+            next += 1;
         }
         Ok(())
-    })
+    };
+    crate::cuda::download_batch(&allocs, &mut |j, bytes| {
+        write_until(w, scratch, streamed[j])?;
+        w.write_all(bytes)?;
+        Ok(())
+    })?;
+    write_until(w, scratch, arrays.len())
 }
 
 fn write_body<W: Write>(
@@ -172,7 +206,7 @@ fn write_body<W: Write>(
     head[16..].copy_from_slice(&(arrays.len() as u64).to_le_bytes());
     w.write_all(&head)?;
     let mut scratch = Vec::with_capacity(256);
-    with_staged_device_arrays(arrays, |a, ctx| write_record(w, &mut scratch, a, ctx, v))?;
+    write_records(w, &mut scratch, arrays, v)?;
     let names = names.unwrap_or_default();
     w.write_all(&(names.len() as u64).to_le_bytes())?;
     for n in names {

@@ -322,3 +322,73 @@ def test_pickle_gpu_array() -> None:
     b = pickle.loads(pickle.dumps(a))
     assert b.context == mx.gpu(0)
     np.testing.assert_array_equal(b.asnumpy(), [1.0, 2.0])
+
+
+def test_save_streams_mixed_host_and_device_arrays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A 1 MiB ring of two buffers: arrays span several fills and fills span arrays.
+    monkeypatch.setenv("MXPARAMS_UPLOAD_SLOT_MB", "1")
+    monkeypatch.setenv("MXPARAMS_UPLOAD_SLOTS", "2")
+    rng = np.random.default_rng(3)
+    x = {
+        "big": rng.standard_normal(700_000).astype("float32"),
+        "empty": np.zeros((0, 3), "float32"),
+        "host": rng.standard_normal((5, 7)).astype("float64"),
+        "scalar": np.array(2.5, "float32"),
+        "mid": rng.integers(0, 100, 300_001).astype("int64"),
+        "tail_empty": np.zeros((0,), "int8"),
+    }
+    arrays = {
+        k: mx.nd.array(v, dtype=v.dtype, ctx=mx.cpu() if k == "host" else mx.gpu(0))
+        for k, v in x.items()
+    }
+    f = tmp_path / "mixed.params"
+    mx.nd.save(str(f), arrays)
+    got = mx.nd.load(str(f))
+    assert isinstance(got, dict) and list(got) == list(x)
+    for k, v in x.items():
+        assert got[k].shape == v.shape
+        np.testing.assert_array_equal(got[k].asnumpy(), v)
+    host_only = mx.nd.save_tobuffer({k: mx.nd.array(v, dtype=v.dtype) for k, v in x.items()})
+    streamed = f.read_bytes()
+    assert len(streamed) == len(host_only)
+    # Only the device-type bytes of the five GPU records differ.
+    assert sum(a != b for a, b in zip(host_only, streamed)) == 5
+    # The same array listed twice (one storage, read twice).
+    lst = tmp_path / "twice.params"
+    mx.nd.save(str(lst), [arrays["big"], arrays["big"]])
+    twice = mx.nd.load(str(lst))
+    assert isinstance(twice, list)
+    for a in twice:
+        np.testing.assert_array_equal(a.asnumpy(), x["big"])
+
+
+def test_load_through_a_small_ring_and_slab_lifetimes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MXPARAMS_UPLOAD_SLOT_MB", "1")
+    monkeypatch.setenv("MXPARAMS_UPLOAD_SLOTS", "3")
+    monkeypatch.setenv("MXPARAMS_UPLOAD_THREADS", "3")
+    rng = np.random.default_rng(4)
+    x = {f"w{i}": rng.standard_normal(50_000 * (i + 1) + i).astype("float32") for i in range(8)}
+    x["odd"] = rng.integers(0, 255, 12_345).astype("uint8")
+    f = tmp_path / "ring.params"
+    mx.nd.save(str(f), {k: mx.nd.array(v, dtype=v.dtype) for k, v in x.items()})
+    got = mx.nd.load(str(f), ctx=mx.gpu(0))
+    assert isinstance(got, dict)
+    torch = third_party("torch")
+    for k, v in x.items():
+        np.testing.assert_array_equal(got[k].asnumpy(), v)
+        t = torch.from_dlpack(got[k])
+        assert t.device.type == "cuda"
+        np.testing.assert_array_equal(t.cpu().numpy(), v)
+    # Arrays of one load share one device block; each outlives the others.
+    keep = got["odd"]
+    del got, t
+    import gc
+
+    gc.collect()
+    np.testing.assert_array_equal(keep.asnumpy(), x["odd"])
+    keep[:] = 7
+    assert (keep.asnumpy() == 7).all()
