@@ -161,8 +161,9 @@ fn advise_huge_pages(ptr: *mut u8, len: usize) {
 
 /// A read-only source that mapped storage borrows from.
 pub enum SharedSource {
-    /// A memory-mapped file.
-    Mmap(memmap2::Mmap),
+    /// A memory-mapped file (mapped from offset 0) with the open file, which
+    /// bulk readers may read with positioned reads instead of the mapping.
+    MappedFile(memmap2::Mmap, std::fs::File),
     /// Bytes held in memory.
     Bytes(Vec<u8>),
 }
@@ -171,7 +172,7 @@ impl SharedSource {
     /// The source's bytes.
     pub fn bytes(&self) -> &[u8] {
         match self {
-            SharedSource::Mmap(m) => m,
+            SharedSource::MappedFile(m, _) => m,
             SharedSource::Bytes(b) => b,
         }
     }
@@ -322,6 +323,18 @@ impl Buffer {
     )> {
         match &self.0.memory {
             Memory::Device(d) => Some((self.0.lock.read().unwrap_or_else(|e| e.into_inner()), d)),
+            _ => None,
+        }
+    }
+
+    /// For a range of a memory-mapped file kept open: the file and the
+    /// range's offset in it.
+    pub fn file_backing(&self) -> Option<(&std::fs::File, u64)> {
+        match &self.0.memory {
+            Memory::Shared { source, offset, .. } => match &**source {
+                SharedSource::MappedFile(_, file) => Some((file, *offset as u64)),
+                _ => None,
+            },
             _ => None,
         }
     }

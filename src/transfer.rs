@@ -6,6 +6,7 @@
 //! so the file is read once whatever the number of devices.
 
 use crate::context::{Context, DeviceType};
+use crate::cuda::HostRange;
 use crate::error::Result;
 use crate::ndarray::NDArray;
 use crate::storage::Buffer;
@@ -65,10 +66,17 @@ fn upload(arrays: &[NDArray], device: u32) -> Result<Vec<NDArray>> {
             .iter()
             .map(|a| a.buffer().try_read())
             .collect::<Result<Vec<_>>>()?;
-        let jobs: Vec<(&[u8], &crate::cuda::DeviceAlloc)> = guards
+        let jobs: Vec<(HostRange<'_>, &crate::cuda::DeviceAlloc)> = guards
             .iter()
+            .zip(&dense)
             .zip(&bufs)
-            .filter_map(|(g, b)| b.device_alloc().map(|d| (&g[..], d)))
+            .filter_map(|((g, a), b)| {
+                let src = HostRange {
+                    bytes: &g[..],
+                    file: a.buffer().file_backing(),
+                };
+                b.device_alloc().map(|d| (src, d))
+            })
             .collect();
         crate::cuda::upload_batch(device, &jobs)?;
     }

@@ -13,7 +13,7 @@ from typing import Any, Union
 import numpy as np
 
 from . import _native
-from ._native import Context, NDArray
+from ._native import Context, NDArray, cpu, current_context
 
 __all__ = [
     "NDArray",
@@ -112,6 +112,10 @@ def empty(shape: ShapeLike, ctx: Context | None = None, dtype: Any = None) -> ND
 
 def full(shape: ShapeLike, val: Any, ctx: Context | None = None, dtype: Any = None) -> NDArray:
     """An array filled with ``val`` (dtype defaults to float32)."""
+    target = current_context() if ctx is None else ctx
+    if target.device_type == "gpu":
+        # Device memory is not host-addressable: fill on the host, copy once.
+        return full(shape, val, cpu(), dtype).as_in_context(target)
     out = zeros(shape, ctx, dtype)
     np.asarray(out)[...] = val
     return out

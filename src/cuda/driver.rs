@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use cudarc::driver::result::{self, DriverError};
 use cudarc::driver::sys;
 
+use super::HostRange;
 use crate::error::{Error, Result};
 
 /// Every libcuda symbol this module (through cudarc) can call. The probe
@@ -457,13 +458,17 @@ const SMALL_UPLOAD: usize = 1 << 20;
 
 /// The upload ring's shape. Read from the environment at each upload, so a
 /// deployment (or a benchmark sweep) can tune it for its host:
-/// `MXPARAMS_UPLOAD_SLOT_MB`, `MXPARAMS_UPLOAD_SLOTS` and
-/// `MXPARAMS_UPLOAD_THREADS` (host copy threads; default: all cores).
+/// `MXPARAMS_UPLOAD_SLOT_MB`, `MXPARAMS_UPLOAD_SLOTS`,
+/// `MXPARAMS_UPLOAD_THREADS` (host copy threads; default: all cores) and
+/// `MXPARAMS_UPLOAD_READ` (`pread` or `mmap`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct RingConfig {
     slot_bytes: usize,
     slots: usize,
     threads: usize,
+    /// Read file-backed ranges with positioned reads (`MXPARAMS_UPLOAD_READ`
+    /// = `pread`, the default) rather than copying from the mapping (`mmap`).
+    pread: bool,
 }
 
 fn env_usize(name: &str) -> Option<usize> {
@@ -481,6 +486,7 @@ fn ring_config() -> RingConfig {
         threads: env_usize("MXPARAMS_UPLOAD_THREADS")
             .filter(|&n| n >= 1)
             .unwrap_or(0),
+        pread: std::env::var("MXPARAMS_UPLOAD_READ").map_or(true, |v| v.trim() != "mmap"),
     }
 }
 
@@ -528,9 +534,9 @@ impl Drop for Pipeline {
     }
 }
 
-pub(super) fn upload_batch(device: u32, jobs: &[(&[u8], &DeviceAlloc)]) -> Result<()> {
+pub(super) fn upload_batch(device: u32, jobs: &[(HostRange<'_>, &DeviceAlloc)]) -> Result<()> {
     for (src, dst) in jobs {
-        check_len("host-to-device copy", dst.len, src.len())?;
+        check_len("host-to-device copy", dst.len, src.bytes.len())?;
         if dst.device != device {
             return Err(Error::invalid(format!(
                 "batched upload to gpu({device}) got an allocation on gpu({})",
@@ -538,10 +544,10 @@ pub(super) fn upload_batch(device: u32, jobs: &[(&[u8], &DeviceAlloc)]) -> Resul
             )));
         }
     }
-    let total: usize = jobs.iter().map(|(s, _)| s.len()).sum();
+    let total: usize = jobs.iter().map(|(s, _)| s.bytes.len()).sum();
     if total <= SMALL_UPLOAD {
         // Not worth pinning staging memory for.
-        return jobs.iter().try_for_each(|(src, dst)| htod(dst, src));
+        return jobs.iter().try_for_each(|(src, dst)| htod(dst, src.bytes));
     }
     activate(device)?;
     let cfg = ring_config();
@@ -552,7 +558,13 @@ pub(super) fn upload_batch(device: u32, jobs: &[(&[u8], &DeviceAlloc)]) -> Resul
         bufs.push(alloc_pinned(cfg.slot_bytes)?);
     }
     activate(device)?;
-    let outcome = run_ring(&mut bufs, jobs, cfg.slot_bytes, pool.as_deref());
+    let ring = Ring {
+        device,
+        slot_bytes: cfg.slot_bytes,
+        pread: cfg.pread,
+        pool: pool.as_deref(),
+    };
+    let outcome = ring.run(&mut bufs, jobs);
     return_staging(bufs, cfg.slots);
     outcome
 }
@@ -574,7 +586,7 @@ fn return_staging(bufs: Vec<PinnedAlloc>, max: usize) {
 
 /// A piece of one job that lands in one staging buffer.
 struct Piece<'a> {
-    src: &'a [u8],
+    src: HostRange<'a>,
     /// Offset in the staging buffer.
     off: usize,
     /// Device address of the piece's destination.
@@ -583,20 +595,20 @@ struct Piece<'a> {
 
 /// Cuts the jobs into staging-buffer fills, in order: each fill is at most
 /// `slot` bytes of pieces laid out back to back.
-fn plan<'a>(jobs: &[(&'a [u8], &DeviceAlloc)], slot: usize) -> Vec<Vec<Piece<'a>>> {
+fn plan<'a>(jobs: &[(HostRange<'a>, &DeviceAlloc)], slot: usize) -> Vec<Vec<Piece<'a>>> {
     let mut fills = Vec::new();
     let mut cur: Vec<Piece<'a>> = Vec::new();
     let mut used = 0usize;
-    for &(src, dst) in jobs {
+    for (src, dst) in jobs {
         let mut done = 0usize;
-        while done < src.len() {
+        while done < src.bytes.len() {
             if used == slot {
                 fills.push(std::mem::take(&mut cur));
                 used = 0;
             }
-            let n = (src.len() - done).min(slot - used);
+            let n = (src.bytes.len() - done).min(slot - used);
             cur.push(Piece {
-                src: &src[done..done + n],
+                src: src.sub(done, n),
                 off: used,
                 dst: dst.ptr + done as u64,
             });
@@ -610,75 +622,118 @@ fn plan<'a>(jobs: &[(&'a [u8], &DeviceAlloc)], slot: usize) -> Vec<Vec<Piece<'a>
     fills
 }
 
-/// Copies a fill's pieces into the staging buffer, several threads at once
-/// (pieces are cut into 4 MiB chunks so one big array also spreads out).
-fn stage(buf: &mut [u8], fill: &[Piece<'_>], pool: Option<&rayon::ThreadPool>) {
-    use rayon::prelude::*;
-    const CHUNK: usize = 4 << 20;
-    let mut rest = buf;
-    let mut pairs: Vec<(&mut [u8], &[u8])> = Vec::new();
-    let mut at = 0usize;
-    for p in fill {
-        let (_, tail) = std::mem::take(&mut rest).split_at_mut(p.off - at);
-        let (dst, tail) = tail.split_at_mut(p.src.len());
-        rest = tail;
-        at = p.off + p.src.len();
-        pairs.extend(dst.chunks_mut(CHUNK).zip(p.src.chunks(CHUNK)));
-    }
-    let copy = move || {
-        pairs
-            .into_par_iter()
-            .for_each(|(d, s)| d.copy_from_slice(s));
-    };
-    match pool {
-        Some(p) => p.install(copy),
-        None => copy(),
-    }
+/// Host copies are cut into chunks of this size so that one big array also
+/// spreads over the copy threads, and each chunk's device copy starts as soon
+/// as the chunk is staged.
+const CHUNK: usize = 1 << 20;
+
+/// One chunk of a fill: its staging bytes, its source and its destination.
+struct Chunk<'a, 'b> {
+    staging: &'b mut [u8],
+    src: HostRange<'a>,
+    dst: sys::CUdeviceptr,
 }
 
-fn run_ring(
-    bufs: &mut [PinnedAlloc],
-    jobs: &[(&[u8], &DeviceAlloc)],
+/// The fills' chunks, each with its slice of the staging buffer.
+fn chunks<'a, 'b>(buf: &'b mut [u8], fill: &[Piece<'a>]) -> Vec<Chunk<'a, 'b>> {
+    let mut rest = buf;
+    let mut at = 0usize;
+    let mut out = Vec::new();
+    for p in fill {
+        let (_, tail) = std::mem::take(&mut rest).split_at_mut(p.off - at);
+        let (mut dst, tail) = tail.split_at_mut(p.src.bytes.len());
+        rest = tail;
+        at = p.off + p.src.bytes.len();
+        let mut done = 0usize;
+        while !dst.is_empty() {
+            let n = dst.len().min(CHUNK);
+            let (head, tail) = std::mem::take(&mut dst).split_at_mut(n);
+            out.push(Chunk {
+                staging: head,
+                src: p.src.sub(done, n),
+                dst: p.dst + done as u64,
+            });
+            dst = tail;
+            done += n;
+        }
+    }
+    out
+}
+
+/// A stream handle that worker threads may enqueue on.
+#[derive(Clone, Copy)]
+struct StreamHandle(sys::CUstream);
+// SAFETY: CUDA streams may be used from any thread of the process (each
+// thread makes the stream's context current first).
+unsafe impl Send for StreamHandle {}
+// SAFETY: see above; the handle is only read.
+unsafe impl Sync for StreamHandle {}
+
+/// The upload ring's settings for one batch.
+struct Ring<'p> {
+    device: u32,
     slot_bytes: usize,
-    pool: Option<&rayon::ThreadPool>,
-) -> Result<()> {
-    let stream = result::stream::create(result::stream::StreamKind::NonBlocking)
-        .map_err(|e| cuda("cuStreamCreate", e))?;
-    // Dropped before `bufs` is touched again: its drop drains the stream.
-    let mut pipe = Pipeline {
-        stream,
-        events: Vec::new(),
-    };
-    for _ in 0..bufs.len() {
-        let ev = result::event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING)
-            .map_err(|e| cuda("cuEventCreate", e))?;
-        pipe.events.push(ev);
+    pread: bool,
+    pool: Option<&'p rayon::ThreadPool>,
+}
+
+impl Ring<'_> {
+    /// Stages a chunk (a positioned read from the file behind a mapped range,
+    /// or a copy) and queues its device copy.
+    fn send(&self, c: Chunk<'_, '_>, stream: StreamHandle) -> Result<()> {
+        c.src.read_into(c.staging, self.pread)?;
+        activate(self.device)?;
+        let staged: &[u8] = c.staging;
+        // SAFETY: `dst..+len` lies inside a live device allocation (lengths
+        // checked); the pinned source is not written again until the fill's
+        // event has completed, and the buffers outlive the pipeline, whose
+        // drop drains the stream.
+        unsafe { result::memcpy_htod_async(c.dst, staged, stream.0) }
+            .map_err(|e| cuda("cuMemcpyHtoDAsync", e))
     }
-    for (k, fill) in plan(jobs, slot_bytes).iter().enumerate() {
-        let i = k % bufs.len();
-        if k >= bufs.len() {
-            // The buffer's previous copies must have finished before it is refilled.
-            // SAFETY: the event was recorded on the pipeline's stream.
-            unsafe { result::event::synchronize(pipe.events[i]) }
-                .map_err(|e| cuda("cuEventSynchronize", e))?;
+
+    /// Stages one fill into `buf` on the copy threads, each chunk's device copy
+    /// queued as soon as it is staged.
+    fn fill(&self, buf: &mut [u8], fill: &[Piece<'_>], stream: StreamHandle) -> Result<()> {
+        use rayon::prelude::*;
+        let work = chunks(buf, fill);
+        let run = move || work.into_par_iter().try_for_each(|c| self.send(c, stream));
+        match self.pool {
+            Some(p) => p.install(run),
+            None => run(),
         }
-        stage(bufs[i].bytes_mut(), fill, pool);
-        let bytes = bufs[i].bytes();
-        for p in fill {
-            let src = &bytes[p.off..p.off + p.src.len()];
-            // SAFETY: `p.dst..+len` lies inside a live device allocation
-            // (lengths checked); the pinned source is not touched again
-            // until this buffer's event has completed, and the buffers
-            // outlive `pipe`, whose drop drains the stream.
-            unsafe { result::memcpy_htod_async(p.dst, src, pipe.stream) }
-                .map_err(|e| cuda("cuMemcpyHtoDAsync", e))?;
-        }
-        // SAFETY: event and stream belong to the pipeline.
-        unsafe { result::event::record(pipe.events[i], pipe.stream) }
-            .map_err(|e| cuda("cuEventRecord", e))?;
     }
-    // SAFETY: the stream belongs to the pipeline.
-    unsafe { result::stream::synchronize(pipe.stream) }.map_err(|e| cuda("cuStreamSynchronize", e))
+
+    fn run(&self, bufs: &mut [PinnedAlloc], jobs: &[(HostRange<'_>, &DeviceAlloc)]) -> Result<()> {
+        let stream = result::stream::create(result::stream::StreamKind::NonBlocking)
+            .map_err(|e| cuda("cuStreamCreate", e))?;
+        // Dropped before `bufs` is touched again: its drop drains the stream.
+        let mut pipe = Pipeline {
+            stream,
+            events: Vec::new(),
+        };
+        for _ in 0..bufs.len() {
+            let ev = result::event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING)
+                .map_err(|e| cuda("cuEventCreate", e))?;
+            pipe.events.push(ev);
+        }
+        for (k, fill) in plan(jobs, self.slot_bytes).iter().enumerate() {
+            let i = k % bufs.len();
+            if k >= bufs.len() {
+                // The buffer's previous copies must have finished before it is refilled.
+                // SAFETY: the event was recorded on the pipeline's stream.
+                unsafe { result::event::synchronize(pipe.events[i]) }
+                    .map_err(|e| cuda("cuEventSynchronize", e))?;
+            }
+            self.fill(bufs[i].bytes_mut(), fill, StreamHandle(pipe.stream))?;
+            // SAFETY: event and stream belong to the pipeline.
+            unsafe { result::event::record(pipe.events[i], pipe.stream) }
+                .map_err(|e| cuda("cuEventRecord", e))?;
+        }
+        // SAFETY: the stream belongs to the pipeline.
+        unsafe { result::stream::synchronize(pipe.stream) }
+            .map_err(|e| cuda("cuStreamSynchronize", e))
+    }
 }
 
 /// A piece of one download job that lands in one staging buffer.
@@ -849,18 +904,22 @@ mod tests {
         assert_eq!(fills.len(), lens.iter().sum::<usize>().div_ceil(slot));
     }
 
-    /// Lays the plan's fills out on the host exactly as the ring would and
-    /// checks every byte reaches its destination offset.
+    /// Lays the plan's fills out on the host exactly as the ring would (each
+    /// chunk read from the source, then "sent" to its device address) and
+    /// checks every byte reaches its destination once, for both read modes.
     #[test]
-    fn plan_and_stage_cover_every_byte() {
-        let srcs: Vec<Vec<u8>> = [0usize, 7, 10, 23, 1, 0, 40]
+    fn plan_and_chunks_cover_every_byte() {
+        let lens = [0usize, 7, 10, 23, 1, 0, (5 << 20) / 2 + 3, 40];
+        let srcs: Vec<Vec<u8>> = lens
             .iter()
             .enumerate()
-            .map(|(j, &n)| (0..n).map(|i| (i * 7 + j * 31) as u8).collect())
+            .map(|(j, &n)| (0..n).map(|i| (i * 7 + j * 31 + i / 251) as u8).collect())
             .collect();
-        // Fake device allocations without a block: addresses are only used
-        // as numbers here and nothing is freed.
-        let mut base = 1u64 << 40;
+        let dir = std::env::temp_dir().join(format!("mxparams-ring-{}", std::process::id()));
+        std::fs::write(&dir, srcs.concat()).expect("temp file");
+        let file = std::fs::File::open(&dir).expect("open");
+        // Fake device allocations without a block: addresses index `device`.
+        let mut base = 0u64;
         let allocs: Vec<DeviceAlloc> = srcs
             .iter()
             .map(|s| {
@@ -870,36 +929,55 @@ mod tests {
                     len: s.len(),
                     device: 0,
                 };
-                base += 1 << 20;
+                base += s.len() as u64 + 13;
                 a
             })
             .collect();
-        let jobs: Vec<(&[u8], &DeviceAlloc)> =
-            srcs.iter().map(|s| &s[..]).zip(allocs.iter()).collect();
-        let slot = 10;
-        let fills = plan(&jobs, slot);
-        let total: usize = srcs.iter().map(Vec::len).sum();
-        assert_eq!(fills.len(), total.div_ceil(slot));
-        let mut device: std::collections::HashMap<u64, u8> = Default::default();
-        for fill in &fills {
-            let mut buf = vec![0u8; slot];
-            stage(&mut buf, fill, None);
-            let used: usize = fill.iter().map(|p| p.src.len()).sum();
-            assert!(used <= slot);
-            for p in fill {
-                for (k, &b) in buf[p.off..p.off + p.src.len()].iter().enumerate() {
-                    assert!(
-                        device.insert(p.dst + k as u64, b).is_none(),
-                        "written twice"
-                    );
+        let mut at = 0u64;
+        let jobs: Vec<(HostRange<'_>, &DeviceAlloc)> = srcs
+            .iter()
+            .zip(&allocs)
+            .map(|(s, a)| {
+                let r = HostRange {
+                    bytes: s,
+                    file: Some((&file, at)),
+                };
+                at += s.len() as u64;
+                (r, a)
+            })
+            .collect();
+        let total: usize = lens.iter().sum();
+        for (slot, pread) in [
+            (10usize, true),
+            (10, false),
+            (3 << 20, true),
+            (1 << 20, false),
+        ] {
+            let fills = plan(&jobs, slot);
+            assert_eq!(fills.len(), total.div_ceil(slot));
+            let mut device = vec![0u8; base as usize];
+            let mut written = vec![false; base as usize];
+            for fill in &fills {
+                let mut buf = vec![0u8; slot];
+                let used: usize = fill.iter().map(|p| p.src.bytes.len()).sum();
+                assert!(used <= slot);
+                for c in chunks(&mut buf, fill) {
+                    assert!(c.staging.len() <= CHUNK);
+                    c.src.read_into(c.staging, pread).expect("read");
+                    for (k, &b) in c.staging.iter().enumerate() {
+                        let d = c.dst as usize + k;
+                        assert!(!written[d], "written twice");
+                        written[d] = true;
+                        device[d] = b;
+                    }
                 }
             }
-        }
-        for (s, a) in srcs.iter().zip(&allocs) {
-            for (k, &b) in s.iter().enumerate() {
-                assert_eq!(device.get(&(a.ptr + k as u64)), Some(&b));
+            for (s, a) in srcs.iter().zip(&allocs) {
+                let p = a.ptr as usize;
+                assert_eq!(&device[p..p + s.len()], &s[..]);
             }
+            assert_eq!(written.iter().filter(|&&w| w).count(), total);
         }
-        assert_eq!(device.len(), total);
+        let _ = std::fs::remove_file(&dir);
     }
 }

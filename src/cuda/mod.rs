@@ -28,6 +28,46 @@ use stub as backend;
 
 pub use backend::{DeviceAlloc, PinnedAlloc};
 
+/// Host bytes to upload. For a range of a memory-mapped file, `file` gives
+/// the file and the range's offset in it: the upload then reads it with
+/// positioned reads (the kernel copies from the page cache), which skips
+/// mapping every page into this process and unmapping it afterwards.
+#[derive(Clone, Copy)]
+pub struct HostRange<'a> {
+    /// The bytes (for a mapped file, the mapped range).
+    pub bytes: &'a [u8],
+    /// The file behind `bytes` and the offset of `bytes[0]` in it.
+    pub file: Option<(&'a std::fs::File, u64)>,
+}
+
+impl<'a> HostRange<'a> {
+    /// Plain host bytes.
+    pub fn new(bytes: &'a [u8]) -> Self {
+        HostRange { bytes, file: None }
+    }
+
+    /// The `len` bytes from `off`.
+    pub fn sub(&self, off: usize, len: usize) -> HostRange<'a> {
+        HostRange {
+            bytes: &self.bytes[off..off + len],
+            file: self.file.map(|(f, at)| (f, at + off as u64)),
+        }
+    }
+
+    /// Copies the bytes into `dst` (same length); `pread` reads them from the
+    /// file where there is one.
+    pub fn read_into(&self, dst: &mut [u8], pread: bool) -> Result<()> {
+        #[cfg(unix)]
+        if let (true, Some((file, at))) = (pread, self.file) {
+            use std::os::unix::fs::FileExt;
+            return file.read_exact_at(dst, at).map_err(Error::from);
+        }
+        let _ = pread;
+        dst.copy_from_slice(self.bytes);
+        Ok(())
+    }
+}
+
 /// Number of CUDA devices usable by this process (0 without the feature or a driver).
 pub fn num_gpus() -> usize {
     backend::num_gpus()
@@ -117,7 +157,7 @@ pub fn memset_zero(dst: &DeviceAlloc) -> Result<()> {
 /// large chunks) overlap the asynchronous copy of the previous buffer on a
 /// stream. Every `(src, dst)` pair must have equal lengths and `dst` must be
 /// on `gpu(device)`. Returns when all copies have finished.
-pub fn upload_batch(device: u32, jobs: &[(&[u8], &DeviceAlloc)]) -> Result<()> {
+pub fn upload_batch(device: u32, jobs: &[(HostRange<'_>, &DeviceAlloc)]) -> Result<()> {
     check_device(device)?;
     backend::upload_batch(device, jobs)
 }

@@ -90,7 +90,10 @@ pub(super) fn memset_zero(dst: &DeviceAlloc) -> Result<()> {
     match *dst {}
 }
 
-pub(super) fn upload_batch(_device: u32, jobs: &[(&[u8], &DeviceAlloc)]) -> Result<()> {
+pub(super) fn upload_batch(
+    _device: u32,
+    jobs: &[(super::HostRange<'_>, &DeviceAlloc)],
+) -> Result<()> {
     match jobs.first() {
         None => Ok(()),
         Some((_, d)) => match **d {},

@@ -62,6 +62,7 @@
 //! and bare `.npy` files (a one-element list), recognised by their magic.
 
 mod build;
+mod mapped_write;
 mod npy;
 mod npz;
 mod reader;
@@ -183,7 +184,7 @@ fn map_file(path: &Path) -> Result<Arc<SharedSource>> {
     // safetensors) we rely on nobody truncating the file while it is mapped;
     // our own `save` never does (it writes a new file and renames it).
     let map = unsafe { opts.map(&file)? };
-    Ok(Arc::new(SharedSource::Mmap(map)))
+    Ok(Arc::new(SharedSource::MappedFile(map, file)))
 }
 
 /// Maps `path`, or reads it when it cannot be mapped (empty files, pipes and

@@ -789,7 +789,7 @@ fn save_is_atomic_and_cleans_up() {
     save(&path, Some(&["a"]), &[&a], &opts).expect("save");
     let before = std::fs::read(&path).expect("read");
     // An error in the middle of writing leaves the old file and no temp file.
-    let err = writer::atomic_write(&path, false, |w| {
+    let err = writer::atomic_write_file(&path, false, |mut w| {
         use std::io::Write;
         w.write_all(b"half a file")?;
         Err(Error::invalid("injected failure"))

@@ -14,6 +14,7 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::ndarray::{NDArray, SType};
 
+use super::mapped_write;
 use super::{RecordVersion, SaveOptions, LIST_MAGIC, MAGIC_V2, MAGIC_V3};
 
 /// Buffer size for streamed writes: big enough that many small arrays cost a
@@ -254,10 +255,7 @@ pub fn to_bytes(
     opts: &SaveOptions,
 ) -> Result<Vec<u8>> {
     let v = check(names, arrays, opts)?;
-    let size = 32
-        + arrays.iter().map(|a| record_size(a)).sum::<usize>()
-        + names.map_or(0, |n| n.iter().map(|s| 8 + s.len()).sum());
-    let mut out = Vec::with_capacity(size);
+    let mut out = Vec::with_capacity(file_size(names, arrays));
     write_body(&mut out, names, arrays, v)?;
     Ok(out)
 }
@@ -283,9 +281,26 @@ pub fn save(
     opts: &SaveOptions,
 ) -> Result<()> {
     let v = check(names, arrays, opts)?;
-    atomic_write(path.as_ref(), opts.fsync, |w| {
-        write_body(w, names, arrays, v)
+    let size = file_size(names, arrays);
+    atomic_write_file(path.as_ref(), opts.fsync, |file| {
+        if mapped_write::worth_mapping(size)
+            && mapped_write::write_mapped(file, size, opts.fsync, |w| {
+                write_body(w, names, arrays, v)
+            })?
+        {
+            return Ok(());
+        }
+        let mut w = BufWriter::with_capacity(WRITE_BUF, file);
+        write_body(&mut w, names, arrays, v)?;
+        w.flush()?;
+        Ok(())
     })
+}
+
+/// The exact size of the file `write_body` produces.
+fn file_size(names: Option<&[&str]>, arrays: &[&NDArray]) -> usize {
+    32 + arrays.iter().map(|a| record_size(a)).sum::<usize>()
+        + names.map_or(0, |n| n.iter().map(|s| 8 + s.len()).sum())
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -310,11 +325,12 @@ fn temp_path(path: &Path) -> Result<PathBuf> {
     Ok(path.with_file_name(name))
 }
 
-/// Runs `body` against a buffered sibling temp file and renames it over `path`.
-pub(crate) fn atomic_write(
+/// Runs `body` against a sibling temp file (opened for reading and writing,
+/// so that it can be mapped) and renames it over `path`.
+pub(crate) fn atomic_write_file(
     path: &Path,
     fsync: bool,
-    body: impl FnOnce(&mut BufWriter<File>) -> Result<()>,
+    body: impl FnOnce(&File) -> Result<()>,
 ) -> Result<()> {
     // Write through a symlink (as MXNet's fopen does) rather than replacing it.
     let resolved;
@@ -329,15 +345,17 @@ pub(crate) fn atomic_write(
         _ => path,
     };
     let tmp = temp_path(path)?;
-    let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&tmp)?;
     let result = (|| {
         // Keep the replaced file's permissions, as overwriting in place would.
         if let Ok(m) = fs::metadata(path) {
             file.set_permissions(m.permissions())?;
         }
-        let mut w = BufWriter::with_capacity(WRITE_BUF, file);
-        body(&mut w)?;
-        let file = w.into_inner().map_err(|e| e.into_error())?;
+        body(&file)?;
         if fsync {
             file.sync_all()?;
         }
