@@ -122,15 +122,18 @@ def main() -> None:
 
         if args.sweep:
             sweep: list[tuple[str, float]] = []
-            for slot_mb in (16, 64, 256):
-                for slots in (2, 3, 4):
-                    for threads in (4, 8, 16):
-                        os.environ["MXPARAMS_UPLOAD_SLOT_MB"] = str(slot_mb)
-                        os.environ["MXPARAMS_UPLOAD_SLOTS"] = str(slots)
-                        os.environ["MXPARAMS_UPLOAD_THREADS"] = str(threads)
-                        t = best(mx_load, args.repeat, sync)
-                        sweep.append((f"slot {slot_mb} MiB x {slots}, {threads} threads", t))
-            for k in ("SLOT_MB", "SLOTS", "THREADS"):
+            for read in ("pread", "mmap"):
+                for slot_mb in (16, 64, 256):
+                    for slots in (2, 3, 4):
+                        for threads in (8, 16):
+                            os.environ["MXPARAMS_UPLOAD_READ"] = read
+                            os.environ["MXPARAMS_UPLOAD_SLOT_MB"] = str(slot_mb)
+                            os.environ["MXPARAMS_UPLOAD_SLOTS"] = str(slots)
+                            os.environ["MXPARAMS_UPLOAD_THREADS"] = str(threads)
+                            t = best(mx_load, min(args.repeat, 3), sync)
+                            label = f"{read}, slot {slot_mb} MiB x {slots}, {threads} threads"
+                            sweep.append((label, t))
+            for k in ("READ", "SLOT_MB", "SLOTS", "THREADS"):
                 del os.environ[f"MXPARAMS_UPLOAD_{k}"]
             print("| upload ring | seconds | GB/s |\n| --- | ---: | ---: |")
             for name, secs in sorted(sweep, key=lambda r: r[1]):
@@ -146,6 +149,19 @@ def main() -> None:
 
         t = best(pd_load, args.repeat, sync)
         rows.append(("mxparams ParameterDict.load(ctx=gpu(0))", t, f"{gb / t:.2f}"))
+        if mx.num_gpus() >= 2:
+            every = [mx.gpu(i) for i in range(mx.num_gpus())]
+
+            def pd_load_all() -> Any:
+                pd = mx.ParameterDict()
+                for k in names:
+                    pd.get(k, shape=(per,))
+                pd.load(fparams, ctx=every)
+                return pd
+
+            t = best(pd_load_all, args.repeat, sync)
+            label = f"mxparams ParameterDict.load(ctx={len(every)} GPUs), GB/s per copy"
+            rows.append((label, t, f"{gb * len(every) / t:.2f}"))
 
         try:
             from safetensors.torch import load_file, save_file
@@ -187,6 +203,10 @@ def main() -> None:
         fout = os.path.join(tmp, "out.params")
         t = best(functools.partial(mx.nd.save, fout, on_gpu), args.repeat, sync)
         rows.append(("mxparams nd.save from gpu(0)", t, f"{gb / t:.2f}"))
+        os.environ["MXPARAMS_SAVE_MAPPED"] = "0"
+        t = best(functools.partial(mx.nd.save, fout, on_gpu), args.repeat, sync)
+        del os.environ["MXPARAMS_SAVE_MAPPED"]
+        rows.append(("mxparams nd.save from gpu(0), streamed write()", t, f"{gb / t:.2f}"))
         check = mx.nd.load(fout)
         assert isinstance(check, dict)
         np.testing.assert_array_equal(check[names[-1]].asnumpy(), arrays[names[-1]])
@@ -209,19 +229,24 @@ def main() -> None:
             del tensors
         del on_gpu
 
-    def init_params(ctx: Any) -> Callable[[], Any]:
-        def run() -> Any:
+    def init_time(ctx: Any) -> float:
+        """Best time of ``ParameterDict.initialize`` alone (the dict is built first)."""
+        times = []
+        for _ in range(args.repeat):
             pd = mx.ParameterDict("net_")
             for i in range(args.params):
                 pd.get(f"p{i}", shape=(64, 64))
+            sync()
+            t = time.perf_counter()
             pd.initialize(ctx=ctx)
-            return pd
+            sync()
+            times.append(time.perf_counter() - t)
+            del pd
+        return min(times)
 
-        return run
-
-    t = best(init_params(mx.gpu(0)), 1, sync)
+    t = init_time(mx.gpu(0))
     rows.append((f"initialize {args.params} params (64x64) on gpu(0)", t, "-"))
-    t = best(init_params(mx.cpu()), 1, sync)
+    t = init_time(mx.cpu())
     rows.append((f"initialize {args.params} params (64x64) on cpu(0)", t, "-"))
 
     print(f"## mxparams GPU benchmark: {gpu_name}\n")

@@ -26,6 +26,7 @@ const SYMBOLS: &[&str] = &[
     "cuDeviceGetName",
     "cuDevicePrimaryCtxRetain",
     "cuCtxSetCurrent",
+    "cuCtxSynchronize",
     "cuMemAlloc_v2",
     "cuMemFree_v2",
     "cuMemHostAlloc",
@@ -311,9 +312,105 @@ fn alloc_block(device: u32, len: usize) -> Result<Arc<DeviceBlock>> {
     Ok(Arc::new(DeviceBlock { ptr, device }))
 }
 
+/// Largest allocation served by the zeroed arena.
+const ARENA_MAX: usize = 1 << 20;
+/// Block sizes of the zeroed arena: the first block, and the cap that the
+/// doubling stops at.
+const ARENA_FIRST: usize = 1 << 20;
+const ARENA_CAP: usize = 64 << 20;
+
+/// The current block of one device in a zeroed-arena scope.
+struct ArenaCursor {
+    block: Arc<DeviceBlock>,
+    used: usize,
+    cap: usize,
+}
+
+thread_local! {
+    /// `Some` inside [`with_zeroed_arena`]: the scope's current blocks.
+    static ARENA: std::cell::RefCell<Option<Vec<ArenaCursor>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+pub(super) fn with_zeroed_arena<R>(f: impl FnOnce() -> R) -> R {
+    struct Close;
+    impl Drop for Close {
+        fn drop(&mut self) {
+            ARENA.with(|a| *a.borrow_mut() = None);
+        }
+    }
+    if ARENA.with(|a| a.borrow().is_some()) {
+        return f(); // nested: the outer scope's arena serves
+    }
+    ARENA.with(|a| *a.borrow_mut() = Some(Vec::new()));
+    let _close = Close;
+    f()
+}
+
+/// A zeroed range from the scope's arena, or `None` outside a scope or for a
+/// large request. A new block is zeroed once (one memset) when it is made.
+fn arena_alloc(device: u32, len: usize) -> Result<Option<DeviceAlloc>> {
+    if len == 0 || len > ARENA_MAX {
+        return Ok(None);
+    }
+    let need = len.next_multiple_of(SLAB_ALIGN);
+    ARENA.with(|a| {
+        let mut a = a.borrow_mut();
+        let Some(cursors) = a.as_mut() else {
+            return Ok(None);
+        };
+        let at = cursors
+            .iter()
+            .position(|c| c.block.device == device && c.cap - c.used >= need);
+        let at = match at {
+            Some(i) => i,
+            None => {
+                // Doubling blocks: waste stays below what the scope used.
+                let prev = cursors.iter().position(|c| c.block.device == device);
+                let cap = prev.map_or(ARENA_FIRST, |i| (cursors[i].cap * 2).min(ARENA_CAP));
+                let block = alloc_block(device, cap)?;
+                activate(device)?;
+                // SAFETY: the block is a live allocation of `cap` bytes.
+                unsafe { result::memset_d8_sync(block.ptr, 0, cap) }
+                    .map_err(|e| cuda("cuMemsetD8", e))?;
+                sync_default_stream("device memset")?;
+                let cursor = ArenaCursor {
+                    block,
+                    used: 0,
+                    cap,
+                };
+                match prev {
+                    Some(i) => {
+                        cursors[i] = cursor;
+                        i
+                    }
+                    None => {
+                        cursors.push(cursor);
+                        cursors.len() - 1
+                    }
+                }
+            }
+        };
+        let c = &mut cursors[at];
+        let alloc = DeviceAlloc {
+            ptr: c.block.ptr + c.used as u64,
+            _block: Some(Arc::clone(&c.block)),
+            len,
+            device,
+        };
+        c.used += need;
+        Ok(Some(alloc))
+    })
+}
+
 pub(super) fn alloc(device: u32, len: usize, zeroed: bool) -> Result<DeviceAlloc> {
     if len == 0 {
         return Ok(empty_alloc(device));
+    }
+    if zeroed {
+        if let Some(a) = arena_alloc(device, len)? {
+            return Ok(a);
+        }
     }
     let block = alloc_block(device, len)?;
     let a = DeviceAlloc {
@@ -828,6 +925,9 @@ fn download_run(
         return Ok(());
     };
     activate(first.device)?;
+    // The ring's stream does not wait for other streams: work queued on the
+    // device by others (PyTorch kernels writing a parameter) must finish first.
+    result::ctx::synchronize().map_err(|e| cuda("cuCtxSynchronize", e))?;
     let stream = result::stream::create(result::stream::StreamKind::NonBlocking)
         .map_err(|e| cuda("cuStreamCreate", e))?;
     // Dropped (draining the stream) before `bufs` is touched again.

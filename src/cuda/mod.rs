@@ -102,6 +102,15 @@ pub fn device_name(device: u32) -> Result<String> {
     backend::device_name(device)
 }
 
+/// Runs `f` with a zeroed-memory arena for this thread: small zeroed device
+/// allocations (gradients, typically) are carved from a few blocks, each
+/// zeroed by one memset, instead of one allocation, memset and wait each.
+/// Bulk operations over many parameters use it; the blocks are freed when
+/// their last range is.
+pub fn with_zeroed_arena<R>(f: impl FnOnce() -> R) -> R {
+    backend::with_zeroed_arena(f)
+}
+
 /// `len` zeroed bytes of device memory on `gpu(device)`.
 pub fn alloc_zeroed(device: u32, len: usize) -> Result<DeviceAlloc> {
     check_device(device)?;

@@ -109,3 +109,7 @@ pub(super) fn download_batch(
         Some(d) => match **d {},
     }
 }
+
+pub(super) fn with_zeroed_arena<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}

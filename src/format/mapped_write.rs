@@ -25,7 +25,10 @@ const CHUNK: usize = 1 << 20;
 /// Whether a save of `size` bytes should go through a mapping.
 /// `MXPARAMS_SAVE_MAPPED=1` forces it for every non-empty file, `=0` never.
 pub fn worth_mapping(size: usize) -> bool {
-    match std::env::var("MXPARAMS_SAVE_MAPPED").as_deref().map(str::trim) {
+    match std::env::var("MXPARAMS_SAVE_MAPPED")
+        .as_deref()
+        .map(str::trim)
+    {
         Ok("1") => size > 0,
         Ok("0") => false,
         _ => size >= MIN_MAPPED_SAVE && rayon::current_num_threads() > 2,

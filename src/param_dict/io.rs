@@ -121,8 +121,11 @@ impl ParameterDict {
                 let staged = crate::transfer::to_context(&loaded.arrays, g)?;
                 drop(loaded.arrays);
                 // The staged arrays are ours alone: parameters initialised on
-                // that GPU keep them instead of copying.
-                self.load_arrays_from(&names, &staged, opts, &source, true)
+                // that GPU keep them instead of copying; their gradients come
+                // from one zeroed arena.
+                crate::cuda::with_zeroed_arena(|| {
+                    self.load_arrays_from(&names, &staged, opts, &source, true)
+                })
             }
             None => self.load_arrays(&names, &loaded.arrays, opts, &source),
         }

@@ -516,6 +516,34 @@ impl Parameter {
         }
     }
 
+    /// The value [`Parameter::reset_ctx`] moves: the only copy itself when
+    /// there is one dense copy, else the mean on `cpu(0)`. `None` while deferred.
+    pub(crate) fn value_to_move(&self) -> Result<Option<NDArray>> {
+        match self.data.as_deref() {
+            None => Ok(None),
+            Some([only]) if only.sparse_parts().is_none() => Ok(Some(only.clone())),
+            Some(_) => self.reduce().map(Some),
+        }
+    }
+
+    /// Takes `copies` (one per context of `ctxs`, in order, with the
+    /// parameter's shape and dtype) as its data, with fresh zeroed gradients:
+    /// the end of a batched [`Parameter::reset_ctx`].
+    pub(crate) fn adopt_copies(&mut self, ctxs: &[Context], copies: Vec<NDArray>) -> Result<()> {
+        if copies.len() != ctxs.len() {
+            return Err(Error::invalid(format!(
+                "Parameter '{}': {} copies for {} contexts",
+                self.name,
+                copies.len(),
+                ctxs.len()
+            )));
+        }
+        self.ctx = CtxMap::new(ctxs);
+        self.data = Some(copies);
+        self.deferred = None;
+        self.init_grad()
+    }
+
     /// Changes the dtype, converting data and gradients.
     pub fn cast(&mut self, dtype: DType) -> Result<()> {
         if dtype == self.dtype {

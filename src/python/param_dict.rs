@@ -110,6 +110,22 @@ impl PyParamDictCore {
         r
     }
 
+    /// Re-assigns the parameters at `positions` (insertion order) to `ctx`,
+    /// keeping values; onto GPUs in one batched upload.
+    fn _reset_ctx_of(
+        &self,
+        py: Python<'_>,
+        positions: Vec<usize>,
+        ctx: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let ctxs = ctx_list(ctx)?;
+        let r = py
+            .detach(|| self.dict().reset_ctx_of(Some(&positions), &ctxs))
+            .py();
+        self.drop_stale(py);
+        r
+    }
+
     /// Every context any parameter lives on.
     fn list_ctx<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let ctxs = py.detach(|| self.dict().list_ctx()).py()?;

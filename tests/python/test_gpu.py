@@ -392,3 +392,70 @@ def test_load_through_a_small_ring_and_slab_lifetimes(
     np.testing.assert_array_equal(keep.asnumpy(), x["odd"])
     keep[:] = 7
     assert (keep.asnumpy() == 7).all()
+
+
+def _mixed_dict() -> Any:
+    pd = mx.ParameterDict("net_")
+    pd.get("w0", shape=(16, 3), init=mx.init.Zero())  # draws no random numbers
+    for i in range(1, 40):
+        pd.get(f"w{i}", shape=(16, 3 + i % 5), init=mx.init.Xavier() if i % 3 else None)
+    pd.get("big", shape=(600, 700))  # bigger than the arena serves
+    pd.get("frozen", shape=(5,), grad_req="null")
+    pd.get("half", shape=(4, 4), dtype="float16")
+    pd.get("later", shape=(0, 6), allow_deferred_init=True)  # unknown first dim
+    pd.get_constant("const", np.arange(6, dtype="float32"))
+    return pd
+
+
+def test_dict_initialize_on_gpu_matches_host_values() -> None:
+    mx.random.seed(11)
+    host = _mixed_dict()
+    host.initialize(ctx=mx.cpu())
+    mx.random.seed(11)
+    dev = _mixed_dict()
+    dev["net_w0"].initialize(init=mx.init.One(), ctx=mx.gpu(0))  # skipped below
+    mx.random.seed(11)
+    with pytest.warns(UserWarning, match="already initialized"):
+        dev.initialize(ctx=mx.gpu(0))
+    for k, p in dev.items():
+        if k == "net_later":
+            assert p.list_ctx() == [mx.gpu(0)]  # recorded for the deferred init
+            continue
+        assert p.list_ctx() == [mx.gpu(0)], k
+        d = p.data()
+        assert d.context == mx.gpu(0) and d.dtype == host[k].dtype
+        if k != "net_w0":
+            np.testing.assert_array_equal(d.asnumpy(), host[k].data().asnumpy(), err_msg=k)
+        if p.grad_req == "null":
+            with pytest.raises(RuntimeError):
+                p.grad()
+        else:
+            g = p.grad()
+            assert g.context == mx.gpu(0) and g.shape == d.shape
+            assert not g.asnumpy().any(), k
+    np.testing.assert_array_equal(dev["net_w0"].data().asnumpy(), np.ones((16, 3), "float32"))
+    dev["net_later"].shape = (2, 6)
+    dev["net_later"]._finish_deferred_init()
+    assert dev["net_later"].data().context == mx.gpu(0)
+    # Gradients from the arena are independent buffers.
+    dev["net_w1"].grad()[:] = 5
+    assert not dev["net_w2"].grad().asnumpy().any()
+    assert (dev["net_w1"].grad().asnumpy() == 5).all()
+    dev.zero_grad()
+    assert not dev["net_w1"].grad().asnumpy().any()
+
+
+def test_dict_reset_ctx_batched_keeps_values() -> None:
+    mx.random.seed(12)
+    pd = _mixed_dict()
+    pd.initialize(ctx=mx.cpu())
+    ref = {k: p.data().asnumpy() for k, p in pd.items() if k != "net_later"}
+    pd.reset_ctx([mx.cpu(0), mx.gpu(0)])
+    for k, want in ref.items():
+        assert pd[k].list_ctx() == [mx.cpu(0), mx.gpu(0)]
+        for ctx in (mx.cpu(0), mx.gpu(0)):
+            np.testing.assert_array_equal(pd[k].data(ctx).asnumpy(), want, err_msg=k)
+    pd.reset_ctx(mx.gpu(0))
+    for k, want in ref.items():
+        np.testing.assert_array_equal(pd[k].data(mx.gpu(0)).asnumpy(), want, err_msg=k)
+    assert pd["net_later"].list_ctx() == [mx.gpu(0)]
