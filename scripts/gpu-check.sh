@@ -25,6 +25,7 @@ OUT=${OUT:-.}
 nvidia-smi --query-gpu=name,driver_version,memory.total,pcie.link.gen.max,pcie.link.width.max \
   --format=csv || true
 nproc || true
+df -hT /tmp /dev/shm 2>/dev/null || true
 # The device image already has numpy, ml_dtypes, pytest, hypothesis, torch and
 # cupy; only mxparams comes from dist/ (and the test tools where missing).
 rm -rf "$SITE"

@@ -93,7 +93,7 @@ pub fn checked_size(shape: &[usize]) -> Option<usize> {
     shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
 }
 
-fn checked_nbytes(shape: &[usize], dtype: DType) -> Result<usize> {
+pub(crate) fn checked_nbytes(shape: &[usize], dtype: DType) -> Result<usize> {
     checked_size(shape)
         .and_then(|n| n.checked_mul(dtype.itemsize()))
         .ok_or_else(|| Error::invalid(format!("shape {shape:?} is too large")))

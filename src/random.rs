@@ -437,6 +437,35 @@ impl Distribution {
     }
 }
 
+/// Writes `value`, converted to `dtype` exactly as a fill rounds, into every
+/// element of `bytes` (native-endian `dtype` elements; float dtypes only).
+///
+/// # Errors
+/// As [`Distribution::fill_bytes`].
+pub fn fill_constant(bytes: &mut [u8], dtype: DType, value: f64) -> Result<()> {
+    let size = dtype.itemsize();
+    let Some((first, rest)) = bytes.split_at_mut_checked(size) else {
+        return Ok(());
+    };
+    // One element converted through a one-value range; `elem` keeps it aligned.
+    let mut elem = [0u64; 1];
+    // SAFETY: u8 has no alignment or validity requirements; `elem` holds 8 bytes.
+    let raw = unsafe { std::slice::from_raw_parts_mut(elem.as_mut_ptr().cast::<u8>(), 8) };
+    let raw = raw
+        .get_mut(..size)
+        .ok_or_else(|| Error::InvalidArgument(format!("no constant fill for {dtype}")))?;
+    Distribution::Uniform {
+        low: value,
+        high: value,
+    }
+    .fill_bytes(raw, dtype, StreamKey::new(0, 0))?;
+    first.copy_from_slice(raw);
+    for chunk in rest.chunks_exact_mut(size) {
+        chunk.copy_from_slice(raw);
+    }
+    Ok(())
+}
+
 /// Marker for plain numeric types every bit pattern of which is a valid value.
 trait Pod: Copy {}
 impl Pod for f32 {}

@@ -63,16 +63,23 @@ def bounds(
     out.append(("bound: one pinned tensor -> cuda:0 (torch)", t, f"{gb / t:.2f}"))
     t = best(functools.partial(pinned.copy_, on_dev, non_blocking=True), repeat, sync)
     out.append(("bound: cuda:0 -> one pinned tensor (torch)", t, f"{gb / t:.2f}"))
+    t = bounds_write(arrays, tmp, repeat)
+    out.append(("bound: raw write() of the bytes to a fresh file", t, f"{gb / t:.2f}"))
+    return out
+
+
+def bounds_write(arrays: dict[str, np.ndarray[Any, Any]], tmp: str, repeat: int) -> float:
+    """Best time of one ``write()`` of all the bytes to a fresh file in ``tmp``
+    (replacing the previous one, as a save does)."""
+    flat = np.concatenate([a.view(np.uint8) for a in arrays.values()])
     raw = os.path.join(tmp, "raw.bin")
 
     def raw_write() -> None:
-        with open(raw, "wb") as fh:
+        with open(raw + ".tmp", "wb") as fh:
             fh.write(memoryview(flat))
-        os.unlink(raw)
+        os.replace(raw + ".tmp", raw)
 
-    t = best(raw_write, repeat, lambda: None)
-    out.append(("bound: raw write() of the bytes to a fresh file", t, f"{gb / t:.2f}"))
-    return out
+    return best(raw_write, repeat, lambda: None)
 
 
 def main() -> None:
@@ -82,6 +89,7 @@ def main() -> None:
     ap.add_argument("--params", type=int, default=10_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--sweep", action="store_true")
+    ap.add_argument("--save-dirs", nargs="*", default=[], help="also save into these folders")
     args = ap.parse_args()
 
     import torch
@@ -122,17 +130,17 @@ def main() -> None:
 
         if args.sweep:
             sweep: list[tuple[str, float]] = []
-            for read in ("pread", "mmap"):
-                for slot_mb in (16, 64, 256):
-                    for slots in (2, 3, 4):
-                        for threads in (8, 16):
-                            os.environ["MXPARAMS_UPLOAD_READ"] = read
-                            os.environ["MXPARAMS_UPLOAD_SLOT_MB"] = str(slot_mb)
-                            os.environ["MXPARAMS_UPLOAD_SLOTS"] = str(slots)
-                            os.environ["MXPARAMS_UPLOAD_THREADS"] = str(threads)
-                            t = best(mx_load, min(args.repeat, 3), sync)
-                            label = f"{read}, slot {slot_mb} MiB x {slots}, {threads} threads"
-                            sweep.append((label, t))
+            shapes = [("pread", mb, n) for mb in (16, 32, 64) for n in (2, 3, 4)]
+            shapes += [("mmap", 16, 3), ("mmap", 64, 2), ("mmap", 64, 3)]
+            for read, slot_mb, slots in shapes:
+                for threads in (16,):
+                    os.environ["MXPARAMS_UPLOAD_READ"] = read
+                    os.environ["MXPARAMS_UPLOAD_SLOT_MB"] = str(slot_mb)
+                    os.environ["MXPARAMS_UPLOAD_SLOTS"] = str(slots)
+                    os.environ["MXPARAMS_UPLOAD_THREADS"] = str(threads)
+                    t = best(mx_load, args.repeat, sync)
+                    label = f"{read}, slot {slot_mb} MiB x {slots}, {threads} threads"
+                    sweep.append((label, t))
             for k in ("READ", "SLOT_MB", "SLOTS", "THREADS"):
                 del os.environ[f"MXPARAMS_UPLOAD_{k}"]
             print("| upload ring | seconds | GB/s |\n| --- | ---: | ---: |")
@@ -227,6 +235,21 @@ def main() -> None:
             t = best(lambda: st_save(tensors, fst2), args.repeat, sync)
             rows.append(("safetensors.torch.save_file from cuda:0", t, f"{gb / t:.2f}"))
             del tensors
+        for extra in args.save_dirs:
+            if not os.path.isdir(extra):
+                continue
+            with tempfile.TemporaryDirectory(dir=extra) as other:
+                where = f" (in {extra})"
+                raw = bounds_write(arrays, other, args.repeat)
+                rows.append(("bound: raw write() to a fresh file" + where, raw, f"{gb / raw:.2f}"))
+                fo = os.path.join(other, "out.params")
+                t = best(functools.partial(mx.nd.save, fo, on_gpu), args.repeat, sync)
+                rows.append(("mxparams nd.save from gpu(0)" + where, t, f"{gb / t:.2f}"))
+                os.environ["MXPARAMS_SAVE_MAPPED"] = "0"
+                t = best(functools.partial(mx.nd.save, fo, on_gpu), args.repeat, sync)
+                del os.environ["MXPARAMS_SAVE_MAPPED"]
+                label = "mxparams nd.save from gpu(0), streamed write()" + where
+                rows.append((label, t, f"{gb / t:.2f}"))
         del on_gpu
 
     def init_time(ctx: Any) -> float:

@@ -26,7 +26,7 @@ from . import nd as _nd
 from . import random as _random
 from ._errors import DeferredInitializationError
 from ._native import NDArray
-from .context import Context, cpu, current_context
+from .context import Context, current_context
 
 __all__ = [
     "Constant",
@@ -307,15 +307,12 @@ class Parameter(_native.ParameterBase):
 
     def _initialize(
         self, init: Any, ctx: CtxLike, default_init: Any, force_reinit: bool, pause: bool
-    ) -> bool:
-        """Initializes (or defers); False when skipped as already initialized."""
+    ) -> None:
         if init is None:
             init = default_init if self.init is None else self.init
         spec = _initmod._fast_fill_spec(init, default_init, self._shape)
-        if spec is not None:
-            done = self._fast_init(ctx, init, default_init, force_reinit, spec)
-            if done is not None:
-                return done
+        if spec is not None and self._fast_init(ctx, init, default_init, force_reinit, spec):
+            return
         state, arr = self._init_start(ctx, (init, default_init), force_reinit)
         if state == "initialized":
             warnings.warn(
@@ -323,9 +320,9 @@ class Parameter(_native.ParameterBase):
                 "Set force_reinit=True to re-initialize.",
                 stacklevel=3,
             )
-            return False
+            return
         if arr is None:
-            return True  # deferred until the shape is known
+            return  # deferred until the shape is known
         try:
             if pause:
                 with _autograd.pause():
@@ -338,7 +335,6 @@ class Parameter(_native.ParameterBase):
             # uninitialised, not deferred.
             self._take_deferred()
             raise
-        return True
 
     def _fast_init(
         self,
@@ -347,11 +343,9 @@ class Parameter(_native.ParameterBase):
         default_init: Any,
         force_reinit: bool,
         spec: tuple[int, float, float],
-    ) -> bool | None:
+    ) -> bool:
         """Initializes through one native call for a built-in fill (see
-        ``init._fast_fill_spec``): True when initialized or deferred, False
-        when skipped as already initialized, None when the dtype needs the
-        general path."""
+        ``init._fast_fill_spec``); False when the dtype needs the general path."""
         gen = _random._GENERATOR
         with gen._lock:
             try:
@@ -365,14 +359,13 @@ class Parameter(_native.ParameterBase):
             if used:
                 gen._stream += 1
         if state == "unsupported":
-            return None
+            return False
         if state == "initialized":
             warnings.warn(
                 f"Parameter '{self.name}' is already initialized, ignoring. "
                 "Set force_reinit=True to re-initialize.",
                 stacklevel=4,
             )
-            return False
         return True
 
     def finish_deferred_init(self) -> None:
@@ -685,29 +678,56 @@ class ParameterDict:
             init.set_verbosity(verbose=verbose)
         if ctx is None:
             ctx = [current_context()]
-        ctxs = [ctx] if isinstance(ctx, Context) else list(ctx)
-        if any(c.device_type == "gpu" for c in ctxs) and len(self) > 1:
-            self._initialize_then_move(init, ctxs, force_reinit)
-        else:
-            with _autograd.pause():
-                for v in self.values():
-                    v._initialize(None, ctx, init, force_reinit, False)
-        _mark(self.values())
+        params = list(self.values())
+        with _autograd.pause():
+            i = 0
+            while i < len(params):
+                i = self._initialize_fast(params, i, init, ctx, force_reinit)
+                if i < len(params):
+                    params[i]._initialize(None, ctx, init, force_reinit, False)
+                    i += 1
+        _mark(params)
 
-    def _initialize_then_move(self, init: Any, ctxs: list[Context], force_reinit: bool) -> None:
-        """GPU contexts: initializes every parameter on the host, then moves
-        them all in one batched upload (the values are computed on the host
-        either way), instead of an allocation, copy and wait per parameter.
-        Parameters initialized before an error still end up on ``ctxs``."""
-        moved: list[int] = []
-        try:
-            with _autograd.pause():
-                for i, v in enumerate(self.values()):
-                    if v._initialize(None, [cpu()], init, force_reinit, False):
-                        moved.append(i)
-        finally:
-            if moved:
-                self._core._reset_ctx_of(moved, ctxs)
+    def _initialize_fast(
+        self, params: list[Parameter], start: int, init: Any, ctx: CtxLike, force_reinit: bool
+    ) -> int:
+        """Initializes ``params[start:]`` in one native call (values filled by
+        all cores into one slab; one batched upload to GPUs), up to the first
+        parameter that needs the general path (a custom initializer, or a fill
+        its dtype does not take); returns that parameter's index. Values and
+        random streams are those of initializing one by one."""
+        positions: list[int] = []
+        tokens: list[Any] = []
+        kinds: list[int] = []
+        lows: list[float] = []
+        highs: list[float] = []
+        for j in range(start, len(params)):
+            p = params[j]
+            p_init = init if p.init is None else p.init
+            spec = _initmod._fast_fill_spec(p_init, init, p._shape)
+            if spec is None:
+                break
+            positions.append(j)
+            tokens.append((p_init, init))
+            kinds.append(spec[0])
+            lows.append(spec[1])
+            highs.append(spec[2])
+        if not positions:
+            return start
+        gen = _random._GENERATOR
+        with gen._lock:
+            states, used = self._core._initialize_fast(
+                positions, ctx, tokens, kinds, lows, highs, force_reinit, gen._seed, gen._stream
+            )
+            gen._stream += used
+        for j, state in zip(positions, states):
+            if state == "initialized":
+                warnings.warn(
+                    f"Parameter '{params[j].name}' is already initialized, ignoring. "
+                    "Set force_reinit=True to re-initialize.",
+                    stacklevel=3,
+                )
+        return start + len(states)
 
     def zero_grad(self) -> None:
         """Sets every gradient buffer to 0 (one native call)."""

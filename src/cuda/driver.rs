@@ -312,10 +312,8 @@ fn alloc_block(device: u32, len: usize) -> Result<Arc<DeviceBlock>> {
     Ok(Arc::new(DeviceBlock { ptr, device }))
 }
 
-/// Largest allocation served by the zeroed arena.
-const ARENA_MAX: usize = 1 << 20;
 /// Block sizes of the zeroed arena: the first block, and the cap that the
-/// doubling stops at.
+/// doubling stops at (also the largest allocation the arena serves).
 const ARENA_FIRST: usize = 1 << 20;
 const ARENA_CAP: usize = 64 << 20;
 
@@ -350,7 +348,7 @@ pub(super) fn with_zeroed_arena<R>(f: impl FnOnce() -> R) -> R {
 /// A zeroed range from the scope's arena, or `None` outside a scope or for a
 /// large request. A new block is zeroed once (one memset) when it is made.
 fn arena_alloc(device: u32, len: usize) -> Result<Option<DeviceAlloc>> {
-    if len == 0 || len > ARENA_MAX {
+    if len == 0 || len > ARENA_CAP {
         return Ok(None);
     }
     let need = len.next_multiple_of(SLAB_ALIGN);
@@ -367,7 +365,9 @@ fn arena_alloc(device: u32, len: usize) -> Result<Option<DeviceAlloc>> {
             None => {
                 // Doubling blocks: waste stays below what the scope used.
                 let prev = cursors.iter().position(|c| c.block.device == device);
-                let cap = prev.map_or(ARENA_FIRST, |i| (cursors[i].cap * 2).min(ARENA_CAP));
+                let cap = prev
+                    .map_or(ARENA_FIRST, |i| (cursors[i].cap * 2).min(ARENA_CAP))
+                    .max(need);
                 let block = alloc_block(device, cap)?;
                 activate(device)?;
                 // SAFETY: the block is a live allocation of `cap` bytes.

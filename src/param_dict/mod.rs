@@ -8,6 +8,7 @@
 //! and never call out while holding a lock.
 
 mod attrs;
+mod init_batch;
 mod io;
 
 use std::collections::HashMap;
@@ -15,6 +16,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use attrs::merge_attrs;
 pub use attrs::{merge_shape, ParamAttrs};
+pub use init_batch::{BatchOutcome, Fill, FillRequest};
 pub use io::{brief_list, LoadOptions};
 
 use crate::context::Context;
@@ -291,35 +293,12 @@ impl ParameterDict {
         Ok(())
     }
 
-    /// Moves every parameter to `ctxs`, keeping values.
+    /// Moves every parameter to `ctxs`, keeping values. Onto GPUs the values
+    /// travel in one batched upload (one device allocation, the pinned ring)
+    /// and the gradients come from a zeroed arena, instead of an allocation,
+    /// copy and wait each.
     pub fn reset_ctx(&self, ctxs: &[Context]) -> Result<()> {
-        self.reset_ctx_of(None, ctxs)
-    }
-
-    /// Moves the parameters at `which` (positions; all when `None`) to
-    /// `ctxs`, keeping values. Onto GPUs the values travel in one batched
-    /// upload (one device allocation, the pinned ring) and the gradients come
-    /// from a zeroed arena, instead of an allocation, copy and wait each.
-    pub fn reset_ctx_of(&self, which: Option<&[usize]>, ctxs: &[Context]) -> Result<()> {
-        let all: Vec<usize>;
-        let which = match which {
-            Some(w) => w,
-            None => {
-                all = (0..self.params.len()).collect();
-                &all
-            }
-        };
-        let params = which
-            .iter()
-            .map(|&i| {
-                self.params.get(i).ok_or_else(|| {
-                    Error::invalid(format!(
-                        "no parameter at position {i} of {}",
-                        self.params.len()
-                    ))
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let params = &self.params;
         if !ctxs.iter().any(|c| c.device_type == crate::DeviceType::Gpu) {
             return params.iter().try_for_each(|p| write(p).reset_ctx(ctxs));
         }

@@ -1,6 +1,7 @@
 //! `mxparams._native.ParameterDictCore`: the bulk operations of
-//! `mxparams.ParameterDict` (zero_grad, reset_ctx, save, load, setattr of
-//! grad_req / lr_mult / wd_mult, list_ctx), each one Rust call that loops
+//! `mxparams.ParameterDict` (initialize with built-in fills, zero_grad,
+//! reset_ctx, save, load, setattr of grad_req / lr_mult / wd_mult,
+//! list_ctx), each one Rust call that loops
 //! over the parameters with the GIL released. The Python class keeps the
 //! name -> Parameter mapping and MXNet's `get` semantics; it mirrors every
 //! insertion here.
@@ -14,8 +15,9 @@ use super::context::PyContext;
 use super::errors::IntoPyResult;
 use super::ndarray::PyNDArray;
 use super::parameter::{ctx_list, PyParameter};
-use crate::param_dict::{LoadOptions, ParameterDict};
-use crate::parameter::{DTypeSource, GradReq};
+use crate::param_dict::{Fill, FillRequest, LoadOptions, ParameterDict};
+use crate::parameter::{DTypeSource, GradReq, InitRequest};
+use crate::random::Distribution;
 
 /// The native half of `mxparams.ParameterDict`.
 #[pyclass(name = "ParameterDictCore", module = "mxparams._native", frozen)]
@@ -110,20 +112,72 @@ impl PyParamDictCore {
         r
     }
 
-    /// Re-assigns the parameters at `positions` (insertion order) to `ctx`,
-    /// keeping values; onto GPUs in one batched upload.
-    fn _reset_ctx_of(
+    /// Initialises the parameters at `positions` (insertion order) on `ctx`
+    /// with built-in fills (`kinds`: 0 zeros, 1 the constant `a`, 2 uniform
+    /// on `[a, b)`, 3 normal `N(a, b**2)`), random ones from streams
+    /// `stream, stream + 1, ...` of `seed`. Returns the state of each handled
+    /// parameter ("ready", "deferred" or "initialized"; fewer than asked when
+    /// the next fill does not suit its dtype) and the number of streams drawn.
+    #[allow(clippy::too_many_arguments)]
+    fn _initialize_fast(
         &self,
         py: Python<'_>,
         positions: Vec<usize>,
         ctx: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
+        tokens: Vec<Py<PyAny>>,
+        kinds: Vec<u8>,
+        a: Vec<f64>,
+        b: Vec<f64>,
+        force_reinit: bool,
+        seed: u64,
+        stream: u64,
+    ) -> PyResult<(Vec<&'static str>, u64)> {
+        let n = positions.len();
+        if [tokens.len(), kinds.len(), a.len(), b.len()] != [n; 4] {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "positions, tokens, kinds, a and b must have the same length",
+            ));
+        }
         let ctxs = ctx_list(ctx)?;
+        let mut requests = Vec::with_capacity(n);
+        for (i, token) in tokens.into_iter().enumerate() {
+            let fill = match kinds[i] {
+                0 => Fill::Zeros,
+                1 => Fill::Constant(a[i]),
+                2 => Fill::Random(Distribution::Uniform {
+                    low: a[i],
+                    high: b[i],
+                }),
+                3 => Fill::Random(Distribution::Normal {
+                    mean: a[i],
+                    std: b[i],
+                }),
+                _ => return Err(pyo3::exceptions::PyValueError::new_err("unknown fill kind")),
+            };
+            requests.push(FillRequest {
+                position: positions[i],
+                token: Some(Box::new(token)),
+                fill,
+            });
+        }
         let r = py
-            .detach(|| self.dict().reset_ctx_of(Some(&positions), &ctxs))
+            .detach(|| {
+                self.dict()
+                    .initialize_filled(&ctxs, force_reinit, requests, seed, stream)
+            })
             .py();
         self.drop_stale(py);
-        r
+        let out = r?;
+        let states = out
+            .states
+            .iter()
+            .map(|s| match s {
+                InitRequest::Ready => "ready",
+                InitRequest::Deferred => "deferred",
+                InitRequest::AlreadyInitialized => "initialized",
+            })
+            .collect();
+        Ok((states, out.streams_used))
     }
 
     /// Every context any parameter lives on.

@@ -20,7 +20,6 @@ use super::convert::{from_numpy, numpy_dtype, to_dtype};
 use super::errors::IntoPyResult;
 use super::ndarray::PyNDArray;
 use crate::context::Context;
-use crate::dtype::DType;
 use crate::ndarray::SType;
 use crate::param_dict::{read, write, SharedParameter};
 use crate::parameter::{DTypeSource, DeferredInit, GradReq, InitRequest, Parameter};
@@ -28,27 +27,6 @@ use crate::random::{Distribution as Dist, StreamKey};
 
 /// Fills above this size run with the GIL released (and in parallel).
 const PARALLEL_FILL_BYTES: usize = 1 << 16;
-
-/// Writes one value, converted to `dtype`, into every element of `bytes`.
-fn fill_constant(bytes: &mut [u8], dtype: DType, dist: Dist) -> crate::error::Result<()> {
-    let size = dtype.itemsize();
-    let Some((first, rest)) = bytes.split_at_mut_checked(size) else {
-        return Ok(());
-    };
-    // The element's bytes, converted exactly as a fill rounds (a one-value range).
-    let mut elem = [0u64; 1];
-    // SAFETY: u8 has no alignment or validity requirements; `elem` holds 8 bytes.
-    let raw = unsafe { std::slice::from_raw_parts_mut(elem.as_mut_ptr().cast::<u8>(), 8) };
-    let raw = raw.get_mut(..size).ok_or_else(|| {
-        crate::error::Error::InvalidArgument(format!("no constant fill for {dtype}"))
-    })?;
-    dist.fill_bytes(raw, dtype, StreamKey::new(0, 0))?;
-    first.copy_from_slice(raw);
-    for chunk in rest.chunks_exact_mut(size) {
-        chunk.copy_from_slice(raw);
-    }
-    Ok(())
-}
 
 /// Cached Python arrays for one version of a parameter's data and gradients.
 #[derive(Default)]
@@ -560,7 +538,7 @@ impl PyParameter {
         let mut used = false;
         if let Some(dist) = dist.filter(|_| arr.nbytes() > 0) {
             if kind == 1 {
-                fill_constant(&mut arr.buffer().write().py()?, dtype, dist).py()?;
+                crate::random::fill_constant(&mut arr.buffer().write().py()?, dtype, a).py()?;
             } else {
                 let key = StreamKey::new(seed, stream);
                 let fill = |arr: &crate::ndarray::NDArray| -> crate::error::Result<()> {

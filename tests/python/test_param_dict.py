@@ -337,3 +337,76 @@ def test_golden_corpus_loads_and_resaves(
         out = tmp_path / "re.params"
         pd.save(out, strip_prefix=strip)
         assert out.read_bytes() == (data_dir / f"{name}.params").read_bytes()
+
+
+class _Ramp(mpinit.Initializer):
+    """A custom initializer: takes the general (per-parameter) path."""
+
+    def _init_weight(self, name: str, arr: mp.nd.NDArray) -> None:
+        arr[:] = np.arange(arr.size, dtype=arr.dtype).reshape(arr.shape)
+
+
+def _batch_dict() -> mp.ParameterDict:
+    pd = mp.ParameterDict("net_")
+    pd.get("a", shape=(5, 3))
+    pd.get("b", shape=(4,), init=mpinit.Normal(0.5))
+    pd.get("ramp", shape=(2, 3), init=_Ramp())
+    pd.get("c", shape=(7, 3), init=mpinit.Xavier())
+    pd.get("ints", shape=(3,), dtype="int32")  # a random fill does not suit int32
+    pd.get("zeros", shape=(3,), dtype="int64", init=mpinit.Zero())
+    pd.get("later", shape=(0, 2), allow_deferred_init=True)
+    pd.get("half", shape=(6,), dtype="float16", init=mpinit.Constant(0.3))
+    pd.get("d", shape=(300, 400))
+    return pd
+
+
+def test_dict_initialize_equals_one_by_one() -> None:
+    mp.random.seed(5)
+    batched = _batch_dict()
+    batched.initialize(ctx=mp.cpu())
+    mp.random.seed(5)
+    single = _batch_dict()
+    for p in single.values():
+        p.initialize(default_init=mpinit.Uniform(), ctx=mp.cpu())
+    for k in single.keys():
+        if k == "net_later":
+            assert batched[k].list_ctx() == single[k].list_ctx() == [mp.cpu()]
+            continue
+        a, b = batched[k].data().asnumpy(), single[k].data().asnumpy()
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b, err_msg=k)
+        assert not batched[k].grad().asnumpy().any()
+    # The stream counter moved on by the same amount: the next draws agree.
+    x, y = mp.ParameterDict("x_"), mp.ParameterDict("y_")
+    mp.random.seed(5)
+    batched_again = _batch_dict()
+    batched_again.initialize(ctx=mp.cpu())
+    x.get("n", shape=(9,)).initialize(ctx=mp.cpu())
+    mp.random.seed(5)
+    for p in _batch_dict().values():
+        p.initialize(default_init=mpinit.Uniform(), ctx=mp.cpu())
+    y.get("n", shape=(9,)).initialize(ctx=mp.cpu())
+    np.testing.assert_array_equal(x["x_n"].data().asnumpy(), y["y_n"].data().asnumpy())
+
+
+def test_dict_initialize_skips_and_warns_like_one_by_one() -> None:
+    pd = _batch_dict()
+    pd["net_c"].initialize(init=mpinit.One(), ctx=mp.cpu())
+    with pytest.warns(UserWarning, match="'net_c' is already initialized"):
+        pd.initialize(ctx=mp.cpu())
+    np.testing.assert_array_equal(pd["net_c"].data().asnumpy(), np.ones((7, 3), "float32"))
+    before = pd["net_a"].data().asnumpy()
+    pd.initialize(init=mpinit.Zero(), ctx=[mp.cpu(0), mp.cpu(1)], force_reinit=True)
+    assert pd["net_a"].list_ctx() == [mp.cpu(0), mp.cpu(1)]
+    assert before.any() and not pd["net_a"].data(mp.cpu(1)).asnumpy().any()
+    # A parameter whose shape is unknown and may not be deferred fails where
+    # it stands; the ones before it are initialized.
+    bad = mp.ParameterDict("bad_")
+    bad.get("ok", shape=(2,))
+    bad.get("unknown", shape=(0, 2))
+    bad.get("after", shape=(2,))
+    with pytest.raises(ValueError, match="invalid shape"):
+        bad.initialize(ctx=mp.cpu())
+    assert bad["bad_ok"].data().shape == (2,)
+    with pytest.raises(RuntimeError):
+        bad["bad_after"].data()
