@@ -22,17 +22,35 @@ const PARALLEL_COPY: usize = 4 << 20;
 /// Chunk of a parallel copy.
 const CHUNK: usize = 1 << 20;
 
-/// Whether a save of `size` bytes should go through a mapping.
+/// Whether a save of `size` bytes into `file` should go through a mapping.
 /// `MXPARAMS_SAVE_MAPPED=1` forces it for every non-empty file, `=0` never.
-pub fn worth_mapping(size: usize) -> bool {
+pub fn worth_mapping(file: &File, size: usize) -> bool {
     match std::env::var("MXPARAMS_SAVE_MAPPED")
         .as_deref()
         .map(str::trim)
     {
         Ok("1") => size > 0,
         Ok("0") => false,
-        _ => size >= MIN_MAPPED_SAVE && rayon::current_num_threads() > 2,
+        _ => size >= MIN_MAPPED_SAVE && rayon::current_num_threads() > 2 && !on_tmpfs(file),
     }
+}
+
+/// Whether `file` lives in memory (tmpfs, /dev/shm), where faulting in a
+/// mapping's pages costs more than a streamed `write()` (measured: 1.5 vs
+/// 2.6 GB/s on a 16-core host).
+#[cfg(target_os = "linux")]
+fn on_tmpfs(file: &File) -> bool {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: `statfs` is plain data, valid when zeroed; fstatfs fills it.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: our own open descriptor and a pointer to a live statfs.
+    let rc = unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) };
+    rc == 0 && st.f_type == libc::TMPFS_MAGIC
+}
+
+#[cfg(not(target_os = "linux"))]
+fn on_tmpfs(_file: &File) -> bool {
+    false
 }
 
 /// A `Write` over a mapped file of fixed size.
@@ -91,10 +109,7 @@ impl Write for MappedWriter<'_> {
 /// faults them as usual).
 #[cfg(target_os = "linux")]
 fn populate_write(range: &mut [u8]) {
-    extern "C" {
-        fn madvise(addr: *mut std::ffi::c_void, len: usize, advice: i32) -> i32;
-    }
-    const MADV_POPULATE_WRITE: i32 = 23;
+    const MADV_POPULATE_WRITE: libc::c_int = 23;
     const PAGE: usize = 4096;
     let start = (range.as_ptr() as usize).div_ceil(PAGE) * PAGE;
     let end = (range.as_ptr() as usize + range.len()) / PAGE * PAGE;
@@ -102,11 +117,7 @@ fn populate_write(range: &mut [u8]) {
         // SAFETY: the range lies inside a live writable mapping we hold
         // mutably; the advice only faults pages in.
         unsafe {
-            madvise(
-                start as *mut std::ffi::c_void,
-                end - start,
-                MADV_POPULATE_WRITE,
-            );
+            libc::madvise(start as *mut libc::c_void, end - start, MADV_POPULATE_WRITE);
         }
     }
 }
@@ -119,19 +130,14 @@ fn populate_write(_range: &mut [u8]) {}
 #[cfg(target_os = "linux")]
 fn reserve(file: &File, size: usize) -> Result<bool> {
     use std::os::unix::io::AsRawFd;
-    extern "C" {
-        fn fallocate(fd: i32, mode: i32, offset: i64, len: i64) -> i32;
-    }
-    let len = i64::try_from(size).map_err(|_| Error::invalid("file size overflows"))?;
+    let len = libc::off_t::try_from(size).map_err(|_| Error::invalid("file size overflows"))?;
     // SAFETY: a plain system call on our own open file descriptor.
-    let rc = unsafe { fallocate(file.as_raw_fd(), 0, 0, len) };
-    if rc == 0 {
+    if unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) } == 0 {
         return Ok(true);
     }
     let err = io::Error::last_os_error();
     match err.raw_os_error() {
-        // Unsupported by this file system: stream instead.
-        Some(95) | Some(38) => Ok(false), // EOPNOTSUPP, ENOSYS
+        Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => Ok(false),
         _ => Err(err.into()),
     }
 }

@@ -283,7 +283,7 @@ pub fn save(
     let v = check(names, arrays, opts)?;
     let size = file_size(names, arrays);
     atomic_write_file(path.as_ref(), opts.fsync, |file| {
-        if mapped_write::worth_mapping(size)
+        if mapped_write::worth_mapping(file, size)
             && mapped_write::write_mapped(file, size, opts.fsync, |w| {
                 write_body(w, names, arrays, v)
             })?
