@@ -87,6 +87,7 @@ def main() -> None:
     ap.add_argument("--gb", type=float, default=1.2)
     ap.add_argument("--arrays", type=int, default=384)
     ap.add_argument("--params", type=int, default=10_000)
+    ap.add_argument("--small", type=int, default=20_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--sweep", action="store_true")
     ap.add_argument("--save-dirs", nargs="*", default=[], help="also save into these folders")
@@ -251,6 +252,29 @@ def main() -> None:
                 label = "mxparams nd.save from gpu(0), streamed write()" + where
                 rows.append((label, t, f"{gb / t:.2f}"))
         del on_gpu
+
+    with tempfile.TemporaryDirectory() as tmp:
+        # Many small arrays (the S dataset of bench.py): per-array costs decide.
+        small = {f"s{i}": rng.standard_normal(64).astype("float32") for i in range(args.small)}
+        fsmall = os.path.join(tmp, "small.params")
+        mx.nd.save(fsmall, {k: mx.nd.array(v) for k, v in small.items()})
+        got_small = mx.nd.load(fsmall, ctx=mx.gpu(0))
+        assert isinstance(got_small, dict)
+        np.testing.assert_array_equal(got_small["s7"].asnumpy(), small["s7"])
+        del got_small
+        label = f"mxparams nd.load(ctx=gpu(0)), {args.small} arrays of 64 float32"
+        t = best(lambda: mx.nd.load(fsmall, ctx=mx.gpu(0)), args.repeat, sync)
+        rows.append((label, t, "-"))
+
+        def small_torch() -> Any:
+            loaded = mx.nd.load(fsmall, mmap=True)
+            assert isinstance(loaded, dict)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return {k: torch.from_numpy(np.asarray(v)).cuda() for k, v in loaded.items()}
+
+        t = best(small_torch, args.repeat, sync)
+        rows.append(("  the same: numpy mmap + torch .cuda() per array", t, "-"))
 
     def init_time(ctx: Any) -> float:
         """Best time of ``ParameterDict.initialize`` alone (the dict is built first)."""
