@@ -142,8 +142,12 @@ def _split(data: Any) -> tuple[list[str] | None, list[NDArray]]:
     if isinstance(data, NDArray):
         return None, [data]
     if isinstance(data, Mapping):
-        names: list[str] = []
-        arrays: list[NDArray] = []
+        names: list[str] = list(data.keys())
+        arrays: list[NDArray] = list(data.values())
+        # Exact types checked at C speed; subclasses take the loop below.
+        if set(map(type, names)) <= {str} and set(map(type, arrays)) <= {NDArray}:
+            return names, arrays
+        names, arrays = [], []
         for k, v in data.items():
             if not isinstance(k, str) or not isinstance(v, NDArray):
                 raise TypeError("save only accept dict str->NDArray or list of NDArray")

@@ -11,6 +11,7 @@
 use std::fs::File;
 use std::io::{self, Write};
 
+use super::fs_hints;
 use crate::error::{Error, Result};
 
 /// Files from this size up are written through a mapping (when the machine
@@ -31,26 +32,10 @@ pub fn worth_mapping(file: &File, size: usize) -> bool {
     {
         Ok("1") => size > 0,
         Ok("0") => false,
-        _ => size >= MIN_MAPPED_SAVE && rayon::current_num_threads() > 2 && !on_tmpfs(file),
+        _ => {
+            size >= MIN_MAPPED_SAVE && rayon::current_num_threads() > 2 && !fs_hints::on_tmpfs(file)
+        }
     }
-}
-
-/// Whether `file` lives in memory (tmpfs, /dev/shm), where faulting in a
-/// mapping's pages costs more than a streamed `write()` (measured: 1.5 vs
-/// 2.6 GB/s on a 16-core host).
-#[cfg(target_os = "linux")]
-fn on_tmpfs(file: &File) -> bool {
-    use std::os::unix::io::AsRawFd;
-    // SAFETY: `statfs` is plain data, valid when zeroed; fstatfs fills it.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: our own open descriptor and a pointer to a live statfs.
-    let rc = unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) };
-    rc == 0 && st.f_type == libc::TMPFS_MAGIC
-}
-
-#[cfg(not(target_os = "linux"))]
-fn on_tmpfs(_file: &File) -> bool {
-    false
 }
 
 /// A `Write` over a mapped file of fixed size.
@@ -125,28 +110,6 @@ fn populate_write(range: &mut [u8]) {
 #[cfg(not(target_os = "linux"))]
 fn populate_write(_range: &mut [u8]) {}
 
-/// Reserves `size` bytes of blocks for `file` (empty, just created). `false`
-/// when the file system cannot (the caller streams instead).
-#[cfg(target_os = "linux")]
-fn reserve(file: &File, size: usize) -> Result<bool> {
-    use std::os::unix::io::AsRawFd;
-    let len = libc::off_t::try_from(size).map_err(|_| Error::invalid("file size overflows"))?;
-    // SAFETY: a plain system call on our own open file descriptor.
-    if unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) } == 0 {
-        return Ok(true);
-    }
-    let err = io::Error::last_os_error();
-    match err.raw_os_error() {
-        Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => Ok(false),
-        _ => Err(err.into()),
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn reserve(_file: &File, _size: usize) -> Result<bool> {
-    Ok(false)
-}
-
 /// Writes exactly `size` bytes into `file` (empty, just created) through a
 /// mapping; `body` writes them. `Ok(false)` (nothing written) when the file
 /// cannot be reserved or mapped, so the caller streams instead.
@@ -156,7 +119,7 @@ pub fn write_mapped(
     fsync: bool,
     body: impl FnOnce(&mut MappedWriter<'_>) -> Result<()>,
 ) -> Result<bool> {
-    if size == 0 || !reserve(file, size)? {
+    if size == 0 || !fs_hints::reserve(file, size, false)? {
         return Ok(false);
     }
     // SAFETY: the file is our own freshly created temp file, not visible under

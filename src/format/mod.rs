@@ -62,6 +62,7 @@
 //! and bare `.npy` files (a one-element list), recognised by their magic.
 
 mod build;
+mod fs_hints;
 mod mapped_write;
 mod npy;
 mod npz;

@@ -14,7 +14,7 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::ndarray::{NDArray, SType};
 
-use super::mapped_write;
+use super::{fs_hints, mapped_write};
 use super::{RecordVersion, SaveOptions, LIST_MAGIC, MAGIC_V2, MAGIC_V3};
 
 /// Buffer size for streamed writes: big enough that many small arrays cost a
@@ -290,6 +290,9 @@ pub fn save(
         {
             return Ok(());
         }
+        if size > 0 && fs_hints::on_ext4(file) {
+            fs_hints::reserve(file, size, true)?;
+        }
         let mut w = BufWriter::with_capacity(WRITE_BUF, file);
         write_body(&mut w, names, arrays, v)?;
         w.flush()?;
@@ -345,6 +348,7 @@ pub(crate) fn atomic_write_file(
         _ => path,
     };
     let tmp = temp_path(path)?;
+    fs_hints::release_cached_pages(path);
     let file = OpenOptions::new()
         .read(true)
         .write(true)

@@ -106,37 +106,62 @@ fn save_options(version: Option<u32>, fsync: bool) -> PyResult<SaveOptions> {
     Ok(SaveOptions { version, fsync })
 }
 
-fn unwrap_arrays(arrays: &[Bound<'_, PyNDArray>]) -> Vec<NDArray> {
-    arrays.iter().map(|a| a.get().inner.clone()).collect()
+/// The arrays inside the Python objects, borrowed: the caller's `Bound`s
+/// keep them alive, and the wrapper is frozen, so no clone is needed.
+fn borrow_arrays<'a>(arrays: &'a [Bound<'_, PyNDArray>]) -> Vec<&'a NDArray> {
+    arrays.iter().map(|a| &a.get().inner).collect()
 }
 
-/// Array names: a list of str, or (the fast path `nd.save` uses) one str
-/// holding every name joined by NUL, which costs one conversion instead of
-/// one per name; names themselves may not contain NUL, so the split is exact.
-fn extract_names(names: Option<&Bound<'_, PyAny>>, n: usize) -> PyResult<Option<Vec<String>>> {
-    let Some(obj) = names.filter(|o| !o.is_none()) else {
-        return Ok(None);
-    };
-    let (names, joined) = match obj.cast::<PyString>() {
-        Ok(s) => {
-            let text = s.to_cow()?;
-            // "" is no names for no arrays, or one empty name for one array.
-            if n == 0 && text.is_empty() {
-                return Ok(Some(Vec::new()));
+/// Array names as given: a list of str, or (the fast path `nd.save` uses)
+/// one str holding every name joined by NUL, which costs one conversion
+/// instead of one per name; names themselves may not contain NUL, so the
+/// split is exact.
+enum Names {
+    None,
+    Joined(String),
+    List(Vec<String>),
+}
+
+impl Names {
+    fn extract(names: Option<&Bound<'_, PyAny>>, n: usize) -> PyResult<Names> {
+        let Some(obj) = names.filter(|o| !o.is_none()) else {
+            return Ok(Names::None);
+        };
+        let (out, count, joined) = match obj.cast::<PyString>() {
+            Ok(s) => {
+                let text = s.to_cow()?.into_owned();
+                // "" is no names for no arrays, or one empty name for one array.
+                if n == 0 && text.is_empty() {
+                    return Ok(Names::List(Vec::new()));
+                }
+                let count = text.split('\0').count();
+                (Names::Joined(text), count, true)
             }
-            (text.split('\0').map(str::to_owned).collect(), true)
+            Err(_) => {
+                let list = obj.extract::<Vec<String>>()?;
+                let count = list.len();
+                (Names::List(list), count, false)
+            }
+        };
+        if count != n {
+            return Err(PyValueError::new_err(if joined {
+                "array names must not contain NUL characters (MXNet would silently cut them)"
+                    .to_string()
+            } else {
+                format!("{count} names for {n} arrays")
+            }));
         }
-        Err(_) => (obj.extract::<Vec<String>>()?, false),
-    };
-    if names.len() != n {
-        return Err(PyValueError::new_err(if joined {
-            "array names must not contain NUL characters (MXNet would silently cut them)"
-                .to_string()
-        } else {
-            format!("{} names for {n} arrays", names.len())
-        }));
+        Ok(out)
     }
-    Ok(Some(names))
+
+    /// The names as slices of what was extracted.
+    fn refs(&self) -> Option<Vec<&str>> {
+        match self {
+            Names::None => None,
+            Names::Joined(text) => Some(text.split('\0').collect()),
+            Names::List(list) => Some(list.iter().map(String::as_str).collect()),
+        }
+    }
 }
 
 /// Saves arrays (with names, for a dict file) to `fname`, atomically.
@@ -150,17 +175,11 @@ fn _save(
     version: Option<u32>,
     fsync: bool,
 ) -> PyResult<()> {
-    let names = extract_names(names, arrays.len())?;
+    let names = Names::extract(names, arrays.len())?;
     let opts = save_options(version, fsync)?;
-    let arrays = unwrap_arrays(&arrays);
-    py.detach(move || {
-        let refs: Vec<&NDArray> = arrays.iter().collect();
-        let name_refs: Option<Vec<&str>> = names
-            .as_ref()
-            .map(|v| v.iter().map(String::as_str).collect());
-        format::save(&fname, name_refs.as_deref(), &refs, &opts)
-    })
-    .py()
+    let refs = borrow_arrays(&arrays);
+    py.detach(|| format::save(&fname, names.refs().as_deref(), &refs, &opts))
+        .py()
 }
 
 /// The bytes `_save` would write.
@@ -172,17 +191,11 @@ fn _save_tobuffer<'py>(
     arrays: Vec<Bound<'py, PyNDArray>>,
     version: Option<u32>,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let names = extract_names(names, arrays.len())?;
+    let names = Names::extract(names, arrays.len())?;
     let opts = save_options(version, false)?;
-    let arrays = unwrap_arrays(&arrays);
+    let refs = borrow_arrays(&arrays);
     let bytes = py
-        .detach(move || {
-            let refs: Vec<&NDArray> = arrays.iter().collect();
-            let name_refs: Option<Vec<&str>> = names
-                .as_ref()
-                .map(|v| v.iter().map(String::as_str).collect());
-            format::to_bytes(name_refs.as_deref(), &refs, &opts)
-        })
+        .detach(|| format::to_bytes(names.refs().as_deref(), &refs, &opts))
         .py()?;
     Ok(PyBytes::new(py, &bytes))
 }
