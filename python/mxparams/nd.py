@@ -137,30 +137,38 @@ def ones_like(data: NDArray) -> NDArray:
     return ones(data.shape, data.context, data.dtype)
 
 
+_BAD_ITEMS = "save only accept dict str->NDArray or list of NDArray"
+
+
 def _split(data: Any) -> tuple[list[str] | None, list[NDArray]]:
-    """MXNet's ``nd.save`` argument rules: an NDArray, a list of them, or a dict str -> NDArray."""
+    """MXNet's ``nd.save`` argument rules: an NDArray, a list of them, or a dict
+    str -> NDArray. Item types are checked where the items are used (joining
+    the names, handing the arrays to Rust), which costs nothing extra; see
+    ``_checked``."""
     if isinstance(data, NDArray):
         return None, [data]
     if isinstance(data, Mapping):
-        names: list[str] = list(data.keys())
-        arrays: list[NDArray] = list(data.values())
-        # Exact types checked at C speed; subclasses take the loop below.
-        if set(map(type, names)) <= {str} and set(map(type, arrays)) <= {NDArray}:
-            return names, arrays
-        names, arrays = [], []
-        for k, v in data.items():
-            if not isinstance(k, str) or not isinstance(v, NDArray):
-                raise TypeError("save only accept dict str->NDArray or list of NDArray")
-            names.append(k)
-            arrays.append(v)
-        return names, arrays
+        return list(data.keys()), list(data.values())
     if isinstance(data, (list, tuple)):
-        if not all(isinstance(v, NDArray) for v in data):
-            raise TypeError("save only accept dict str->NDArray or list of NDArray")
         return None, list(data)
     raise ValueError(
         "data needs to either be a NDArray, dict of str, NDArray pairs or a list of NDarrays."
     )
+
+
+def _checked(call: Any, names: list[str] | None, arrays: list[NDArray], *args: Any) -> Any:
+    """Runs ``call(joined_names, arrays, *args)``, turning a wrong item type
+    into MXNet's error."""
+    try:
+        joined = _joined(names)
+    except TypeError:
+        raise TypeError(_BAD_ITEMS) from None
+    try:
+        return call(joined, arrays, *args)
+    except TypeError:
+        if not all(isinstance(a, NDArray) for a in arrays):
+            raise TypeError(_BAD_ITEMS) from None
+        raise
 
 
 def _joined(names: list[str] | None) -> str | None:
@@ -183,14 +191,16 @@ def save(fname: PathLike, data: SaveData, *, version: int | None = None) -> None
         (dense only). None picks V2 unless a 0-d array needs V3 to be read
         back by MXNet.
     """
+    path = os.fspath(fname)
     names, arrays = _split(data)
-    _native._save(os.fspath(fname), _joined(names), arrays, version)
+    _checked(lambda n, a, v: _native._save(path, n, a, v), names, arrays, version)
 
 
 def save_tobuffer(data: SaveData, *, version: int | None = None) -> bytes:
     """The bytes ``save`` would write."""
     names, arrays = _split(data)
-    return _native._save_tobuffer(_joined(names), arrays, version)
+    out: bytes = _checked(_native._save_tobuffer, names, arrays, version)
+    return out
 
 
 def _result(names: list[str] | None, arrays: list[NDArray]) -> list[NDArray] | dict[str, NDArray]:

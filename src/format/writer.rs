@@ -136,9 +136,14 @@ fn write_records<W: Write>(
     arrays: &[&NDArray],
     v: Concrete,
 ) -> Result<()> {
-    let streamed: Vec<usize> = (0..arrays.len())
-        .filter(|&i| arrays[i].buffer().is_device() && arrays[i].sparse_parts().is_none())
-        .collect();
+    // Without a GPU no array can live on one: skip a pass over the arrays.
+    let streamed: Vec<usize> = if crate::cuda::num_gpus() == 0 {
+        Vec::new()
+    } else {
+        (0..arrays.len())
+            .filter(|&i| arrays[i].buffer().is_device() && arrays[i].sparse_parts().is_none())
+            .collect()
+    };
     // Host arrays (and sparse device arrays, staged one by one) in order.
     let write_other = |w: &mut W, scratch: &mut Vec<u8>, a: &NDArray| -> Result<()> {
         if a.buffer().is_device() {

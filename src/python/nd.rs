@@ -123,44 +123,35 @@ enum Names {
 }
 
 impl Names {
-    fn extract(names: Option<&Bound<'_, PyAny>>, n: usize) -> PyResult<Names> {
+    fn extract(names: Option<&Bound<'_, PyAny>>) -> PyResult<Names> {
         let Some(obj) = names.filter(|o| !o.is_none()) else {
             return Ok(Names::None);
         };
-        let (out, count, joined) = match obj.cast::<PyString>() {
-            Ok(s) => {
-                let text = s.to_cow()?.into_owned();
-                // "" is no names for no arrays, or one empty name for one array.
-                if n == 0 && text.is_empty() {
-                    return Ok(Names::List(Vec::new()));
-                }
-                let count = text.split('\0').count();
-                (Names::Joined(text), count, true)
-            }
-            Err(_) => {
-                let list = obj.extract::<Vec<String>>()?;
-                let count = list.len();
-                (Names::List(list), count, false)
-            }
+        Ok(match obj.cast::<PyString>() {
+            Ok(s) => Names::Joined(s.to_cow()?.into_owned()),
+            Err(_) => Names::List(obj.extract::<Vec<String>>()?),
+        })
+    }
+
+    /// The names as slices of what was extracted, checked against the
+    /// number of arrays `n`.
+    fn refs(&self, n: usize) -> PyResult<Option<Vec<&str>>> {
+        let (refs, joined): (Vec<&str>, bool) = match self {
+            Names::None => return Ok(None),
+            // "" is no names for no arrays, or one empty name for one array.
+            Names::Joined(text) if n == 0 && text.is_empty() => (Vec::new(), true),
+            Names::Joined(text) => (text.split('\0').collect(), true),
+            Names::List(list) => (list.iter().map(String::as_str).collect(), false),
         };
-        if count != n {
+        if refs.len() != n {
             return Err(PyValueError::new_err(if joined {
                 "array names must not contain NUL characters (MXNet would silently cut them)"
                     .to_string()
             } else {
-                format!("{count} names for {n} arrays")
+                format!("{} names for {n} arrays", refs.len())
             }));
         }
-        Ok(out)
-    }
-
-    /// The names as slices of what was extracted.
-    fn refs(&self) -> Option<Vec<&str>> {
-        match self {
-            Names::None => None,
-            Names::Joined(text) => Some(text.split('\0').collect()),
-            Names::List(list) => Some(list.iter().map(String::as_str).collect()),
-        }
+        Ok(Some(refs))
     }
 }
 
@@ -175,10 +166,11 @@ fn _save(
     version: Option<u32>,
     fsync: bool,
 ) -> PyResult<()> {
-    let names = Names::extract(names, arrays.len())?;
+    let names = Names::extract(names)?;
+    let name_refs = names.refs(arrays.len())?;
     let opts = save_options(version, fsync)?;
     let refs = borrow_arrays(&arrays);
-    py.detach(|| format::save(&fname, names.refs().as_deref(), &refs, &opts))
+    py.detach(|| format::save(&fname, name_refs.as_deref(), &refs, &opts))
         .py()
 }
 
@@ -191,11 +183,12 @@ fn _save_tobuffer<'py>(
     arrays: Vec<Bound<'py, PyNDArray>>,
     version: Option<u32>,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let names = Names::extract(names, arrays.len())?;
+    let names = Names::extract(names)?;
+    let name_refs = names.refs(arrays.len())?;
     let opts = save_options(version, false)?;
     let refs = borrow_arrays(&arrays);
     let bytes = py
-        .detach(|| format::to_bytes(names.refs().as_deref(), &refs, &opts))
+        .detach(|| format::to_bytes(name_refs.as_deref(), &refs, &opts))
         .py()?;
     Ok(PyBytes::new(py, &bytes))
 }
