@@ -70,6 +70,15 @@ def _indent(s: str, num_spaces: int) -> str:
     return "\n".join([lines[0]] + [(num_spaces * " ") + line for line in lines[1:]])
 
 
+def _warn_initialized(name: str, stacklevel: int) -> None:
+    """MXNet's warning for initializing an initialized parameter again."""
+    warnings.warn(
+        f"Parameter '{name}' is already initialized, ignoring. "
+        "Set force_reinit=True to re-initialize.",
+        stacklevel=stacklevel,
+    )
+
+
 class Variable:
     """A symbolic variable standing for a parameter (what ``Parameter.var()`` returns).
 
@@ -315,11 +324,7 @@ class Parameter(_native.ParameterBase):
             return
         state, arr = self._init_start(ctx, (init, default_init), force_reinit)
         if state == "initialized":
-            warnings.warn(
-                f"Parameter '{self.name}' is already initialized, ignoring. "
-                "Set force_reinit=True to re-initialize.",
-                stacklevel=3,
-            )
+            _warn_initialized(self.name, stacklevel=4)
             return
         if arr is None:
             return  # deferred until the shape is known
@@ -361,11 +366,7 @@ class Parameter(_native.ParameterBase):
         if state == "unsupported":
             return False
         if state == "initialized":
-            warnings.warn(
-                f"Parameter '{self.name}' is already initialized, ignoring. "
-                "Set force_reinit=True to re-initialize.",
-                stacklevel=4,
-            )
+            _warn_initialized(self.name, stacklevel=5)
         return True
 
     def finish_deferred_init(self) -> None:
@@ -722,11 +723,7 @@ class ParameterDict:
             gen._stream += used
         for j, state in zip(positions, states):
             if state == "initialized":
-                warnings.warn(
-                    f"Parameter '{params[j].name}' is already initialized, ignoring. "
-                    "Set force_reinit=True to re-initialize.",
-                    stacklevel=3,
-                )
+                _warn_initialized(params[j].name, stacklevel=4)
         return start + len(states)
 
     def zero_grad(self) -> None:

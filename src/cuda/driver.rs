@@ -619,6 +619,24 @@ struct Pipeline {
     events: Vec<sys::CUevent>,
 }
 
+impl Pipeline {
+    /// A non-blocking stream of the current context with one event per ring slot.
+    fn new(slots: usize) -> Result<Pipeline> {
+        let stream = result::stream::create(result::stream::StreamKind::NonBlocking)
+            .map_err(|e| cuda("cuStreamCreate", e))?;
+        let mut pipe = Pipeline {
+            stream,
+            events: Vec::with_capacity(slots),
+        };
+        for _ in 0..slots {
+            let ev = result::event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING)
+                .map_err(|e| cuda("cuEventCreate", e))?;
+            pipe.events.push(ev);
+        }
+        Ok(pipe)
+    }
+}
+
 impl Drop for Pipeline {
     fn drop(&mut self) {
         // SAFETY: the handles were created by this pipeline and are destroyed
@@ -652,10 +670,7 @@ pub(super) fn upload_batch(device: u32, jobs: &[(HostRange<'_>, &DeviceAlloc)]) 
     let cfg = ring_config();
     let pool = copy_pool(cfg.threads)?;
     let nslots = total.div_ceil(cfg.slot_bytes).clamp(1, cfg.slots);
-    let mut bufs = take_staging(cfg.slot_bytes, nslots);
-    while bufs.len() < nslots {
-        bufs.push(alloc_pinned(cfg.slot_bytes)?);
-    }
+    let mut bufs = staging(cfg.slot_bytes, nslots)?;
     activate(device)?;
     let ring = Ring {
         device,
@@ -668,13 +683,19 @@ pub(super) fn upload_batch(device: u32, jobs: &[(HostRange<'_>, &DeviceAlloc)]) 
     outcome
 }
 
-/// Up to `n` cached staging buffers of `slot_bytes`; cached buffers of
-/// another size (the ring was re-tuned) are released.
-fn take_staging(slot_bytes: usize, n: usize) -> Vec<PinnedAlloc> {
-    let mut cache = STAGING.lock().unwrap_or_else(|e| e.into_inner());
-    cache.retain(|b| b.len() == slot_bytes);
-    let keep = cache.len().saturating_sub(n);
-    cache.split_off(keep)
+/// `n` staging buffers of `slot_bytes`, cached ones first (pinning memory is
+/// slow); cached buffers of another size (the ring was re-tuned) are released.
+fn staging(slot_bytes: usize, n: usize) -> Result<Vec<PinnedAlloc>> {
+    let mut bufs = {
+        let mut cache = STAGING.lock().unwrap_or_else(|e| e.into_inner());
+        cache.retain(|b| b.len() == slot_bytes);
+        let keep = cache.len().saturating_sub(n);
+        cache.split_off(keep)
+    };
+    while bufs.len() < n {
+        bufs.push(alloc_pinned(slot_bytes)?);
+    }
+    Ok(bufs)
 }
 
 fn return_staging(bufs: Vec<PinnedAlloc>, max: usize) {
@@ -882,18 +903,8 @@ impl Ring<'_> {
     }
 
     fn run(&self, bufs: &mut [PinnedAlloc], jobs: &[(HostRange<'_>, &DeviceAlloc)]) -> Result<()> {
-        let stream = result::stream::create(result::stream::StreamKind::NonBlocking)
-            .map_err(|e| cuda("cuStreamCreate", e))?;
         // Dropped before `bufs` is touched again: its drop drains the stream.
-        let mut pipe = Pipeline {
-            stream,
-            events: Vec::new(),
-        };
-        for _ in 0..bufs.len() {
-            let ev = result::event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING)
-                .map_err(|e| cuda("cuEventCreate", e))?;
-            pipe.events.push(ev);
-        }
+        let pipe = Pipeline::new(bufs.len())?;
         for (k, fill) in plan(jobs, self.slot_bytes).iter().enumerate() {
             let i = k % bufs.len();
             if k >= bufs.len() {
@@ -970,10 +981,7 @@ pub(super) fn download_batch(
     }
     let cfg = ring_config();
     let nslots = total.div_ceil(cfg.slot_bytes).clamp(2, cfg.slots);
-    let mut bufs = take_staging(cfg.slot_bytes, nslots);
-    while bufs.len() < nslots {
-        bufs.push(alloc_pinned(cfg.slot_bytes)?);
-    }
+    let mut bufs = staging(cfg.slot_bytes, nslots)?;
     // Runs of consecutive jobs on one device share a stream (streams and
     // events belong to one device's context).
     let mut outcome = Ok(());
@@ -1008,18 +1016,8 @@ fn download_run(
     // The ring's stream does not wait for other streams: work queued on the
     // device by others (PyTorch kernels writing a parameter) must finish first.
     result::ctx::synchronize().map_err(|e| cuda("cuCtxSynchronize", e))?;
-    let stream = result::stream::create(result::stream::StreamKind::NonBlocking)
-        .map_err(|e| cuda("cuStreamCreate", e))?;
     // Dropped (draining the stream) before `bufs` is touched again.
-    let mut pipe = Pipeline {
-        stream,
-        events: Vec::new(),
-    };
-    for _ in 0..bufs.len() {
-        let ev = result::event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING)
-            .map_err(|e| cuda("cuEventCreate", e))?;
-        pipe.events.push(ev);
-    }
+    let pipe = Pipeline::new(bufs.len())?;
     let lens: Vec<usize> = jobs.iter().map(|d| d.len).collect();
     let fills = plan_download(&lens, slot_bytes);
     let n = bufs.len();

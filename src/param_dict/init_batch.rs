@@ -180,17 +180,8 @@ impl ParameterDict {
             }
             return Ok(());
         }
-        crate::cuda::with_zeroed_arena(|| {
-            let placed = crate::transfer::to_contexts(&values, ctxs)?;
-            drop(values);
-            for (k, p) in pending.iter().enumerate() {
-                let copies = placed.iter().map(|per_ctx| per_ctx[k].clone()).collect();
-                let mut g = write(p.param);
-                g.take_deferred()?;
-                g.adopt_copies(ctxs, copies)?;
-            }
-            Ok(())
-        })
+        let params: Vec<&SharedParameter> = pending.iter().map(|p| p.param).collect();
+        super::place_batch(&params, values, ctxs)
     }
 }
 

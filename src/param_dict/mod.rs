@@ -302,27 +302,19 @@ impl ParameterDict {
         if !ctxs.iter().any(|c| c.device_type == crate::DeviceType::Gpu) {
             return params.iter().try_for_each(|p| write(p).reset_ctx(ctxs));
         }
-        crate::cuda::with_zeroed_arena(|| {
-            let mut moving = Vec::new();
-            let mut values = Vec::new();
-            for p in params {
-                let mut g = write(p);
-                match g.value_to_move()? {
-                    Some(v) if g.stype() == SType::Default && g.grad_stype() == SType::Default => {
-                        moving.push(p);
-                        values.push(v);
-                    }
-                    _ => g.reset_ctx(ctxs)?,
+        let mut moving = Vec::new();
+        let mut values = Vec::new();
+        for p in params {
+            let mut g = write(p);
+            match g.value_to_move()? {
+                Some(v) if g.stype() == SType::Default && g.grad_stype() == SType::Default => {
+                    moving.push(p);
+                    values.push(v);
                 }
+                _ => g.reset_ctx(ctxs)?,
             }
-            let placed = crate::transfer::to_contexts(&values, ctxs)?;
-            drop(values);
-            for (k, p) in moving.iter().enumerate() {
-                let copies = placed.iter().map(|per_ctx| per_ctx[k].clone()).collect();
-                write(p).adopt_copies(ctxs, copies)?;
-            }
-            Ok(())
-        })
+        }
+        place_batch(&moving, values, ctxs)
     }
 
     /// Every context any parameter lives on (each once, in first-seen order).
@@ -367,6 +359,23 @@ impl ParameterDict {
         }
         Ok(())
     }
+}
+
+/// Gives each of `params` its value from `values` (same order, host
+/// arrays with the parameter's shape and dtype) on `ctxs`: GPU contexts get
+/// them in one batched upload (one device allocation, the pinned ring) and
+/// the gradients from a zeroed arena, instead of an allocation, copy and wait
+/// per parameter.
+fn place_batch(params: &[&SharedParameter], values: Vec<NDArray>, ctxs: &[Context]) -> Result<()> {
+    crate::cuda::with_zeroed_arena(|| {
+        let placed = crate::transfer::to_contexts(&values, ctxs)?;
+        drop(values);
+        for (k, p) in params.iter().enumerate() {
+            let copies = placed.iter().map(|per_ctx| per_ctx[k].clone()).collect();
+            write(p).adopt_copies(ctxs, copies)?;
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]

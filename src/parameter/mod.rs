@@ -528,7 +528,7 @@ impl Parameter {
 
     /// Takes `copies` (one per context of `ctxs`, in order, with the
     /// parameter's shape and dtype) as its data, with fresh zeroed gradients:
-    /// the end of a batched [`Parameter::reset_ctx`].
+    /// the end of a batched placement (`ParameterDict` reset_ctx or initialize).
     pub(crate) fn adopt_copies(&mut self, ctxs: &[Context], copies: Vec<NDArray>) -> Result<()> {
         if copies.len() != ctxs.len() {
             return Err(Error::invalid(format!(
