@@ -1,5 +1,5 @@
 //! CUDA devices. The same API exists with and without the `cuda` feature so
-//! that nothing else needs `#[cfg]`: `driver.rs` (feature on) makes every
+//! that nothing else needs `#[cfg]`: `driver/` (feature on) makes every
 //! cudarc call; `stub.rs` (feature off) has uninhabited allocation types and
 //! answers every request with `CudaUnavailable`.
 //!
