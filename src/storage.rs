@@ -159,6 +159,21 @@ fn advise_huge_pages(ptr: *mut u8, len: usize) {
     }
 }
 
+/// Where each of `lens` starts when they are laid out back to back, each on
+/// an `align` boundary, and the total size (a multiple of `align`).
+pub fn slab_layout(lens: &[usize], align: usize) -> Result<(Vec<usize>, usize)> {
+    let mut offsets = Vec::with_capacity(lens.len());
+    let mut total = 0usize;
+    for &len in lens {
+        offsets.push(total);
+        total = total
+            .checked_add(len)
+            .and_then(|t| t.checked_next_multiple_of(align))
+            .ok_or_else(|| Error::invalid("slab size overflows"))?;
+    }
+    Ok((offsets, total))
+}
+
 /// A read-only source that mapped storage borrows from.
 pub enum SharedSource {
     /// A memory-mapped file (mapped from offset 0) with the open file, which
@@ -245,15 +260,7 @@ impl Buffer {
     /// each starting on a `HOST_ALIGN` boundary. Their contents are unspecified
     /// until written: callers fill every byte before exposing them.
     pub fn slab(lens: &[usize]) -> Result<Vec<Buffer>> {
-        let mut offsets = Vec::with_capacity(lens.len());
-        let mut total = 0usize;
-        for &len in lens {
-            offsets.push(total);
-            total = total
-                .checked_add(len)
-                .and_then(|t| t.checked_next_multiple_of(HOST_ALIGN))
-                .ok_or_else(|| Error::invalid("slab size overflows"))?;
-        }
+        let (offsets, total) = slab_layout(lens, HOST_ALIGN)?;
         let alloc = Arc::new(HostAlloc::uninit(total)?);
         Ok(offsets
             .into_iter()

@@ -7,7 +7,7 @@ use cudarc::driver::result;
 use cudarc::driver::sys;
 
 use super::{activate, cuda, memset_zero, sync_default_stream};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// One cuMemAlloc block, freed when the last allocation carved from it is dropped.
 pub(super) struct DeviceBlock {
@@ -242,15 +242,7 @@ pub(in crate::cuda) fn alloc(device: u32, len: usize, zeroed: bool) -> Result<De
 pub(super) const SLAB_ALIGN: usize = 256;
 
 pub(in crate::cuda) fn alloc_slab(device: u32, lens: &[usize]) -> Result<Vec<DeviceAlloc>> {
-    let mut offsets = Vec::with_capacity(lens.len());
-    let mut total = 0usize;
-    for &len in lens {
-        offsets.push(total);
-        total = total
-            .checked_add(len)
-            .and_then(|t| t.checked_next_multiple_of(SLAB_ALIGN))
-            .ok_or_else(|| Error::invalid("device slab size overflows"))?;
-    }
+    let (offsets, total) = crate::storage::slab_layout(lens, SLAB_ALIGN)?;
     if total == 0 {
         return Ok(lens.iter().map(|_| empty_alloc(device)).collect());
     }
