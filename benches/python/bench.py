@@ -92,9 +92,11 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def drop_result(x: Any) -> None:
-    del x
-    gc.collect()
+def quiesce() -> None:
+    """Waits for MXNet's engine threads: they free arrays asynchronously, and on a
+    small machine that work would otherwise run inside the next contender's timing."""
+    if mx is not None:
+        mx.nd.waitall()
 
 
 class Bench:
@@ -125,7 +127,11 @@ class Bench:
                 faults[name].append(minflt() - f0)
                 peak[name] = max(peak[name], rss_bytes() - base_rss)
                 times[name].append(dt)
-                drop_result(res)
+                # Free the result here, untimed: left bound to `res`, it would be
+                # freed inside the next contender's timed call.
+                del res
+                gc.collect()
+                quiesce()
         for name in contenders:
             self.rows.append(
                 {
