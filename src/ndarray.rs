@@ -223,6 +223,13 @@ impl NDArray {
         &self.buffer
     }
 
+    /// Starts fetching what reading this array's header touches: the shape and
+    /// the storage record (see [`Buffer::prefetch_storage`]).
+    pub fn prefetch_header(&self) {
+        crate::storage::prefetch(self.shape.as_ptr().cast());
+        self.buffer.prefetch_storage();
+    }
+
     /// Bytes of the stored data (the values block for sparse arrays).
     pub fn nbytes(&self) -> usize {
         self.buffer.len()

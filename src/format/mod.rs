@@ -66,6 +66,7 @@ mod fs_hints;
 mod mapped_write;
 mod npy;
 mod npz;
+mod pipelined;
 mod reader;
 mod writer;
 mod zip;

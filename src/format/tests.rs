@@ -778,6 +778,25 @@ fn write_to_streams_to_any_writer() {
 // ---------------------------------------------------------------- files
 
 #[test]
+fn many_small_arrays_save_as_they_serialise() {
+    // Over 1 MiB of small records: the save gathers on one thread and writes
+    // on another; the file must still be exactly the serialised bytes.
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("small.params");
+    let arrays: Vec<NDArray> = (0..6000)
+        .map(|i: u32| f32_array(&[1 + i as usize % 97], Context::cpu(i % 3)))
+        .collect();
+    let refs: Vec<&NDArray> = arrays.iter().collect();
+    let names: Vec<String> = (0..arrays.len()).map(|i| format!("p{i}")).collect();
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let opts = SaveOptions::default();
+    save(&path, Some(&name_refs), &refs, &opts).expect("save");
+    let expected = to_bytes(Some(&name_refs), &refs, &opts).expect("bytes");
+    assert!(expected.len() > 1 << 20);
+    assert_eq!(std::fs::read(&path).expect("read"), expected);
+}
+
+#[test]
 fn save_is_atomic_and_cleans_up() {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("m.params");

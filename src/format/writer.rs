@@ -14,7 +14,7 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::ndarray::{NDArray, SType};
 
-use super::{fs_hints, mapped_write};
+use super::{fs_hints, mapped_write, pipelined};
 use super::{RecordVersion, SaveOptions, LIST_MAGIC, MAGIC_V2, MAGIC_V3};
 
 /// Buffer size for streamed writes: big enough that many small arrays cost a
@@ -28,12 +28,12 @@ enum Concrete {
     V3,
 }
 
-fn resolve(arrays: &[&NDArray], version: RecordVersion) -> Result<Concrete> {
-    let (mut any_sparse, mut any_0d) = (false, false);
-    for a in arrays {
-        any_sparse |= a.stype() != SType::Default;
-        any_0d |= a.ndim() == 0;
-    }
+fn resolve(array: &NDArray, version: RecordVersion) -> Result<Concrete> {
+    resolve_for(array.stype() != SType::Default, array.ndim() == 0, version)
+}
+
+/// The version for a file with any sparse / any 0-d arrays.
+fn resolve_for(any_sparse: bool, any_0d: bool, version: RecordVersion) -> Result<Concrete> {
     match version {
         RecordVersion::V2 => Ok(Concrete::V2),
         RecordVersion::V3 if any_sparse => Err(Error::invalid(
@@ -49,7 +49,14 @@ fn resolve(arrays: &[&NDArray], version: RecordVersion) -> Result<Concrete> {
 ///
 /// A name containing NUL is rejected: MXNet passes names through C strings
 /// and silently cuts them at the NUL, which can create duplicate names.
-fn check(names: Option<&[&str]>, arrays: &[&NDArray], opts: &SaveOptions) -> Result<Concrete> {
+/// What a save needs to know before it writes: the record version and the
+/// exact file size, from one pass over the arrays.
+struct Plan {
+    version: Concrete,
+    size: usize,
+}
+
+fn check(names: Option<&[&str]>, arrays: &[&NDArray], opts: &SaveOptions) -> Result<Plan> {
     if let Some(names) = names {
         if names.len() != arrays.len() {
             return Err(Error::invalid(format!(
@@ -64,7 +71,18 @@ fn check(names: Option<&[&str]>, arrays: &[&NDArray], opts: &SaveOptions) -> Res
             )));
         }
     }
-    resolve(arrays, opts.version)
+    let (mut any_sparse, mut any_0d) = (false, false);
+    let mut size = 32 + names.map_or(0, |n| n.iter().map(|s| 8 + s.len()).sum());
+    for (i, a) in arrays.iter().enumerate() {
+        prefetch_ahead(arrays, i, false);
+        any_sparse |= a.stype() != SType::Default;
+        any_0d |= a.ndim() == 0;
+        size += record_size(a);
+    }
+    Ok(Plan {
+        version: resolve_for(any_sparse, any_0d, opts.version)?,
+        size,
+    })
 }
 
 fn dim(d: usize) -> Result<i64> {
@@ -126,6 +144,29 @@ fn write_record<W: Write>(
     Ok(())
 }
 
+/// How far ahead of the array being written its successors' headers, then
+/// bytes, are prefetched: far enough to hide a miss, near enough to stay cached.
+const AHEAD_STRUCT: usize = 24;
+const AHEAD_HEADER: usize = 16;
+const AHEAD_BYTES: usize = 8;
+
+/// Prefetches for a pass over `arrays` at `i`, in stages that each read only
+/// what an earlier stage fetched: a far array's struct, a nearer one's shape
+/// and storage record, and the bytes of a nearer one still.
+fn prefetch_ahead(arrays: &[&NDArray], i: usize, bytes: bool) {
+    if let Some(&a) = arrays.get(i + AHEAD_STRUCT) {
+        let at: *const u8 = (a as *const NDArray).cast();
+        crate::storage::prefetch(at);
+        crate::storage::prefetch(at.wrapping_add(64));
+    }
+    if let Some(a) = arrays.get(i + AHEAD_HEADER) {
+        a.prefetch_header();
+    }
+    if let Some(a) = arrays.get(i + AHEAD_BYTES).filter(|_| bytes) {
+        a.buffer().prefetch_bytes();
+    }
+}
+
 /// Writes the records of `arrays`. Dense device arrays stream through
 /// [`crate::cuda::download_batch`]'s pinned ring, so their device-to-host
 /// copies overlap the writing; each record keeps the array's own (GPU)
@@ -153,7 +194,11 @@ fn write_records<W: Write>(
         }
     };
     if streamed.is_empty() {
-        return arrays.iter().try_for_each(|a| write_other(w, scratch, a));
+        for (i, a) in arrays.iter().enumerate() {
+            prefetch_ahead(arrays, i, true);
+            write_other(w, scratch, a)?;
+        }
+        return Ok(());
     }
     let allocs = streamed
         .iter()
@@ -241,7 +286,7 @@ pub fn write_to<W: Write>(
     arrays: &[&NDArray],
     opts: &SaveOptions,
 ) -> Result<()> {
-    let v = check(names, arrays, opts)?;
+    let v = check(names, arrays, opts)?.version;
     let mut bw = BufWriter::with_capacity(WRITE_BUF, w);
     write_body(&mut bw, names, arrays, v)?;
     bw.flush()?;
@@ -259,16 +304,16 @@ pub fn to_bytes(
     arrays: &[&NDArray],
     opts: &SaveOptions,
 ) -> Result<Vec<u8>> {
-    let v = check(names, arrays, opts)?;
-    let mut out = Vec::with_capacity(file_size(names, arrays));
-    write_body(&mut out, names, arrays, v)?;
+    let plan = check(names, arrays, opts)?;
+    let mut out = Vec::with_capacity(plan.size);
+    write_body(&mut out, names, arrays, plan.version)?;
     Ok(out)
 }
 
 /// One array record with no file header and no names: the bytes MXNet's
 /// `MXNDArraySaveRawBytes` produces (and pickling an NDArray stores).
 pub fn record_to_bytes(array: &NDArray, version: RecordVersion) -> Result<Vec<u8>> {
-    let v = resolve(&[array], version)?;
+    let v = resolve(array, version)?;
     let mut out = Vec::with_capacity(record_size(array));
     let mut scratch = Vec::new();
     write_record(&mut out, &mut scratch, array, array.context(), v)?;
@@ -285,8 +330,7 @@ pub fn save(
     arrays: &[&NDArray],
     opts: &SaveOptions,
 ) -> Result<()> {
-    let v = check(names, arrays, opts)?;
-    let size = file_size(names, arrays);
+    let Plan { version: v, size } = check(names, arrays, opts)?;
     atomic_write_file(path.as_ref(), opts.fsync, |file| {
         if mapped_write::worth_mapping(file, size)
             && mapped_write::write_mapped(file, size, opts.fsync, |w| {
@@ -298,17 +342,14 @@ pub fn save(
         if size > 0 && fs_hints::on_ext4(file) {
             fs_hints::reserve(file, size, true)?;
         }
+        if pipelined::worth_pipelining(size, arrays.len()) {
+            return pipelined::write_pipelined(file, |w| write_body(w, names, arrays, v));
+        }
         let mut w = BufWriter::with_capacity(WRITE_BUF, file);
         write_body(&mut w, names, arrays, v)?;
         w.flush()?;
         Ok(())
     })
-}
-
-/// The exact size of the file `write_body` produces.
-fn file_size(names: Option<&[&str]>, arrays: &[&NDArray]) -> usize {
-    32 + arrays.iter().map(|a| record_size(a)).sum::<usize>()
-        + names.map_or(0, |n| n.iter().map(|s| 8 + s.len()).sum())
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
