@@ -260,8 +260,25 @@ impl Buffer {
     /// each starting on a `HOST_ALIGN` boundary. Their contents are unspecified
     /// until written: callers fill every byte before exposing them.
     pub fn slab(lens: &[usize]) -> Result<Vec<Buffer>> {
+        Buffer::slab_filled(lens, |_, _| Ok(()))
+    }
+
+    /// Like [`Buffer::slab`], with the whole slab first handed to `fill`
+    /// together with each buffer's offset in it, while it is still exclusively
+    /// the caller's: one borrow that can be split across threads at any
+    /// boundary, rather than one lock per buffer.
+    pub fn slab_filled(
+        lens: &[usize],
+        fill: impl FnOnce(&mut [u8], &[usize]) -> Result<()>,
+    ) -> Result<Vec<Buffer>> {
         let (offsets, total) = slab_layout(lens, HOST_ALIGN)?;
-        let alloc = Arc::new(HostAlloc::uninit(total)?);
+        let alloc = HostAlloc::uninit(total)?;
+        // SAFETY: `alloc` holds `total` bytes and nothing else refers to it yet.
+        fill(
+            unsafe { std::slice::from_raw_parts_mut(alloc.ptr.as_ptr(), total) },
+            &offsets,
+        )?;
+        let alloc = Arc::new(alloc);
         Ok(offsets
             .into_iter()
             .zip(lens)

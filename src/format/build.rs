@@ -108,19 +108,32 @@ fn owned_with(bytes: &[u8], copy: &FillRange<'_>) -> Result<Loaded> {
         })
         .collect();
     let lens: Vec<usize> = ranges.iter().map(|r| r.end - r.start).collect();
-    let buffers = Buffer::slab(&lens)?;
     let total: usize = lens.iter().sum();
-    let fill = |(r, b): (&Range<usize>, &Buffer)| -> Result<()> { copy(r, &mut b.write()?) };
-    if total >= PARALLEL_BYTES && ranges.len() > 1 {
-        let per_task = (CHUNK_BYTES / (total / ranges.len()).max(1)).max(1);
-        ranges
-            .par_iter()
-            .zip(buffers.par_iter())
-            .with_min_len(per_task)
-            .try_for_each(fill)?;
-    } else {
-        ranges.iter().zip(buffers.iter()).try_for_each(fill)?;
-    }
+    let buffers = Buffer::slab_filled(&lens, |slab, offsets| {
+        // Each range's destination, cut into pieces of at most CHUNK_BYTES so
+        // that big arrays spread over the threads too; with the source start.
+        let mut pieces: Vec<(usize, &mut [u8])> = Vec::with_capacity(ranges.len());
+        let mut rest = slab;
+        let mut at = 0usize;
+        for (r, &offset) in ranges.iter().zip(offsets) {
+            let (_, tail) = std::mem::take(&mut rest).split_at_mut(offset - at);
+            let (dst, tail) = tail.split_at_mut(r.end - r.start);
+            rest = tail;
+            at = offset + dst.len();
+            let starts = (r.start..r.end).step_by(CHUNK_BYTES);
+            pieces.extend(starts.zip(dst.chunks_mut(CHUNK_BYTES)));
+        }
+        let fill = |(src, dst): (usize, &mut [u8])| copy(&(src..src + dst.len()), dst);
+        if total >= PARALLEL_BYTES && pieces.len() > 1 {
+            let per_task = (CHUNK_BYTES / (total / pieces.len()).max(1)).max(1);
+            pieces
+                .into_par_iter()
+                .with_min_len(per_task)
+                .try_for_each(fill)
+        } else {
+            pieces.into_iter().try_for_each(fill)
+        }
+    })?;
     let mut slab = buffers.into_iter();
     let arrays = records
         .into_iter()
