@@ -68,6 +68,16 @@ pub mod transfer;
 #[cfg(feature = "python")]
 mod python;
 
+/// The extension module's allocator. A host process such as MXNet or numpy
+/// leaves glibc's heap fragmented, and a load or save of many small arrays
+/// then spends more time in `malloc`/`free` than in parsing; mimalloc keeps
+/// its own pages (see `python::allocator` for how it is tuned; host blocks
+/// of 1 MiB and more bypass it). Rust programs using the crate choose their
+/// own allocator.
+#[cfg(feature = "python")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub use context::{Context, DeviceType};
 pub use dtype::DType;
 pub use error::{Error, Result};

@@ -53,9 +53,7 @@ impl HostAlloc {
             unsafe { std::ptr::write_bytes(ptr, 0, len) };
             return Ok(HostAlloc::from_raw(ptr, len, capacity));
         }
-        let layout = Self::layout(capacity)?;
-        // SAFETY: layout has non-zero size.
-        let ptr = unsafe { alloc::alloc_zeroed(layout) };
+        let ptr = block_alloc(Self::layout(capacity)?, true);
         let ptr = NonNull::new(ptr).ok_or_else(|| alloc_failed(len))?;
         Ok(HostAlloc { ptr, len, capacity })
     }
@@ -67,9 +65,7 @@ impl HostAlloc {
         if let Some(ptr) = host_pool::take(capacity) {
             return Ok(HostAlloc::from_raw(ptr, len, capacity));
         }
-        let layout = Self::layout(capacity)?;
-        // SAFETY: layout has non-zero size.
-        let ptr = unsafe { alloc::alloc(layout) };
+        let ptr = block_alloc(Self::layout(capacity)?, false);
         let ptr = NonNull::new(ptr).ok_or_else(|| alloc_failed(len))?;
         #[cfg(target_os = "linux")]
         advise_huge_pages(ptr.as_ptr(), capacity);
@@ -102,10 +98,39 @@ impl Drop for HostAlloc {
     }
 }
 
+/// Whether a block of `size` bytes comes from the system allocator. Blocks
+/// big enough to pool do: it maps them from the OS and unmaps them when freed,
+/// whatever global allocator the program installs (the Python extension's
+/// keeps freed pages, which suits small objects, not gigabyte slabs).
+fn from_system(size: usize) -> bool {
+    size >= host_pool::MIN_POOLED
+}
+
+fn block_alloc(layout: Layout, zeroed: bool) -> *mut u8 {
+    use std::alloc::GlobalAlloc;
+    // SAFETY: `layout` has a non-zero size (see `HostAlloc::layout`).
+    unsafe {
+        match (from_system(layout.size()), zeroed) {
+            (true, true) => alloc::System.alloc_zeroed(layout),
+            (true, false) => alloc::System.alloc(layout),
+            (false, true) => alloc::alloc_zeroed(layout),
+            (false, false) => alloc::alloc(layout),
+        }
+    }
+}
+
 fn free_block(ptr: *mut u8, capacity: usize) {
+    use std::alloc::GlobalAlloc;
     if let Ok(layout) = HostAlloc::layout(capacity) {
-        // SAFETY: allocated in `zeroed`/`uninit` with this same layout.
-        unsafe { alloc::dealloc(ptr, layout) }
+        // SAFETY: allocated by `block_alloc` with this same layout, so from
+        // the allocator `from_system` picks for its size.
+        unsafe {
+            if from_system(layout.size()) {
+                alloc::System.dealloc(ptr, layout);
+            } else {
+                alloc::dealloc(ptr, layout);
+            }
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 use pyo3::prelude::*;
 
+mod allocator;
 mod checkpoint;
 mod context;
 mod convert;
@@ -17,6 +18,7 @@ mod random;
 /// The extension module.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    allocator::keep_freed_pages();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     context::register(m)?;
     m.add_class::<ndarray::PyNDArray>()?;

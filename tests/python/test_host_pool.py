@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import gc
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from mxparams import nd
 
 
@@ -40,3 +43,27 @@ def test_reused_blocks_are_zeroed_for_zeros(tmp_path: Path) -> None:
     gc.collect()
     z = nd.zeros((1 << 20,))
     assert not np.asarray(z).any()
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
+def test_released_blocks_go_back_to_the_os(tmp_path: Path) -> None:
+    # Big blocks bypass the extension's small-object allocator, which keeps
+    # freed pages: releasing the pool must shrink the process.
+    f = tmp_path / "big.params"
+    values = np.ones(16 << 20, dtype=np.float32)  # 64 MiB
+    nd.save(f, {"w": nd.array(values)})
+    del values
+    nd.release_host_pool()
+    gc.collect()
+    loaded = nd.load(f)["w"]
+    assert float(np.asarray(loaded)[-1]) == 1.0
+    del loaded
+    gc.collect()
+    before = _rss_bytes()
+    assert nd.release_host_pool() >= 64 << 20
+    assert before - _rss_bytes() >= 48 << 20
