@@ -156,32 +156,44 @@ impl PyContext {
     fn empty_cache(&self) {}
 }
 
+/// The device id of `cpu(...)` and friends: positional or `device_id=` as in
+/// MXNet, or `i=` as the API contract names it (not both).
+fn either_id(device_id: i64, i: Option<i64>) -> PyResult<u32> {
+    match i {
+        None => self::device_id(device_id),
+        Some(_) if device_id != 0 => Err(pyo3::exceptions::PyTypeError::new_err(
+            "give the device id once: positionally, as device_id= or as i=",
+        )),
+        Some(i) => self::device_id(i),
+    }
+}
+
 /// Returns a CPU context (`cpu(0)` by default).
 #[pyfunction]
-#[pyo3(signature = (device_id = 0))]
-pub fn cpu(device_id: i64) -> PyResult<PyContext> {
-    Ok(Context::cpu(self::device_id(device_id)?).into())
+#[pyo3(signature = (device_id = 0, *, i = None))]
+pub fn cpu(device_id: i64, i: Option<i64>) -> PyResult<PyContext> {
+    Ok(Context::cpu(either_id(device_id, i)?).into())
 }
 
 /// Returns a GPU context. Creating one needs no GPU; using it does.
 #[pyfunction]
-#[pyo3(signature = (device_id = 0))]
-pub fn gpu(device_id: i64) -> PyResult<PyContext> {
-    Ok(Context::gpu(self::device_id(device_id)?).into())
+#[pyo3(signature = (device_id = 0, *, i = None))]
+pub fn gpu(device_id: i64, i: Option<i64>) -> PyResult<PyContext> {
+    Ok(Context::gpu(either_id(device_id, i)?).into())
 }
 
 /// Returns a page-locked host memory context.
 #[pyfunction]
-#[pyo3(signature = (device_id = 0))]
-pub fn cpu_pinned(device_id: i64) -> PyResult<PyContext> {
-    Ok(Context::cpu_pinned(self::device_id(device_id)?).into())
+#[pyo3(signature = (device_id = 0, *, i = None))]
+pub fn cpu_pinned(device_id: i64, i: Option<i64>) -> PyResult<PyContext> {
+    Ok(Context::cpu_pinned(either_id(device_id, i)?).into())
 }
 
 /// Returns a shared host memory context.
 #[pyfunction]
-#[pyo3(signature = (device_id = 0))]
-pub fn cpu_shared(device_id: i64) -> PyResult<PyContext> {
-    Ok(Context::cpu_shared(self::device_id(device_id)?).into())
+#[pyo3(signature = (device_id = 0, *, i = None))]
+pub fn cpu_shared(device_id: i64, i: Option<i64>) -> PyResult<PyContext> {
+    Ok(Context::cpu_shared(either_id(device_id, i)?).into())
 }
 
 /// Returns the current thread's default context (`cpu(0)` unless set by `with ctx:`).

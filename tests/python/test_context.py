@@ -27,6 +27,17 @@ def test_constructors_and_attributes() -> None:
     assert mp.Context(2, 1) == mp.gpu(1)
 
 
+def test_device_id_keywords() -> None:
+    # The contract names the argument `i`; MXNet names it `device_id`.
+    for f in (mp.cpu, mp.gpu, mp.cpu_pinned, mp.cpu_shared):
+        assert f(i=2) == f(device_id=2) == f(2)
+        assert f(i=0) == f()
+        with pytest.raises(TypeError, match="once"):
+            f(1, i=2)
+        with pytest.raises(ValueError, match="invalid device id"):
+            f(i=-1)
+
+
 def test_equality_and_hashing() -> None:
     assert mp.cpu(0) != mp.cpu(1)
     assert mp.cpu(0) != mp.cpu_pinned(0)
