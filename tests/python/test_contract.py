@@ -48,8 +48,9 @@ def test_context_names_and_signatures() -> None:
     assert [n for n, _ in _params(mp.Context)][:2] == ["device_type", "device_id"]
     assert _defaults(mp.Context)["device_id"] == 0
     for fn in (mp.cpu, mp.gpu, mp.cpu_pinned, mp.cpu_shared):
-        ((_, default),) = _params(fn)
-        assert default == 0
+        # MXNet's positional device_id, and the contract's name for it, i.
+        assert _params(fn) == [("device_id", 0), ("i", None)]
+        assert fn(i=1) == fn(1)
     assert _params(mp.current_context) == []
     assert _params(mp.num_gpus) == []
     assert isinstance(mp.num_gpus(), int)
