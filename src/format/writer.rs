@@ -45,10 +45,6 @@ fn resolve_for(any_sparse: bool, any_0d: bool, version: RecordVersion) -> Result
     }
 }
 
-/// Checks the arguments before anything is written.
-///
-/// A name containing NUL is rejected: MXNet passes names through C strings
-/// and silently cuts them at the NUL, which can create duplicate names.
 /// What a save needs to know before it writes: the record version and the
 /// exact file size, from one pass over the arrays.
 struct Plan {
@@ -56,6 +52,10 @@ struct Plan {
     size: usize,
 }
 
+/// Checks the arguments before anything is written, and plans the save.
+///
+/// A name containing NUL is rejected: MXNet passes names through C strings
+/// and silently cuts them at the NUL, which can create duplicate names.
 fn check(names: Option<&[&str]>, arrays: &[&NDArray], opts: &SaveOptions) -> Result<Plan> {
     if let Some(names) = names {
         if names.len() != arrays.len() {
