@@ -283,6 +283,11 @@ def main() -> None:
             bench.run(f"{ds} save", save_contenders(work, arrays, nbytes), nbytes, settle=os.sync)
             del arrays
             gc.collect()
+            # The next dataset should not run beside gigabytes of this one's files
+            # in the page cache, which the kernel would be reclaiming meanwhile.
+            for f in work.iterdir():
+                if f.is_file():
+                    f.unlink()
         extra: list[str] = []
         for mod in args.extra:
             sys.path.insert(0, str(Path(__file__).parent))
