@@ -143,7 +143,8 @@ def checkpoint_table(path: Path) -> str:
     for j, r in enumerate(rows):
         lines.append(
             "  ".join(
-                c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))
+                c.ljust(w) if i < 3 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=False))
             )
         )
         if j == 0:
@@ -184,7 +185,9 @@ def train(args: argparse.Namespace) -> tuple[MLP, float, dict[str, Any]]:
     t0 = time.perf_counter()
     for _, idx in progress(steps, len(steps), f"training on {CONTEXTS}"):
         xb, yb = x[idx], y[idx]
-        for ctx, part in zip(CONTEXTS, np.array_split(np.arange(len(idx)), len(CONTEXTS))):
+        for ctx, part in zip(
+            CONTEXTS, np.array_split(np.arange(len(idx)), len(CONTEXTS)), strict=False
+        ):
             out = net(xb[part], ctx)
             # Sum over the shard / full batch size: the all-reduced sum is the
             # gradient of the mean loss over the whole batch.

@@ -14,8 +14,8 @@ mkdir -p dist
 maturin build --release --features python,cuda -o dist
 wheel=$(ls dist/mxparams-*.whl)
 case "$wheel" in
-  *-cp39-abi3-*) ;;
-  *) echo "unexpected wheel tag (want cp39-abi3): $wheel" >&2; exit 1 ;;
+  *-cp311-abi3-*) ;;
+  *) echo "unexpected wheel tag (want cp311-abi3): $wheel" >&2; exit 1 ;;
 esac
 "$PY" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
   --python-version 3.12 --implementation cp --abi cp312 \

@@ -31,7 +31,7 @@ SIZES = (1024, 512, 512, 256, 10)
 
 def _mxparams_model(batch: int) -> tuple[Callable[[], None], int]:
     pdict = mp.ParameterDict("mlp_")
-    for i, (n_in, n_out) in enumerate(zip(SIZES, SIZES[1:])):
+    for i, (n_in, n_out) in enumerate(zip(SIZES, SIZES[1:], strict=False)):
         pdict.get(f"dense{i}_weight", shape=(n_out, n_in), init=mp.init.Xavier())
         pdict.get(f"dense{i}_bias", shape=(n_out,), init="zeros")
     pdict.initialize(ctx=mp.cpu(0))
@@ -41,7 +41,7 @@ def _mxparams_model(batch: int) -> tuple[Callable[[], None], int]:
 
 def _torch_model(batch: int) -> tuple[Callable[[], None], int]:
     tensors: list[torch.Tensor] = []
-    for n_in, n_out in zip(SIZES, SIZES[1:]):
+    for n_in, n_out in zip(SIZES, SIZES[1:], strict=False):
         w = torch.empty(n_out, n_in)
         torch.nn.init.xavier_uniform_(w)
         tensors += [torch.nn.Parameter(w), torch.nn.Parameter(torch.zeros(n_out))]
@@ -53,7 +53,7 @@ def _train_step(tensors: list[Any], batch: int) -> Callable[[], None]:
     x = torch.randn(batch, SIZES[0], generator=gen)
     y = torch.randint(0, SIZES[-1], (batch,), generator=gen)
     opt = torch.optim.SGD(tensors, lr=1e-3, momentum=0.9)
-    layers = list(zip(tensors[::2], tensors[1::2]))
+    layers = list(zip(tensors[::2], tensors[1::2], strict=False))
 
     def step() -> None:
         h = x
@@ -128,13 +128,13 @@ def bench_allreduce(n_params: int, numel: int, reps: int) -> dict[str, float]:
             np.copyto(g1, g0)
 
     def memcpy() -> None:
-        for s, g in zip(scratch, grads):
+        for s, g in zip(scratch, grads, strict=False):
             np.copyto(s, g)
 
     pool = ThreadPoolExecutor(max(2, os.cpu_count() or 1))
 
     def memcpy_parallel() -> None:  # numpy releases the GIL while copying
-        list(pool.map(lambda sg: np.copyto(sg[0], sg[1]), zip(scratch, grads)))
+        list(pool.map(lambda sg: np.copyto(sg[0], sg[1]), zip(scratch, grads, strict=False)))
 
     t_rust = _best_time(pdict.allreduce_grads, reps)
     t_numpy = _best_time(numpy_sum, reps)

@@ -27,8 +27,8 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Sequence
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -581,7 +581,7 @@ class Mixed:
                 f"Mixed needs one initializer per pattern, got {len(patterns)} patterns "
                 f"and {len(initializers)} initializers"
             )
-        self.map = list(zip([re.compile(p) for p in patterns], initializers))
+        self.map = list(zip([re.compile(p) for p in patterns], initializers, strict=False))
 
     def __call__(self, name: str, arr: Any) -> None:
         for prog, init in self.map:

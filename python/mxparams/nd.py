@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -32,9 +32,9 @@ __all__ = [
     "zeros_like",
 ]
 
-ShapeLike = Union[int, Sequence[int]]
-PathLike = Union[str, "os.PathLike[str]"]
-SaveData = Union[NDArray, Sequence[NDArray], Mapping[str, NDArray]]
+ShapeLike = int | Sequence[int]
+PathLike = str | os.PathLike[str]
+SaveData = NDArray | Sequence[NDArray] | Mapping[str, NDArray]
 
 _DEFAULT_DTYPE = "float32"
 
@@ -207,7 +207,7 @@ def _result(names: list[str] | None, arrays: list[NDArray]) -> list[NDArray] | d
     if names is None:
         return arrays
     # Duplicate names: the last one wins, as in MXNet.
-    return dict(zip(names, arrays))
+    return dict(zip(names, arrays, strict=False))
 
 
 def load(

@@ -613,7 +613,7 @@ class ParameterDict:
                 want = _norm_shape(v)
                 if want is not None and len(want) == len(existing):
                     merged = []
-                    for d1, d2 in zip(want, existing):
+                    for d1, d2 in zip(want, existing, strict=False):
                         if d1 != d2 and d1 > 0 and d2 > 0:
                             break
                         merged.append(d2 if d1 == 0 else d1)
@@ -721,7 +721,7 @@ class ParameterDict:
                 positions, ctx, tokens, kinds, lows, highs, force_reinit, gen._seed, gen._stream
             )
             gen._stream += used
-        for j, state in zip(positions, states):
+        for j, state in zip(positions, states, strict=False):
             if state == "initialized":
                 _warn_initialized(params[j].name, stacklevel=4)
         return start + len(states)

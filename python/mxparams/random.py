@@ -17,7 +17,7 @@ import numbers
 import os
 import threading
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any
 
 import ml_dtypes
 import numpy as np
@@ -33,7 +33,7 @@ _FLOAT_DTYPE_SET = frozenset(
     [np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16)]
 )
 
-ShapeLike = Union[int, Sequence[int]]
+ShapeLike = int | Sequence[int]
 
 
 class _Generator:

@@ -66,7 +66,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Iterable, Sequence
-from typing import Any, Union
+from typing import Any
 
 import torch
 from torch.utils.dlpack import from_dlpack as _from_dlpack
@@ -84,7 +84,7 @@ __all__ = [
     "tensor",
 ]
 
-CtxArg = Union[Context, Sequence[Context], None]
+CtxArg = Context | Sequence[Context] | None
 
 _CACHE_ATTR = "_mxparams_torch_tensors"
 _LOCK = threading.RLock()

@@ -150,7 +150,7 @@ class ToyEngine(autograd.AutogradAdapter):
     def mark_variables(
         self, variables: list[Any], gradients: list[Any], grad_reqs: list[str]
     ) -> None:
-        self.marked += list(zip(variables, gradients, grad_reqs))
+        self.marked += list(zip(variables, gradients, grad_reqs, strict=False))
 
     def backward(self, grad: float) -> None:
         if autograd.is_paused():

@@ -1125,7 +1125,7 @@ def test_random_seed_reproducible() -> None:
     first = draw()
     mp.random.seed(42)
     second = draw()
-    for x, y in zip(first, second):
+    for x, y in zip(first, second, strict=False):
         np.testing.assert_array_equal(x, y)
     third = draw()
     assert not np.array_equal(first[0], third[0])

@@ -151,7 +151,7 @@ def test_data_parallel_training_matches_single_context() -> None:
     for step in range(20):
         idx = torch.arange(16) + 16 * (step % 4)
         xb, yb = x[idx], y[idx]
-        for ctx, part in zip(ctxs, (slice(0, 8), slice(8, 16))):
+        for ctx, part in zip(ctxs, (slice(0, 8), slice(8, 16)), strict=False):
             loss = (
                 torch.nn.functional.cross_entropy(
                     _forward(dp, xb[part], ctx), yb[part], reduction="sum"

@@ -311,7 +311,7 @@ def test_save_from_gpu_matches_host_save(tmp_path: Path) -> None:
     host = mx.nd.save_tobuffer({k: mx.nd.array(v) for k, v in x.items()})
     dev = mx.nd.save_tobuffer(on_gpu)
     assert len(host) == len(dev)
-    diff = [i for i, (a, b) in enumerate(zip(host, dev)) if a != b]
+    diff = [i for i, (a, b) in enumerate(zip(host, dev, strict=False)) if a != b]
     assert len(diff) == len(x)  # one byte per record: device type 1 -> 2
 
 
@@ -354,7 +354,7 @@ def test_save_streams_mixed_host_and_device_arrays(
     streamed = f.read_bytes()
     assert len(streamed) == len(host_only)
     # Only the device-type bytes of the five GPU records differ.
-    assert sum(a != b for a, b in zip(host_only, streamed)) == 5
+    assert sum(a != b for a, b in zip(host_only, streamed, strict=False)) == 5
     # The same array listed twice (one storage, read twice).
     lst = tmp_path / "twice.params"
     mx.nd.save(str(lst), [arrays["big"], arrays["big"]])

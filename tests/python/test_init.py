@@ -364,7 +364,7 @@ def test_seed_makes_initializers_reproducible() -> None:
     mxparams.random.seed(77)
     first = draw()
     mxparams.random.seed(77)
-    for a, b in zip(first, draw()):
+    for a, b in zip(first, draw(), strict=False):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(first[0], draw()[0])
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import mxparams
 import numpy as np
@@ -54,7 +55,7 @@ def test_deterministic_values_bit_exact(mxnet: MXNet) -> None:
         """,
         cases=DETERMINISTIC,
     )
-    for (spec, name, shape, dtype), want in zip(DETERMINISTIC, expected):
+    for (spec, name, shape, dtype), want in zip(DETERMINISTIC, expected, strict=False):
         arr = np.full(shape, 42, dtype=dtype)
         init.create(spec)(InitDesc(name), arr)
         got = arr.astype(np.float64)
@@ -132,7 +133,7 @@ def test_suffix_dispatch_matches(mxnet: MXNet) -> None:
         "attr": [_run_probe(InitDesc(n, {"__init__": "ones"})) for n in NAMES],
     }
     for path in ("desc", "legacy", "attr"):
-        for name, want, have in zip(NAMES, expected[path], got[path]):
+        for name, want, have in zip(NAMES, expected[path], got[path], strict=False):
             assert have == want, (path, name)
 
 
@@ -183,7 +184,7 @@ def test_dumps_and_create_roundtrip_match(mxnet: MXNet) -> None:
         """,
         cases=CONSTRUCTORS,
     )
-    for (cls, args, kwargs), (dumps, redumps, klass) in zip(CONSTRUCTORS, expected):
+    for (cls, args, kwargs), (dumps, redumps, klass) in zip(CONSTRUCTORS, expected, strict=False):
         ours = getattr(init, cls)(*args, **kwargs)
         assert ours.dumps() == dumps
         again = init.create(ours.dumps())
@@ -254,7 +255,7 @@ def test_random_initializer_statistics(mxnet: MXNet) -> None:
         cases=RANDOM_CASES,
     )
     mxparams.random.seed(1)
-    for (spec, shape), their in zip(RANDOM_CASES, theirs):
+    for (spec, shape), their in zip(RANDOM_CASES, theirs, strict=False):
         arr = np.zeros(shape, np.float32)
         init.create(spec)(InitDesc("x_weight"), arr)
         ours = _stats(arr)
@@ -291,7 +292,7 @@ def test_orthogonal_matches(mxnet: MXNet) -> None:
         """,
         cases=ORTHO_CASES,
     )
-    for (spec, shape), their_gram in zip(ORTHO_CASES, theirs):
+    for (spec, shape), their_gram in zip(ORTHO_CASES, theirs, strict=False):
         arr = np.zeros(shape, np.float32)
         i = init.create(spec)
         i(InitDesc("x_weight"), arr)
@@ -324,7 +325,7 @@ def test_value_errors_match(mxnet: MXNet) -> None:
         """,
         cases=ERROR_CASES,
     )
-    for (spec, name, shape), their in zip(ERROR_CASES, theirs):
+    for (spec, name, shape), their in zip(ERROR_CASES, theirs, strict=False):
         with pytest.raises(ValueError) as info:
             init.create(spec)(InitDesc(name), np.zeros(shape, np.float32))
         assert their[0] == "ValueError"

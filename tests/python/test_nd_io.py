@@ -71,7 +71,7 @@ def test_golden_loads_exactly(name: str) -> None:
         assert names == [a["name"] for a in m["arrays"]]
     else:
         assert names is None
-    for a, info in zip(arrays, m["arrays"]):
+    for a, info in zip(arrays, m["arrays"], strict=False):
         key = info["npz_key"]
         check_array(a, exp[key], info)
         assert a.context == mp.cpu(0)
@@ -92,7 +92,7 @@ def test_golden_loads_exactly(name: str) -> None:
 def test_golden_mmap_matches_owned(name: str) -> None:
     owned = _native._load(str(DATA / f"{name}.params"), False)[1]
     mapped = _native._load(str(DATA / f"{name}.params"), True)[1]
-    for a, b in zip(owned, mapped):
+    for a, b in zip(owned, mapped, strict=False):
         assert raw_bytes(a) == raw_bytes(b)
         assert a.shape == b.shape and a.dtype == b.dtype and a.stype == b.stype
 
@@ -114,9 +114,9 @@ def test_golden_resaves_byte_for_byte(
     # MXNet records the array's device; put each array back where MXNet had it.
     placed = [
         a.as_in_context(mp.Context(info["context"]["name"], info["context"]["dev_id"]))
-        for a, info in zip(arrays, m["arrays"])
+        for a, info in zip(arrays, m["arrays"], strict=False)
     ]
-    data: Any = dict(zip(names, placed)) if names is not None else placed
+    data: Any = dict(zip(names, placed, strict=False)) if names is not None else placed
     version = _resave_version(m)
     buf = nd.save_tobuffer(data, version=version)
     stale = any(a.get("storage_shape_stale") for a in m["arrays"])
@@ -124,7 +124,7 @@ def test_golden_resaves_byte_for_byte(
         # MXNet wrote a stale storage shape (see tests/data/README.md); we write the
         # true one, so only those bytes may differ, and the content must be the same.
         assert len(buf) == len(original)
-        diff = [i for i, (x, y) in enumerate(zip(buf, original)) if x != y]
+        diff = [i for i, (x, y) in enumerate(zip(buf, original, strict=False)) if x != y]
         assert diff and all(32 <= i < 48 for i in diff)
     else:
         assert buf == original
@@ -315,7 +315,7 @@ def test_round_trip_list_via_file(
     for mmap in (False, True):
         out = nd.load(p, mmap=mmap)
         assert isinstance(out, list) and len(out) == len(data)
-        for a, b in zip(data, out):
+        for a, b in zip(data, out, strict=False):
             assert b.shape == a.shape and b.dtype == a.dtype
             assert _bits(np.asarray(b)) == _bits(np.asarray(a))
 

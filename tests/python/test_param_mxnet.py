@@ -157,7 +157,7 @@ def test_scenario_matches_mxnet(mxnet, tmp_path: Path) -> None:  # type: ignore[
     )
     ours = _mxparams_run(str(tmp_path / "mp.params"))
     assert [s[0] for s in ours] == [s[0] for s in theirs]
-    diffs = [(a, b) for a, b in zip(ours, theirs) if a != b]
+    diffs = [(a, b) for a, b in zip(ours, theirs, strict=False) if a != b]
     assert not diffs, "\n".join(f"{a[0]}: mxparams={a[1]!r} mxnet={b[1]!r}" for a, b in diffs)
     # Both saved the same bytes.
     assert (tmp_path / "mp.params").read_bytes() == (tmp_path / "mx.params").read_bytes()
@@ -206,10 +206,10 @@ def test_resnet18_checkpoints_cross_both_ways(mxnet, tmp_path: Path) -> None:  #
     # MXNet's structural names (save_parameters): load by those names.
     structural_names = list(mp.nd.load(str(structural)).keys())
     sd = mp.ParameterDict()
-    for sname, (_, shape, dtype) in zip(structural_names, meta):
+    for sname, (_, shape, dtype) in zip(structural_names, meta, strict=False):
         sd.get(sname, shape=tuple(0 for _ in shape), dtype=dtype)
     sd.load(structural)
-    for sname, (name, _, _) in zip(structural_names, meta):
+    for sname, (name, _, _) in zip(structural_names, meta, strict=False):
         assert np.array_equal(np.asarray(sd[sname].data()), ref[name]), sname
 
     # mxparams -> MXNet: new values saved by mxparams, read by load_parameters and
@@ -223,7 +223,10 @@ def test_resnet18_checkpoints_cross_both_ways(mxnet, tmp_path: Path) -> None:  #
     out_full = tmp_path / "mp_f.params"
     sd.save(out_structural)
     pd.save(out_full)
-    np.savez(tmp_path / "ref.npz", **{s: new_full[m[0]] for s, m in zip(structural_names, meta)})
+    np.savez(
+        tmp_path / "ref.npz",
+        **{s: new_full[m[0]] for s, m in zip(structural_names, meta, strict=False)},
+    )
     np.savez(tmp_path / "ref2.npz", **new_full)
     ok = mxnet(
         "ref = dict(np.load(r1))\nref2 = dict(np.load(r2))\n" + RESNET_MX,

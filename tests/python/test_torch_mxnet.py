@@ -173,7 +173,7 @@ def run_mxparams(sc: dict[str, Any]) -> list[dict[str, Any]]:
                         assert not t.requires_grad and t.grad is None
                     continue
                 snap[n] = [g.asnumpy() for g in p.list_grad()]
-                for ctx, g in zip(ctxs, snap[n]):
+                for ctx, g in zip(ctxs, snap[n], strict=False):
                     t = mpt.tensor(p, ctx)  # the tensor handed out earlier, same view
                     assert t.requires_grad
                     np.testing.assert_array_equal(t.grad.numpy(), g)
@@ -198,7 +198,7 @@ def test_gradients_match_mxnet(name: str, mxnet_grads: dict[str, Any]) -> None:
     want = mxnet_grads[name]
     got = run_mxparams(SCENARIOS[name])
     assert len(got) == len(want)
-    for i, (g, w) in enumerate(zip(got, want)):
+    for i, (g, w) in enumerate(zip(got, want, strict=False)):
         assert g.keys() == w.keys()
         for pname in g:
             if w[pname] is None:
@@ -206,7 +206,7 @@ def test_gradients_match_mxnet(name: str, mxnet_grads: dict[str, Any]) -> None:
                 continue
             assert g[pname] is not None, f"snapshot {i}: {pname} should have a gradient"
             assert len(g[pname]) == len(w[pname])
-            for gc, wc in zip(g[pname], w[pname]):
+            for gc, wc in zip(g[pname], w[pname], strict=False):
                 np.testing.assert_allclose(
                     gc,
                     np.asarray(wc, dtype=np.float32),
