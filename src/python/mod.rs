@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 
 mod allocator;
+mod buffer;
 mod checkpoint;
 mod context;
 mod convert;

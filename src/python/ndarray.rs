@@ -17,6 +17,7 @@ use pyo3::types::{PyBytes, PyTuple};
 use crate::context::Context;
 use crate::ndarray::{NDArray, SType};
 
+use super::buffer;
 use super::context::PyContext;
 use super::convert::{from_numpy, numpy_dtype, numpy_view, to_dtype};
 use super::dlpack;
@@ -221,6 +222,23 @@ impl PyNDArray {
         Self::asnumpy(slf)?
             .call_method1("reshape", (-1,))?
             .get_item(0)
+    }
+
+    /// The buffer protocol: host arrays export their memory (read-only for
+    /// memory-mapped arrays); see `super::buffer`.
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut pyo3::ffi::Py_buffer,
+        flags: std::ffi::c_int,
+    ) -> PyResult<()> {
+        let owner = slf.clone().into_any();
+        // SAFETY: `view` is the buffer CPython asked us to fill.
+        unsafe { buffer::fill(view, flags, &slf.get().inner, owner) }
+    }
+
+    unsafe fn __releasebuffer__(&self, view: *mut pyo3::ffi::Py_buffer) {
+        // SAFETY: CPython releases only views `__getbuffer__` filled.
+        unsafe { buffer::release(view) }
     }
 
     /// numpy's array protocol: a zero-copy view on CPU contexts.

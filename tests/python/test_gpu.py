@@ -93,6 +93,9 @@ def test_numpy_access_to_gpu_array_raises() -> None:
         np.asarray(a)
     with pytest.raises(ValueError, match="no host view"):
         a[0]  # noqa: B018
+    # No buffer either (numpy falls back to __array__, which raised above).
+    with pytest.raises(BufferError, match=r"gpu\(0\) has no host buffer"):
+        memoryview(a)
 
 
 def test_dlpack_to_host_consumer_copies() -> None:

@@ -111,10 +111,78 @@ def test_array_protocol_copy_and_dtype() -> None:
 def test_view_keeps_buffer_alive() -> None:
     a = nd.array(np.arange(1000))
     v = np.asarray(a)
-    assert v.base is a
+    # numpy takes the buffer protocol first: the view's base is a memoryview of `a`.
+    assert v.base is a or v.base.obj is a
     del a
     gc.collect()
     assert v.sum() == sum(range(1000))
+
+
+BUFFER_FORMATS = {
+    "float32": "f", "float64": "d", "float16": "e", "uint8": "B", "int32": "i", "int8": "b",
+    "int64": "q", "bool": "?", "int16": "h", "uint16": "H", "uint32": "I", "uint64": "Q",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", sorted(BUFFER_FORMATS))
+def test_buffer_protocol_shares_memory(dtype: str) -> None:
+    a = nd.array(np.arange(6).reshape(2, 3), dtype=dtype)
+    m = memoryview(a)
+    itemsize = np.dtype(dtype).itemsize
+    assert (m.format, m.itemsize, m.ndim) == (BUFFER_FORMATS[dtype], itemsize, 2)
+    assert (m.shape, m.strides, m.readonly) == ((2, 3), (3 * itemsize, itemsize), False)
+    assert m.c_contiguous and m.nbytes == 6 * itemsize
+    assert np.array_equal(np.frombuffer(m, dtype=dtype).reshape(2, 3), a.asnumpy())
+    np.asarray(m)[1, 2] = 1  # memoryview itself cannot assign every format
+    assert a.asnumpy()[1, 2] == 1
+    assert bytes(a) == a.asnumpy().tobytes()
+
+
+def test_buffer_protocol_shapes_and_lifetime() -> None:
+    s = nd.array(np.float32(2.5))
+    assert memoryview(s).shape == () and memoryview(s)[()] == 2.5
+    e = nd.zeros((0, 4))
+    assert memoryview(e).shape == (0, 4) and memoryview(e).nbytes == 0
+    a = nd.array(np.arange(100, dtype=np.float32))
+    m = memoryview(a)
+    assert m.obj is a
+    del a
+    gc.collect()
+    assert m.tolist() == list(range(100))
+    m.release()
+
+
+def test_buffer_protocol_refuses_what_it_cannot_share(tmp_path: Path) -> None:
+    bf = nd.zeros((3,), dtype="bfloat16")
+    with pytest.raises(BufferError, match="bfloat16"):
+        memoryview(bf)
+    # numpy falls back to __array__, which knows ml_dtypes' bfloat16.
+    assert np.asarray(bf).dtype == ml_dtypes.bfloat16
+    sp = nd.sparse.zeros("row_sparse", (3, 2))
+    with pytest.raises(BufferError, match="sparse"):
+        memoryview(sp)
+    assert np.asarray(sp).shape == (3, 2)
+    f = tmp_path / "m.params"
+    nd.save(f, {"w": nd.array(np.arange(4, dtype=np.float32))})
+    mapped = nd.load(f, mmap=True)["w"]
+    m = memoryview(mapped)
+    assert m.readonly and m.tolist() == [0, 1, 2, 3]
+    with pytest.raises(TypeError):
+        m[0] = 5.0
+    import ctypes
+
+    with pytest.raises((BufferError, TypeError)):
+        (ctypes.c_float * 4).from_buffer(mapped)
+
+
+def test_buffer_protocol_on_unaligned_mapped_data(tmp_path: Path) -> None:
+    # Names of odd lengths put array data at odd file offsets.
+    arrays = {"x" * k: nd.array(np.arange(k + 3, dtype=np.float64)) for k in range(1, 6)}
+    f = tmp_path / "odd.params"
+    nd.save(f, arrays)
+    for name, a in nd.load(f, mmap=True).items():
+        assert memoryview(a).tolist() == arrays[name].asnumpy().tolist()
+        assert np.array_equal(np.asarray(a), arrays[name].asnumpy())
 
 
 def test_setitem_forms() -> None:
