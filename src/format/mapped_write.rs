@@ -166,27 +166,20 @@ mod tests {
 
     #[test]
     fn mapped_file_round_trip() {
-        let path = std::env::temp_dir().join(format!("mxparams-mapped-{}", std::process::id()));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .expect("temp");
+        let tmp = tempfile::NamedTempFile::new().expect("temp");
+        let (file, path) = (tmp.as_file(), tmp.path());
         let data: Vec<u8> = (0..(5 << 20) + 17).map(|i| (i % 253) as u8).collect();
-        let done = write_mapped(&file, data.len(), true, |w| {
+        let done = write_mapped(file, data.len(), true, |w| {
             w.write_all(&data[..100])?;
             w.write_all(&data[100..])?;
             Ok(())
         })
         .expect("write");
         if done {
-            assert_eq!(std::fs::read(&path).expect("read"), data);
+            assert_eq!(std::fs::read(path).expect("read"), data);
         }
         // A body that writes too little is an error, not a short file.
-        let short = write_mapped(&file, 64, false, |w| Ok(w.write_all(b"x")?));
+        let short = write_mapped(file, 64, false, |w| Ok(w.write_all(b"x")?));
         assert!(short.is_err() || short.is_ok_and(|d| !d));
-        let _ = std::fs::remove_file(&path);
     }
 }

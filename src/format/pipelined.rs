@@ -116,64 +116,44 @@ pub fn write_pipelined(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
-
-    fn temp_file(tag: &str) -> (std::path::PathBuf, File) {
-        let path = std::env::temp_dir().join(format!(
-            "mxparams-pipelined-{tag}-{}.bin",
-            std::process::id()
-        ));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .expect("temp file");
-        (path, file)
-    }
+    use tempfile::NamedTempFile;
 
     #[test]
     fn writes_every_byte_in_order() {
-        let (path, file) = temp_file("order");
+        let tmp = NamedTempFile::new().expect("temp file");
         let pieces: Vec<Vec<u8>> = (0..5000u32)
             .map(|i| {
                 let len = (i as usize * 37) % 3000;
                 (0..len).map(|j| (i as usize + j) as u8).collect()
             })
             .collect();
-        write_pipelined(&file, |w| {
+        write_pipelined(tmp.as_file(), |w| {
             for p in &pieces {
                 w.write_all(p)?;
             }
             Ok(())
         })
         .expect("pipelined write");
-        let mut back = Vec::new();
-        File::open(&path)
-            .and_then(|mut f| f.read_to_end(&mut back))
-            .expect("read back");
-        std::fs::remove_file(&path).ok();
+        let back = std::fs::read(tmp.path()).expect("read back");
         assert_eq!(back, pieces.concat());
     }
 
     #[test]
     fn body_errors_are_returned_and_stop_the_writer() {
-        let (path, file) = temp_file("error");
-        let err = write_pipelined(&file, |w| {
+        let tmp = NamedTempFile::new().expect("temp file");
+        let err = write_pipelined(tmp.as_file(), |w| {
             w.write_all(&vec![7u8; 3 * CHUNK])?;
             Err(Error::invalid("stop here"))
         })
         .expect_err("body failed");
-        std::fs::remove_file(&path).ok();
         assert!(err.to_string().contains("stop here"), "{err}");
     }
 
     #[test]
     fn writer_errors_win_over_what_the_body_sees() {
         // A read-only handle: every write() fails.
-        let (path, _) = temp_file("readonly");
-        let file = File::open(&path).expect("read-only handle");
+        let tmp = NamedTempFile::new().expect("temp file");
+        let file = File::open(tmp.path()).expect("read-only handle");
         let err = write_pipelined(&file, |w| {
             for _ in 0..64 {
                 w.write_all(&[1u8; CHUNK])?;
@@ -181,7 +161,6 @@ mod tests {
             Ok(())
         })
         .expect_err("writes fail");
-        std::fs::remove_file(&path).ok();
         assert!(matches!(err, Error::Io(_)), "{err:?}");
         assert!(!err.to_string().contains("writer thread stopped"), "{err}");
     }
