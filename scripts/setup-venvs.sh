@@ -12,7 +12,8 @@ if [ ! -x "$VENV_DIR/venv-test/bin/python" ]; then
   "$PY" -m venv "$VENV_DIR/venv-test"
 fi
 "$VENV_DIR/venv-test/bin/pip" install -q --disable-pip-version-check \
-  'numpy>=2' 'ml_dtypes>=0.4' 'maturin>=1.5,<2' pytest hypothesis ruff mypy safetensors torch
+  'numpy>=2' 'ml_dtypes>=0.4' 'maturin>=1.5,<2' pytest hypothesis ruff mypy safetensors \
+  torch torchvision onnx onnxruntime onnxscript
 
 if [ ! -x "$VENV_DIR/venv-mxnet/bin/python" ]; then
   "$PY" -m venv "$VENV_DIR/venv-mxnet"
