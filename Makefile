@@ -11,7 +11,7 @@ export MXPARAMS_MXNET_PYTHON := $(MXNET_VENV)/bin/python
 .PHONY: venvs develop demo test test-rust test-python test-numpy1 lint bench stubs fuzz gpu-wheel gpu-check
 
 venvs:
-	bash scripts/setup-venvs.sh
+	MXPARAMS_VENV_DIR=$(VENV_DIR) bash scripts/setup-venvs.sh
 
 develop: venvs
 	. $(VENV)/bin/activate && maturin develop --release -q
@@ -21,17 +21,20 @@ demo: develop
 
 lint: develop
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
-	cargo clippy --all-targets --features cuda -- -D warnings
-	cargo clippy --all-targets --all-features -- -D warnings
+	cargo clippy -p mxparams --all-targets -- -D warnings
+	cargo clippy -p mxparams --all-targets --features cuda -- -D warnings
+	cargo clippy --workspace --all-targets --all-features -- -D warnings
 	$(VENV)/bin/ruff check python tests examples benches
 	$(VENV)/bin/ruff format --check python tests examples benches
 	cd python && $(abspath $(VENV))/bin/mypy --strict mxparams/_native.pyi
 	cd python && $(abspath $(PY)) -m mypy.stubtest mxparams._native
 
+# The core crate only: the bindings crate is a Python extension, tested from Python.
+# `--all-targets` leaves out doctests, so they run on their own (README's Rust too).
 test-rust:
-	cargo test --all-targets -q
-	cargo test --all-targets -q --features cuda
+	cargo test -p mxparams --all-targets -q
+	cargo test -p mxparams --doc -q
+	cargo test -p mxparams --all-targets -q --features cuda
 
 test-python: develop
 	$(PY) -m pytest -q -p no:cacheprovider tests/python

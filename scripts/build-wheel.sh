@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the abi3 wheel (features python + cuda, from pyproject.toml) into dist/,
+# Builds the abi3 wheel (the bindings crate with cuda, from pyproject.toml) into dist/,
 # plus the pure/binary wheels the GPU check needs on a machine without network
 # (ml_dtypes, pytest, hypothesis for CPython 3.12 on x86-64 Linux). numpy, torch
 # and cupy are expected on the device machine already.
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 rm -rf dist
 mkdir -p dist
-maturin build --release --features python,cuda -o dist
+maturin build --release -o dist
 wheel=$(ls dist/mxparams-*.whl)
 case "$wheel" in
   *-cp311-abi3-*) ;;

@@ -6,6 +6,7 @@ use std::io;
 
 /// Everything that can go wrong in mxparams.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A `.params` (or `.npz`) file or buffer is malformed.
     #[error("malformed .params data at byte offset {offset}: expected {expected}, found {found}")]

@@ -84,6 +84,7 @@ pub fn drain() -> Vec<(*mut u8, usize)> {
 }
 
 /// Bytes currently held by the pool.
+#[cfg(test)]
 pub fn held_bytes() -> usize {
     pool().lock().unwrap_or_else(|e| e.into_inner()).held
 }

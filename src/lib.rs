@@ -6,8 +6,9 @@
 //! typed host buffers, `Parameter` with its per-context copies and `grad_req`
 //! state machine, and `ParameterDict`.
 //!
-//! The Python binding (feature `python`) and CUDA (feature `cuda`) are optional;
-//! plain Rust programs use the crate with neither.
+//! CUDA (feature `cuda`) is optional; the Python extension module is a separate
+//! crate (`bindings/python`), so Rust programs using this crate never build or
+//! link Python.
 //!
 //! ## Reading and writing `.params` files
 //!
@@ -48,40 +49,37 @@
 //! # Ok::<(), mxparams::Error>(())
 //! ```
 
-pub mod allreduce;
+// Internals: raw allocation, the block cache, device memory and the reduction
+// kernels are reached only through the safe types below (`Buffer`, `NDArray`,
+// `Parameter`, `ParameterDict`), so no safe public function can misuse them.
+mod allreduce;
+mod cuda;
+mod host_pool;
+mod reduce;
+mod storage;
+
 pub mod context;
 pub mod convert;
-pub mod cuda;
 pub mod dtype;
 pub mod error;
 pub mod format;
-pub mod host_pool;
 pub mod ndarray;
 pub mod param_dict;
 pub mod parameter;
 pub mod random;
-pub mod reduce;
 pub mod sparse;
-pub mod storage;
 pub mod transfer;
 
-#[cfg(feature = "python")]
-mod python;
-
-/// The extension module's allocator. A host process such as MXNet or numpy
-/// leaves glibc's heap fragmented, and a load or save of many small arrays
-/// then spends more time in `malloc`/`free` than in parsing; mimalloc keeps
-/// its own pages (see `python::allocator` for how it is tuned; host blocks
-/// of 1 MiB and more bypass it). Rust programs using the crate choose their
-/// own allocator.
-#[cfg(feature = "python")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 pub use context::{Context, DeviceType};
+pub use cuda::{check_device, device_name, num_gpus, unavailable_reason};
 pub use dtype::DType;
 pub use error::{Error, Result};
 pub use ndarray::{NDArray, SType};
 pub use param_dict::{LoadOptions, ParamAttrs, ParameterDict, SharedParameter};
 pub use parameter::{DTypeSource, GradReq, Parameter};
-pub use storage::Buffer;
+pub use storage::{release_host_pool, Buffer, ReadGuard, SharedSource, WriteGuard};
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -286,10 +286,10 @@ impl NDArray {
         }
         let buffer = match context.device_type {
             DeviceType::Cpu | DeviceType::CpuShared if !self.buffer.is_device() => {
-                Buffer::copy_from(&self.buffer.read())?
+                Buffer::copy_from(&self.buffer.try_read()?)?
             }
             DeviceType::Gpu if !self.buffer.is_device() => {
-                Buffer::device_from(context.device_id, &self.buffer.read())?
+                Buffer::device_from(context.device_id, &self.buffer.try_read()?)?
             }
             _ => {
                 let out = NDArray::zeros(&self.shape, self.dtype, context)?;

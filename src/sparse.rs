@@ -7,12 +7,12 @@ use crate::error::{Error, Result};
 use crate::ndarray::{NDArray, SType};
 use crate::storage::Buffer;
 
-fn int64s(a: &NDArray) -> Vec<i64> {
-    a.buffer()
-        .read()
+fn int64s(a: &NDArray) -> Result<Vec<i64>> {
+    Ok(a.buffer()
+        .try_read()?
         .chunks_exact(8)
         .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-        .collect()
+        .collect())
 }
 
 fn bad(msg: String) -> Error {
@@ -35,7 +35,7 @@ pub fn validate(
     if indices.ndim() != 1 || indptr.is_some_and(|p| p.ndim() != 1) {
         return Err(bad("sparse aux arrays must be 1-D".into()));
     }
-    let idx = int64s(indices);
+    let idx = int64s(indices)?;
     match stype {
         SType::Default => Err(bad("a sparse array needs stype row_sparse or csr".into())),
         SType::RowSparse => {
@@ -57,9 +57,7 @@ pub fn validate(
                 [r, c] => (*r, *c),
                 _ => return Err(bad(format!("csr arrays are 2-D, got shape {shape:?}"))),
             };
-            let ptr = indptr
-                .map(int64s)
-                .ok_or_else(|| bad("csr arrays need indptr".into()))?;
+            let ptr = int64s(indptr.ok_or_else(|| bad("csr arrays need indptr".into()))?)?;
             if values.shape() != [idx.len()] {
                 return Err(bad(format!(
                     "csr values have shape {:?}, expected ({},)",
@@ -120,7 +118,7 @@ pub fn to_dense(a: &NDArray) -> Result<NDArray> {
     let item = a.dtype().itemsize();
     let row_elems: usize = a.shape().iter().skip(1).product();
     let row_bytes = row_elems * item;
-    let idx = int64s(&parts.indices);
+    let idx = int64s(&parts.indices)?;
     let vals = a.buffer().try_read()?;
     {
         let mut dst = out.buffer().write()?;
@@ -133,7 +131,12 @@ pub fn to_dense(a: &NDArray) -> Result<NDArray> {
                 }
             }
             SType::Csr => {
-                let ptr = parts.indptr.as_ref().map(int64s).unwrap_or_default();
+                let ptr = parts
+                    .indptr
+                    .as_ref()
+                    .map(int64s)
+                    .transpose()?
+                    .unwrap_or_default();
                 for r in 0..ptr.len().saturating_sub(1) {
                     for k in ptr[r] as usize..ptr[r + 1] as usize {
                         let c = idx[k] as usize;

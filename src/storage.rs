@@ -22,10 +22,10 @@ use crate::error::{Error, Result};
 use crate::host_pool;
 
 /// Alignment of owned host buffers: a cache line, enough for any dtype and SIMD.
-pub const HOST_ALIGN: usize = 64;
+pub(crate) const HOST_ALIGN: usize = 64;
 
 /// An owned, aligned, writable host allocation.
-pub struct HostAlloc {
+pub(crate) struct HostAlloc {
     ptr: NonNull<u8>,
     len: usize,
     /// Bytes actually allocated (a pool size class for large blocks).
@@ -46,7 +46,7 @@ impl HostAlloc {
 
     /// A zero-filled allocation: lazily zeroed pages from the OS, or a reused
     /// pooled block cleared in place.
-    pub fn zeroed(len: usize) -> Result<HostAlloc> {
+    pub(crate) fn zeroed(len: usize) -> Result<HostAlloc> {
         let capacity = host_pool::capacity_for(len);
         if let Some(ptr) = host_pool::take(capacity) {
             // SAFETY: a pooled block of `capacity >= len` bytes, now exclusively ours.
@@ -60,7 +60,7 @@ impl HostAlloc {
 
     /// An allocation whose contents are unspecified until written. The bytes
     /// are never exposed before being filled by the caller.
-    pub fn uninit(len: usize) -> Result<HostAlloc> {
+    pub(crate) fn uninit(len: usize) -> Result<HostAlloc> {
         let capacity = host_pool::capacity_for(len);
         if let Some(ptr) = host_pool::take(capacity) {
             return Ok(HostAlloc::from_raw(ptr, len, capacity));
@@ -76,16 +76,6 @@ impl HostAlloc {
         // Pooled addresses came from `alloc` and are never null.
         let ptr = NonNull::new(ptr).unwrap_or(NonNull::dangling());
         HostAlloc { ptr, len, capacity }
-    }
-
-    /// Length in bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether the allocation is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 }
 
@@ -186,7 +176,7 @@ fn advise_huge_pages(ptr: *mut u8, len: usize) {
 
 /// Where each of `lens` starts when they are laid out back to back, each on
 /// an `align` boundary, and the total size (a multiple of `align`).
-pub fn slab_layout(lens: &[usize], align: usize) -> Result<(Vec<usize>, usize)> {
+pub(crate) fn slab_layout(lens: &[usize], align: usize) -> Result<(Vec<usize>, usize)> {
     let mut offsets = Vec::with_capacity(lens.len());
     let mut total = 0usize;
     for &len in lens {
@@ -219,7 +209,7 @@ impl SharedSource {
 }
 
 /// Where an array's bytes live.
-pub enum Memory {
+pub(crate) enum Memory {
     /// Owned host memory, writable.
     Host(HostAlloc),
     /// Owned page-locked host memory, writable.
@@ -249,7 +239,7 @@ pub enum Memory {
 }
 
 /// Storage: memory plus the lock that serialises Rust-side access.
-pub struct Storage {
+pub(crate) struct Storage {
     memory: Memory,
     lock: RwLock<()>,
 }
@@ -272,7 +262,7 @@ impl Buffer {
     }
 
     /// Owned host memory filled by `fill`, which must write every byte.
-    pub fn filled_with(len: usize, fill: impl FnOnce(&mut [u8])) -> Result<Buffer> {
+    pub(crate) fn filled_with(len: usize, fill: impl FnOnce(&mut [u8])) -> Result<Buffer> {
         let alloc = HostAlloc::uninit(len)?;
         // SAFETY: the allocation is exclusively ours and `len` bytes long;
         // `fill` is required to initialise it fully before anything reads it.
@@ -284,7 +274,7 @@ impl Buffer {
     /// Carves one owned allocation into writable buffers of the given lengths,
     /// each starting on a `HOST_ALIGN` boundary. Their contents are unspecified
     /// until written: callers fill every byte before exposing them.
-    pub fn slab(lens: &[usize]) -> Result<Vec<Buffer>> {
+    pub(crate) fn slab(lens: &[usize]) -> Result<Vec<Buffer>> {
         Buffer::slab_filled(lens, |_, _| Ok(()))
     }
 
@@ -292,7 +282,7 @@ impl Buffer {
     /// together with each buffer's offset in it, while it is still exclusively
     /// the caller's: one borrow that can be split across threads at any
     /// boundary, rather than one lock per buffer.
-    pub fn slab_filled(
+    pub(crate) fn slab_filled(
         lens: &[usize],
         fill: impl FnOnce(&mut [u8], &[usize]) -> Result<()>,
     ) -> Result<Vec<Buffer>> {
@@ -364,7 +354,7 @@ impl Buffer {
     /// The device allocation together with the storage's read lock, held
     /// while the caller reads the device memory itself (e.g. a batched
     /// download); `None` for host memory.
-    pub fn device_read(
+    pub(crate) fn device_read(
         &self,
     ) -> Option<(
         std::sync::RwLockReadGuard<'_, ()>,
@@ -378,7 +368,7 @@ impl Buffer {
 
     /// For a range of a memory-mapped file kept open: the file and the
     /// range's offset in it.
-    pub fn file_backing(&self) -> Option<(&std::fs::File, u64)> {
+    pub(crate) fn file_backing(&self) -> Option<(&std::fs::File, u64)> {
         match &self.0.memory {
             Memory::Shared { source, offset, .. } => match &**source {
                 SharedSource::MappedFile(_, file) => Some((file, *offset as u64)),
@@ -394,7 +384,7 @@ impl Buffer {
     }
 
     /// The device allocation, for device buffers.
-    pub fn device_alloc(&self) -> Option<&crate::cuda::DeviceAlloc> {
+    pub(crate) fn device_alloc(&self) -> Option<&crate::cuda::DeviceAlloc> {
         match &self.0.memory {
             Memory::Device(d) => Some(d),
             _ => None,
@@ -415,17 +405,9 @@ impl Buffer {
         Ok(Buffer::new(Memory::Device(d)))
     }
 
-    /// Device memory on `gpu(device)` whose contents are unspecified; the
-    /// caller must fill it (e.g. with [`crate::cuda::upload_batch`]) before use.
-    pub fn device_uninit(device: u32, len: usize) -> Result<Buffer> {
-        Ok(Buffer::new(Memory::Device(crate::cuda::alloc_uninit(
-            device, len,
-        )?)))
-    }
-
     /// Device memory on `gpu(device)` for several arrays carved from one
-    /// allocation, contents unspecified (see [`Buffer::device_uninit`]).
-    pub fn device_slab(device: u32, lens: &[usize]) -> Result<Vec<Buffer>> {
+    /// allocation, contents unspecified until the caller fills them.
+    pub(crate) fn device_slab(device: u32, lens: &[usize]) -> Result<Vec<Buffer>> {
         Ok(crate::cuda::alloc_slab(device, lens)?
             .into_iter()
             .map(|d| Buffer::new(Memory::Device(d)))
@@ -526,13 +508,10 @@ impl Buffer {
         Arc::ptr_eq(&self.0, &other.0)
     }
 
-    /// Reads the bytes under the storage's read lock. Device memory is
-    /// staged through a host copy.
-    ///
-    /// # Panics
-    /// If staging device memory fails (a CUDA error); use [`Buffer::try_read`]
-    /// where device buffers may appear.
-    pub fn read(&self) -> ReadGuard<'_> {
+    /// Reads host bytes under the storage's read lock (tests only: device
+    /// memory can fail to stage, so library code uses [`Buffer::try_read`]).
+    #[cfg(test)]
+    pub(crate) fn read(&self) -> ReadGuard<'_> {
         match self.try_read() {
             Ok(g) => g,
             Err(e) => panic!("reading device memory failed: {e}"),
@@ -574,11 +553,11 @@ impl Buffer {
 
 /// Bytes of an array [`Buffer::prefetch_bytes`] asks for: small arrays
 /// whole; the hardware prefetcher follows the start of bigger ones.
-pub const PREFETCH_BYTES: usize = 512;
+pub(crate) const PREFETCH_BYTES: usize = 512;
 
 /// Asks the CPU to bring `ptr`'s cache line in; a no-op off x86-64.
 #[inline(always)]
-pub fn prefetch(ptr: *const u8) {
+pub(crate) fn prefetch(ptr: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is a hint: it never faults, whatever the address.
     unsafe {
@@ -597,7 +576,7 @@ fn device_not_host(device: u32) -> Error {
 
 /// Copies `src`'s bytes into `dst` (same length), whatever memory each lives
 /// in: host copy, host-to-device, device-to-host, device-to-device or peer.
-pub fn copy_buffer(dst: &Buffer, src: &Buffer) -> Result<()> {
+pub(crate) fn copy_buffer(dst: &Buffer, src: &Buffer) -> Result<()> {
     if dst.len() != src.len() {
         return Err(Error::ShapeMismatch(format!(
             "cannot copy {} bytes into {} bytes",
@@ -621,7 +600,7 @@ pub fn copy_buffer(dst: &Buffer, src: &Buffer) -> Result<()> {
             crate::cuda::dtoh(&mut d, s)
         }
         _ => {
-            let s = src.read();
+            let s = src.try_read()?;
             let mut d = dst.write()?;
             copy_bytes(&mut d, &s);
             Ok(())
@@ -693,7 +672,7 @@ impl std::ops::DerefMut for WriteGuard<'_> {
 }
 
 /// Copies `src` into `dst` (same length), in parallel for large sizes.
-pub fn copy_bytes(dst: &mut [u8], src: &[u8]) {
+pub(crate) fn copy_bytes(dst: &mut [u8], src: &[u8]) {
     const CHUNK: usize = 8 << 20;
     if src.len() >= 4 * CHUNK && rayon::current_num_threads() > 1 {
         use rayon::prelude::*;

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use mxparams::format::{self, SaveOptions};
-use mxparams::storage::SharedSource;
+use mxparams::SharedSource;
 use mxparams::{Context, DType, Error, NDArray, SType};
 
 /// `np.savez_compressed(f, a=arange(6, f4).reshape(2, 3), b=array(True), c=zeros((2, 0), i2))`
@@ -211,7 +211,7 @@ fn mxnet2_members() -> Vec<(&'static str, Vec<u8>)> {
 
 fn dense_f32(a: &NDArray) -> Vec<f32> {
     let d = a.copy_to(Context::cpu(0)).expect("dense");
-    let b = d.buffer().read();
+    let b = d.buffer().try_read().expect("host-readable");
     b.chunks(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect()
@@ -227,7 +227,10 @@ fn numpy_written_archives_load() {
     assert_eq!(l.arrays[0].shape(), &[2, 3]);
     assert_eq!(dense_f32(&l.arrays[0]), [0., 1., 2., 3., 4., 5.]);
     assert_eq!((l.arrays[1].dtype(), l.arrays[1].ndim()), (DType::Bool, 0));
-    assert_eq!(&*l.arrays[1].buffer().read(), &[1]);
+    assert_eq!(
+        &*l.arrays[1].buffer().try_read().expect("host-readable"),
+        &[1]
+    );
     assert_eq!(
         (l.arrays[2].dtype(), l.arrays[2].shape()),
         (DType::Int16, &[2, 0][..])
@@ -237,8 +240,14 @@ fn numpy_written_archives_load() {
         l.names.as_deref(),
         Some(&["arr_0".to_string(), "arr_1".into()][..])
     );
-    assert_eq!(&*l.arrays[0].buffer().read(), &i64s(&[0, 1, 2])[..]);
-    assert_eq!(&*l.arrays[1].buffer().read(), &1.5f64.to_le_bytes());
+    assert_eq!(
+        &*l.arrays[0].buffer().try_read().expect("host-readable"),
+        &i64s(&[0, 1, 2])[..]
+    );
+    assert_eq!(
+        &*l.arrays[1].buffer().try_read().expect("host-readable"),
+        &1.5f64.to_le_bytes()
+    );
 }
 
 #[test]
@@ -434,16 +443,33 @@ fn corpus_arrays_match_expected_npz() {
             }
             let dense = a.copy_to(Context::cpu(0)).expect("dense");
             assert!(
-                *dense.buffer().read() == *e.buffer().read(),
+                *dense.buffer().try_read().expect("host-readable")
+                    == *e.buffer().try_read().expect("host-readable"),
                 "{stem}/{key}: values differ"
             );
             if let Some(p) = a.sparse_parts() {
-                assert!(*a.buffer().read() == *get(&format!("{key}/data")).buffer().read());
                 assert!(
-                    *p.indices.buffer().read() == *get(&format!("{key}/indices")).buffer().read()
+                    *a.buffer().try_read().expect("host-readable")
+                        == *get(&format!("{key}/data"))
+                            .buffer()
+                            .try_read()
+                            .expect("host-readable")
+                );
+                assert!(
+                    *p.indices.buffer().try_read().expect("host-readable")
+                        == *get(&format!("{key}/indices"))
+                            .buffer()
+                            .try_read()
+                            .expect("host-readable")
                 );
                 if let Some(ip) = &p.indptr {
-                    assert!(*ip.buffer().read() == *get(&format!("{key}/indptr")).buffer().read());
+                    assert!(
+                        *ip.buffer().try_read().expect("host-readable")
+                            == *get(&format!("{key}/indptr"))
+                                .buffer()
+                                .try_read()
+                                .expect("host-readable")
+                    );
                 }
             }
             checked += 1;
@@ -504,7 +530,7 @@ proptest::proptest! {
         proptest::prop_assert_eq!(l.names.as_ref(), Some(&names));
         for (((d, shape, _), a), b) in arrays.iter().zip(&l.arrays).zip(&s.arrays) {
             proptest::prop_assert_eq!((a.dtype(), a.shape()), (*d, shape.as_slice()));
-            proptest::prop_assert!(*a.buffer().read() == *b.buffer().read());
+            proptest::prop_assert!(*a.buffer().try_read().expect("host-readable") == *b.buffer().try_read().expect("host-readable"));
             proptest::prop_assert_eq!(b.buffer().is_shared(), !deflate);
         }
     }

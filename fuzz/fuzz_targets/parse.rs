@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
 use mxparams::format::{self, SaveOptions};
-use mxparams::storage::SharedSource;
+use mxparams::SharedSource;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(loaded) = format::from_bytes(data) else {

@@ -33,6 +33,7 @@ pub use backend::{DeviceAlloc, PinnedAlloc};
 /// positioned reads (the kernel copies from the page cache), which skips
 /// mapping every page into this process and unmapping it afterwards.
 #[derive(Clone, Copy)]
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 pub struct HostRange<'a> {
     /// The bytes (for a mapped file, the mapped range).
     pub bytes: &'a [u8],
@@ -40,8 +41,10 @@ pub struct HostRange<'a> {
     pub file: Option<(&'a std::fs::File, u64)>,
 }
 
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 impl<'a> HostRange<'a> {
     /// Plain host bytes.
+    #[cfg(test)]
     pub fn new(bytes: &'a [u8]) -> Self {
         HostRange { bytes, file: None }
     }

@@ -15,10 +15,6 @@ impl DeviceAlloc {
     pub fn len(&self) -> usize {
         match *self {}
     }
-    /// Whether the allocation is empty.
-    pub fn is_empty(&self) -> bool {
-        match *self {}
-    }
     /// The GPU ordinal.
     pub fn device(&self) -> u32 {
         match *self {}
@@ -36,10 +32,6 @@ impl PinnedAlloc {
     }
     /// Length in bytes.
     pub fn len(&self) -> usize {
-        match *self {}
-    }
-    /// Whether the allocation is empty.
-    pub fn is_empty(&self) -> bool {
         match *self {}
     }
 }

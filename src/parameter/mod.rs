@@ -264,8 +264,9 @@ impl Parameter {
         Ok(())
     }
 
-    /// Replaces the shape without checks (`ParameterDict::get` merging).
-    pub(crate) fn set_shape_unchecked(&mut self, shape: Vec<usize>) {
+    /// Replaces the shape without the compatibility check of [`Parameter::set_shape`]
+    /// (used when merging attributes in `ParameterDict::get`).
+    pub fn set_shape_unchecked(&mut self, shape: Vec<usize>) {
         self.shape = Some(shape);
     }
 

@@ -11,7 +11,7 @@ pub fn f32s(v: &[f32], shape: &[usize]) -> NDArray {
 /// An array's values as float32 (cast if needed).
 pub fn values(a: &NDArray) -> Vec<f32> {
     let c = mxparams::convert::cast(a, DType::Float32).expect("cast");
-    let g = c.buffer().read();
+    let g = c.buffer().try_read().expect("host-readable");
     g.chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect()

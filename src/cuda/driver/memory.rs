@@ -43,11 +43,7 @@ impl DeviceAlloc {
     pub fn len(&self) -> usize {
         self.len
     }
-    /// Whether the allocation is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-    /// The GPU ordinal.
+
     pub fn device(&self) -> u32 {
         self.device
     }
@@ -77,10 +73,6 @@ impl PinnedAlloc {
     /// Length in bytes.
     pub fn len(&self) -> usize {
         self.len
-    }
-    /// Whether the allocation is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
     /// The bytes, for writing. The caller must make sure no device copy is
     /// still reading them (the upload ring waits for the slot's event).

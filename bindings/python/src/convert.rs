@@ -15,10 +15,10 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyString, PyTuple};
 
-use crate::context::Context;
-use crate::dtype::{DType, ALL_DTYPES};
-use crate::ndarray::NDArray;
-use crate::storage::Buffer;
+use mxparams::context::Context;
+use mxparams::dtype::{DType, ALL_DTYPES};
+use mxparams::ndarray::NDArray;
+use mxparams::Buffer;
 
 use super::errors::IntoPyResult;
 
@@ -145,7 +145,7 @@ pub fn from_numpy(array: &Bound<'_, PyUntypedArray>, context: Context) -> PyResu
         return Err(PyValueError::new_err("array must be C-contiguous"));
     }
     let shape = array.shape().to_vec();
-    let nbytes = crate::ndarray::checked_size(&shape)
+    let nbytes = mxparams::ndarray::checked_size(&shape)
         .and_then(|n| n.checked_mul(dtype.itemsize()))
         .ok_or_else(|| PyValueError::new_err("array too large"))?;
     // SAFETY: a C-contiguous numpy array's data pointer covers nbytes bytes;

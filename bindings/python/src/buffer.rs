@@ -9,8 +9,8 @@ use pyo3::exceptions::PyBufferError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use crate::dtype::DType;
-use crate::ndarray::{NDArray, SType};
+use mxparams::dtype::DType;
+use mxparams::ndarray::{NDArray, SType};
 
 /// The struct-module format of a dtype. Standard sizes (`q`, not `l`) so
 /// that every platform reads the same widths; bfloat16 has no code.

@@ -19,11 +19,11 @@ use super::context::PyContext;
 use super::convert::{from_numpy, numpy_dtype, to_dtype};
 use super::errors::IntoPyResult;
 use super::ndarray::PyNDArray;
-use crate::context::Context;
-use crate::ndarray::SType;
-use crate::param_dict::{read, write, SharedParameter};
-use crate::parameter::{DTypeSource, DeferredInit, GradReq, InitRequest, Parameter};
-use crate::random::{Distribution as Dist, StreamKey};
+use mxparams::context::Context;
+use mxparams::ndarray::SType;
+use mxparams::param_dict::{read, write, SharedParameter};
+use mxparams::parameter::{DTypeSource, DeferredInit, GradReq, InitRequest, Parameter};
+use mxparams::random::{Distribution as Dist, StreamKey};
 
 /// Fills above this size run with the GIL released (and in parallel).
 const PARALLEL_FILL_BYTES: usize = 1 << 16;
@@ -538,10 +538,10 @@ impl PyParameter {
         let mut used = false;
         if let Some(dist) = dist.filter(|_| arr.nbytes() > 0) {
             if kind == 1 {
-                crate::random::fill_constant(&mut arr.buffer().write().py()?, dtype, a).py()?;
+                mxparams::random::fill_constant(&mut arr.buffer().write().py()?, dtype, a).py()?;
             } else {
                 let key = StreamKey::new(seed, stream);
-                let fill = |arr: &crate::ndarray::NDArray| -> crate::error::Result<()> {
+                let fill = |arr: &mxparams::ndarray::NDArray| -> mxparams::error::Result<()> {
                     dist.fill_bytes(&mut arr.buffer().write()?, dtype, key)
                 };
                 if arr.nbytes() >= PARALLEL_FILL_BYTES {
@@ -560,7 +560,7 @@ impl PyParameter {
                     p.init_from_owned(arr, &ctxs)
                         .inspect_err(|_| p.restore_deferred(record))
                 }
-                Ok(None) => Err(crate::error::Error::NotInitialized(format!(
+                Ok(None) => Err(mxparams::error::Error::NotInitialized(format!(
                     "Parameter '{}' has no pending initialization",
                     p.name()
                 ))),
@@ -580,7 +580,7 @@ impl PyParameter {
             .detach(move || {
                 let mut p = write(&inner);
                 let Some(record) = p.take_deferred()? else {
-                    return Err(crate::error::Error::NotInitialized(format!(
+                    return Err(mxparams::error::Error::NotInitialized(format!(
                         "Parameter '{}' has no pending initialization",
                         p.name()
                     )));

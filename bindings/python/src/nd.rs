@@ -13,9 +13,9 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
 
-use crate::context::Context;
-use crate::format::{self, Loaded, RecordVersion, SaveOptions};
-use crate::ndarray::{NDArray, SType};
+use mxparams::context::Context;
+use mxparams::format::{self, Loaded, RecordVersion, SaveOptions};
+use mxparams::ndarray::{NDArray, SType};
 
 use super::context::ctx_or_current;
 use super::convert::{from_numpy, numpy_dtype, to_dtype};
@@ -31,12 +31,11 @@ fn _from_numpy(
 ) -> PyResult<PyNDArray> {
     let ctx = ctx_or_current(ctx)?;
     if !ctx.is_host() {
-        crate::cuda::check_device(ctx.device_id).py()?;
+        mxparams::check_device(ctx.device_id).py()?;
     }
     // GPU arrays and (with a driver) page-locked ones take a second copy
     // from an ordinary host array.
-    if !ctx.is_host() || (ctx == Context::cpu_pinned(ctx.device_id) && crate::cuda::num_gpus() > 0)
-    {
+    if !ctx.is_host() || (ctx == Context::cpu_pinned(ctx.device_id) && mxparams::num_gpus() > 0) {
         let host = from_numpy(source, Context::cpu(0))?;
         return Ok(source.py().detach(move || host.copy_to(ctx)).py()?.into());
     }
@@ -61,7 +60,7 @@ fn _zeros(
     let ctx = ctx_or_current(ctx)?;
     let dtype = match dtype {
         Some(d) if !d.is_none() => to_dtype(d)?,
-        _ => crate::dtype::DType::Float32,
+        _ => mxparams::dtype::DType::Float32,
     };
     let a = py.detach(|| NDArray::zeros(&shape, dtype, ctx)).py()?;
     Ok(a.into())
@@ -222,18 +221,18 @@ fn _load<'py>(
         _ => None,
     };
     let loaded = py
-        .detach(|| -> crate::Result<Loaded> {
+        .detach(|| -> mxparams::Result<Loaded> {
             match ctx {
                 Some(c) if c != Context::cpu(0) => {
                     if !c.is_host() {
-                        crate::cuda::check_device(c.device_id)?;
+                        mxparams::check_device(c.device_id)?;
                     }
                     let mut l = if mmap || !c.is_host() {
                         format::load_mmap(&fname)?
                     } else {
                         format::load(&fname)?
                     };
-                    l.arrays = crate::transfer::to_context(&l.arrays, c)?;
+                    l.arrays = mxparams::transfer::to_context(&l.arrays, c)?;
                     Ok(l)
                 }
                 _ if mmap => format::load_mmap(&fname),
@@ -256,7 +255,7 @@ fn _load_frombuffer<'py>(py: Python<'py>, data: &[u8]) -> PyResult<LoadResult<'p
 /// returns the number of bytes released.
 #[pyfunction]
 fn _release_host_pool(py: Python<'_>) -> usize {
-    py.detach(crate::storage::release_host_pool)
+    py.detach(mxparams::release_host_pool)
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

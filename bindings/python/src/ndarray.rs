@@ -14,8 +14,8 @@ use pyo3::exceptions::{PyAttributeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
-use crate::context::Context;
-use crate::ndarray::{NDArray, SType};
+use mxparams::context::Context;
+use mxparams::ndarray::{NDArray, SType};
 
 use super::buffer;
 use super::context::PyContext;
@@ -90,7 +90,7 @@ impl PyNDArray {
         };
         let d = slf
             .py()
-            .detach(move || crate::sparse::to_dense(&a).map(|d| d.with_context(ctx)));
+            .detach(move || mxparams::sparse::to_dense(&a).map(|d| d.with_context(ctx)));
         wrap(slf.py(), d.py()?)
     }
 }
@@ -431,7 +431,9 @@ impl PyNDArray {
         }
         if me.buffer().is_device() {
             let a = me.clone();
-            let out = py.detach(move || crate::convert::cast(&a, target)).py()?;
+            let out = py
+                .detach(move || mxparams::convert::cast(&a, target))
+                .py()?;
             return wrap(py, out);
         }
         slf.get().host_check()?;
@@ -469,16 +471,16 @@ impl PyNDArray {
         let target = stype.parse::<SType>().py()?;
         if target == SType::Default {
             let a = me.clone();
-            let d = py.detach(move || crate::sparse::to_dense(&a)).py()?;
+            let d = py.detach(move || mxparams::sparse::to_dense(&a)).py()?;
             return wrap(py, d);
         }
         if target == me.stype() {
             let a = me.clone();
             let out = py
-                .detach(move || -> crate::Result<NDArray> {
+                .detach(move || -> mxparams::Result<NDArray> {
                     let p = a
                         .sparse_parts()
-                        .ok_or_else(|| crate::Error::invalid("not sparse"))?;
+                        .ok_or_else(|| mxparams::Error::invalid("not sparse"))?;
                     NDArray::sparse(
                         p.stype,
                         a.shape().to_vec(),
@@ -567,7 +569,9 @@ impl PyNDArray {
         let me = slf.get().inner.clone();
         let ctx = me.context();
         let bytes = py
-            .detach(move || crate::format::record_to_bytes(&me, crate::format::RecordVersion::Auto))
+            .detach(move || {
+                mxparams::format::record_to_bytes(&me, mxparams::format::RecordVersion::Auto)
+            })
             .py()?;
         let f = py
             .import("mxparams._native")?
@@ -593,7 +597,7 @@ pub fn _unpickle_ndarray(
 ) -> PyResult<PyNDArray> {
     let ctx = Context::new(device_type.parse().py()?, device_id);
     let a = py
-        .detach(|| crate::format::array_from_record_bytes(data))
+        .detach(|| mxparams::format::array_from_record_bytes(data))
         .py()?;
     if ctx.is_host() {
         return Ok(a.with_context(ctx).into());

@@ -3,6 +3,15 @@
 
 use pyo3::prelude::*;
 
+/// The extension module's allocator. A host process such as MXNet or numpy
+/// leaves glibc's heap fragmented, and a load or save of many small arrays
+/// then spends more time in `malloc`/`free` than in parsing; mimalloc keeps
+/// its own pages (see `allocator` for how it is tuned; host blocks of 1 MiB
+/// and more bypass it in the core). Rust programs using the core crate choose
+/// their own allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod allocator;
 mod buffer;
 mod checkpoint;

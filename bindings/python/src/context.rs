@@ -9,7 +9,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use crate::context::{Context, DeviceType};
+use mxparams::context::{Context, DeviceType};
 
 use super::errors::IntoPyResult;
 
@@ -205,7 +205,7 @@ pub fn current_context() -> PyContext {
 /// Number of usable CUDA devices (0 without CUDA support or a driver).
 #[pyfunction]
 pub fn num_gpus() -> usize {
-    crate::cuda::num_gpus()
+    mxparams::num_gpus()
 }
 
 /// Converts an optional context argument (None = the current default).

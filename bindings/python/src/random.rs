@@ -1,7 +1,7 @@
 //! `_native.fill_uniform` / `_native.fill_normal`: in-place random fills of
 //! writable, C-contiguous numpy arrays (float32, float64, float16, bfloat16),
 //! with the GIL released. Seed and stream bookkeeping live in
-//! `mxparams.random`; the kernels in `crate::random`.
+//! `mxparams.random`; the kernels in `mxparams::random`.
 
 use half::slice::HalfBitsSliceExt;
 use half::{bf16, f16};
@@ -9,8 +9,8 @@ use numpy::{Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedA
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
-use crate::python::errors::IntoPyResult;
-use crate::random::{Distribution as Dist, FillElement, StreamKey};
+use crate::errors::IntoPyResult;
+use mxparams::random::{Distribution as Dist, FillElement, StreamKey};
 
 /// Fills a typed array in place, releasing the GIL for the kernel.
 fn fill_typed<T: FillElement + Element>(

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 
 use super::errors::IntoPyResult;
-use crate::format;
+use mxparams::format;
 
 /// One row per array record: (name or None, shape, dtype name, storage type,
 /// data offset in the file, data length in bytes).
@@ -23,7 +23,7 @@ type IndexRow = (
 /// The records of a `.params` file, in file order.
 #[pyfunction]
 pub fn params_index(py: Python<'_>, fname: PathBuf) -> PyResult<Vec<IndexRow>> {
-    py.detach(move || -> crate::error::Result<Vec<IndexRow>> {
+    py.detach(move || -> mxparams::error::Result<Vec<IndexRow>> {
         let bytes = std::fs::read(&fname)?;
         let parsed = format::parse(&bytes)?;
         let names = parsed.names.as_ref();

@@ -15,9 +15,9 @@ use super::context::PyContext;
 use super::errors::IntoPyResult;
 use super::ndarray::PyNDArray;
 use super::parameter::{ctx_list, PyParameter};
-use crate::param_dict::{Fill, FillRequest, LoadOptions, ParameterDict};
-use crate::parameter::{DTypeSource, GradReq, InitRequest};
-use crate::random::Distribution;
+use mxparams::param_dict::{Fill, FillRequest, LoadOptions, ParameterDict};
+use mxparams::parameter::{DTypeSource, GradReq, InitRequest};
+use mxparams::random::Distribution;
 
 /// The native half of `mxparams.ParameterDict`.
 #[pyclass(name = "ParameterDictCore", module = "mxparams._native", frozen)]

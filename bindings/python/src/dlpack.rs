@@ -22,9 +22,9 @@ use pyo3::exceptions::{PyBufferError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use crate::context::{Context, DeviceType};
-use crate::dtype::DType;
-use crate::ndarray::{NDArray, SType};
+use mxparams::context::{Context, DeviceType};
+use mxparams::dtype::DType;
+use mxparams::ndarray::{NDArray, SType};
 
 use super::errors::IntoPyResult;
 

@@ -3,7 +3,7 @@
 use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyValueError};
 use pyo3::PyErr;
 
-use crate::error::Error;
+use mxparams::error::Error;
 
 pyo3::import_exception!(mxparams._errors, MXParamsError);
 pyo3::import_exception!(mxparams._errors, ParamsFormatError);
@@ -28,7 +28,7 @@ pub fn to_py(err: Error) -> PyErr {
         }
         Error::KeyNotFound(_) => PyKeyError::new_err(msg),
         Error::Io(e) => PyErr::from(e),
-        Error::Cuda(_) | Error::CudaUnavailable(_) => MXParamsError::new_err(msg),
+        _ => MXParamsError::new_err(msg),
     }
 }
 
@@ -38,7 +38,7 @@ pub trait IntoPyResult<T> {
     fn py(self) -> pyo3::PyResult<T>;
 }
 
-impl<T> IntoPyResult<T> for crate::error::Result<T> {
+impl<T> IntoPyResult<T> for mxparams::error::Result<T> {
     fn py(self) -> pyo3::PyResult<T> {
         self.map_err(to_py)
     }
