@@ -9,7 +9,6 @@
 use std::path::PathBuf;
 
 use numpy::PyUntypedArray;
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
 
@@ -78,7 +77,9 @@ fn _sparse(
 ) -> PyResult<PyNDArray> {
     let st = stype.parse::<SType>().py()?;
     if st == SType::Default {
-        return Err(PyValueError::new_err("stype must be 'row_sparse' or 'csr'"));
+        return Err(crate::errors::MXParamsValueError::new_err(
+            "stype must be 'row_sparse' or 'csr'",
+        ));
     }
     let a = NDArray::sparse(
         st,
@@ -97,7 +98,7 @@ fn save_options(version: Option<u32>, fsync: bool) -> PyResult<SaveOptions> {
         Some(2) => RecordVersion::V2,
         Some(3) => RecordVersion::V3,
         Some(v) => {
-            return Err(PyValueError::new_err(format!(
+            return Err(crate::errors::MXParamsValueError::new_err(format!(
                 "record version must be 2 or 3, not {v}"
             )))
         }
@@ -143,7 +144,7 @@ impl Names {
             Names::List(list) => (list.iter().map(String::as_str).collect(), false),
         };
         if refs.len() != n {
-            return Err(PyValueError::new_err(if joined {
+            return Err(crate::errors::MXParamsValueError::new_err(if joined {
                 "array names must not contain NUL characters (MXNet would silently cut them)"
                     .to_string()
             } else {
