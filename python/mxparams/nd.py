@@ -6,6 +6,7 @@ zero-copy view on CPU contexts) or any DLPack consumer.
 
 from __future__ import annotations
 
+import operator
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -40,15 +41,27 @@ SaveData = NDArray | Sequence[NDArray] | Mapping[str, NDArray]
 _DEFAULT_DTYPE = "float32"
 
 
-def _shape(shape: ShapeLike) -> list[int]:
-    if isinstance(shape, (int, np.integer)):
-        return [int(shape)]
+def _dim(d: Any) -> int:
+    # operator.index, not int(): 2.5 (or 2.0) is refused, not truncated, as MXNet does.
     try:
-        dims = [int(d) for d in shape]
+        return operator.index(d)
     except TypeError:
         raise MXParamsTypeError(
-            f"shape must be an int or a sequence of ints, not {shape!r}"
+            f"array dimensions must be integers, not {type(d).__name__} ({d!r})"
         ) from None
+
+
+def _shape(shape: ShapeLike) -> list[int]:
+    if isinstance(shape, Sequence) or hasattr(shape, "__iter__"):
+        try:
+            items = list(shape)  # type: ignore[arg-type]
+        except TypeError:
+            raise MXParamsTypeError(
+                f"shape must be an int or a sequence of ints, not {shape!r}"
+            ) from None
+    else:
+        items = [shape]
+    dims = [_dim(d) for d in items]
     if any(d < 0 for d in dims):
         raise MXParamsValueError(f"negative dimensions are not allowed: {tuple(dims)}")
     return dims

@@ -45,7 +45,7 @@ def _norm_shape(shape: Any) -> tuple[int, ...] | None:
     if isinstance(shape, (int, np.integer)):
         shape = (shape,)
     # -1 is MXNet's numpy-mode spelling of an unknown dim; 0 is ours.
-    return tuple(0 if int(d) == -1 else int(d) for d in shape)
+    return tuple(0 if d == -1 else d for d in map(_nd._dim, shape))
 
 
 def _np_dtype(dtype: Any) -> np.dtype[Any]:
@@ -556,7 +556,10 @@ class ParameterDict:
         return f"{name}(\n{content}\n)"
 
     def __getitem__(self, key: str) -> Parameter:
-        return self._params[key]
+        try:
+            return self._params[key]
+        except KeyError:
+            raise MXParamsKeyError(key) from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._params)

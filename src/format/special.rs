@@ -80,6 +80,36 @@ impl<'a> Polled<'a> {
         self.cancel.check_io()
     }
 
+    /// Waits until `poll` reports the file ready (or hung up).
+    #[cfg(unix)]
+    fn wait_ready(&self, events: libc::c_short) -> io::Result<()> {
+        use std::os::unix::io::AsRawFd;
+        loop {
+            self.cancel.check_io()?;
+            let mut fd = libc::pollfd {
+                fd: self.file.as_raw_fd(),
+                events,
+                revents: 0,
+            };
+            // SAFETY: one pollfd for our own open descriptor, valid for the call.
+            let rc = unsafe { libc::poll(&mut fd, 1, POLL_MS) };
+            if rc > 0 {
+                return Ok(());
+            }
+            if rc < 0 {
+                let err = io::Error::last_os_error();
+                if err.kind() != io::ErrorKind::Interrupted {
+                    return Err(err);
+                }
+            }
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn wait_ready(&self, _events: i16) -> io::Result<()> {
+        self.cancel.check_io()
+    }
+
     #[cfg(not(unix))]
     fn wait(&self, _events: i16) -> io::Result<()> {
         self.cancel.check_io()?;
@@ -99,6 +129,10 @@ const POLL_OUT: i16 = 0;
 
 impl Read for Polled<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // A non-blocking read of a FIFO that has no writer yet returns 0
+        // (end of input); poll waits for the writer (Linux reports neither
+        // POLLIN nor POLLHUP until one has come).
+        self.wait_ready(POLL_IN)?;
         loop {
             self.cancel.check_io()?;
             match (&mut &*self.file).read(buf) {

@@ -57,7 +57,19 @@ pub(crate) fn ctx_list(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<Context>>
             if let Ok(c) = o.cast::<PyContext>() {
                 return Ok(vec![c.get().inner]);
             }
-            o.try_iter()?
+            // A str is iterable: 'cpu' would otherwise be read as 'c', 'p', 'u'.
+            let expected = || {
+                crate::errors::MXParamsTypeError::new_err(format!(
+                    "ctx must be a Context or a list of Contexts (such as mxparams.cpu() or \
+                     [mxparams.gpu(0), mxparams.gpu(1)]), not {}",
+                    o.repr().map_or_else(|_| "?".to_string(), |r| r.to_string())
+                ))
+            };
+            if o.is_instance_of::<pyo3::types::PyString>() {
+                return Err(expected());
+            }
+            o.try_iter()
+                .map_err(|_| expected())?
                 .map(|c| super::context::ctx_or_current(Some(&c?)))
                 .collect()
         }
