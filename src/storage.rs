@@ -136,7 +136,7 @@ pub fn release_host_pool() -> usize {
 }
 
 fn alloc_failed(len: usize) -> Error {
-    Error::Io(std::io::Error::new(
+    Error::from(std::io::Error::new(
         std::io::ErrorKind::OutOfMemory,
         format!("failed to allocate {len} bytes of host memory"),
     ))
@@ -160,16 +160,12 @@ fn advise_huge_pages(ptr: *mut u8, len: usize) {
     if len < 4 * HUGE || !huge_pages_requested() {
         return;
     }
-    extern "C" {
-        fn madvise(addr: *mut std::ffi::c_void, len: usize, advice: i32) -> i32;
-    }
-    const MADV_HUGEPAGE: i32 = 14;
     let start = (ptr as usize).div_ceil(HUGE) * HUGE;
     let end = (ptr as usize + len) / HUGE * HUGE;
     if end > start {
         // SAFETY: the range lies inside our own allocation; madvise only hints.
         unsafe {
-            madvise(start as *mut std::ffi::c_void, end - start, MADV_HUGEPAGE);
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
         }
     }
 }

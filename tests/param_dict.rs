@@ -198,7 +198,7 @@ fn save_load_round_trip_and_policies() {
         .load(&path, &LoadOptions::default())
         .expect_err("missing");
     assert!(
-        matches!(&e, Error::MissingParameter(m) if m.contains("Parameter 'zz' is missing in file: ") && m.contains("'w0', 'w1', 'w2', ..., 'w5', 'w6', 'w7', 'w8'")),
+        matches!(&e, Error::MissingParameter { name, message: m } if name == "zz" && m.contains("Parameter 'zz' is missing in file: ") && m.contains("'w0', 'w1', 'w2', ..., 'w5', 'w6', 'w7', 'w8'")),
         "{e}"
     );
     let e = more
@@ -211,7 +211,7 @@ fn save_load_round_trip_and_policies() {
         )
         .expect_err("extra");
     assert!(
-        matches!(&e, Error::UnexpectedParameter(m) if m.contains("Parameter 'w0' loaded from file: ") && m.contains("choices are: 'zz'")),
+        matches!(&e, Error::UnexpectedParameter { name, message: m } if name == "w0" && m.contains("Parameter 'w0' loaded from file: ") && m.contains("choices are: 'zz'")),
         "{e}"
     );
     more.load(

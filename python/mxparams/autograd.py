@@ -32,6 +32,8 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
+from ._errors import MXParamsKeyError, MXParamsTypeError, MXParamsValueError
+
 __all__ = [
     "GRAD_REQ_MAP",
     "AutogradAdapter",
@@ -236,13 +238,15 @@ def mark_variables(
     """
     if not _is_sequence(variables):
         if _is_sequence(gradients):
-            raise TypeError("gradients must be a single array when variables is a single array")
+            raise MXParamsTypeError(
+                "gradients must be a single array when variables is a single array"
+            )
         variables, gradients = [variables], [gradients]
     elif not _is_sequence(gradients):
-        raise TypeError("gradients must be a list of arrays when variables is a list")
+        raise MXParamsTypeError("gradients must be a list of arrays when variables is a list")
     variables, gradients = list(variables), list(gradients)
     if len(variables) != len(gradients):
-        raise ValueError(
+        raise MXParamsValueError(
             f"variables and gradients must have the same length, got {len(variables)} "
             f"and {len(gradients)}"
         )
@@ -251,13 +255,15 @@ def mark_variables(
     else:
         reqs = list(grad_reqs)
         if len(reqs) != len(variables):
-            raise ValueError(
+            raise MXParamsValueError(
                 f"grad_reqs must have one entry per variable, got {len(reqs)} for "
                 f"{len(variables)} variables"
             )
     for req in reqs:
         if not isinstance(req, str) or req not in GRAD_REQ_MAP:
-            raise ValueError(f"invalid grad_req {req!r}: must be one of 'write', 'add', 'null'")
+            raise MXParamsValueError(
+                f"invalid grad_req {req!r}: must be one of 'write', 'add', 'null'"
+            )
     for adapter in active_adapters():
         adapter.mark_variables(variables, gradients, reqs)
 
@@ -277,11 +283,11 @@ def register_adapter(name: str, adapter: Any) -> AutogradAdapter | None:
     ``adapter`` is an :class:`AutogradAdapter` or any object with its three hooks.
     """
     if not isinstance(name, str) or not name:
-        raise TypeError("adapter name must be a non-empty str")
+        raise MXParamsTypeError("adapter name must be a non-empty str")
     if not isinstance(adapter, AutogradAdapter):
         missing = [h for h in _HOOKS if not callable(getattr(adapter, h, None))]
         if missing:
-            raise TypeError(
+            raise MXParamsTypeError(
                 f"adapter {name!r} lacks the AutogradAdapter hooks {', '.join(missing)}"
             )
     with _ADAPTERS_LOCK:
@@ -298,7 +304,7 @@ def unregister_adapter(name: str) -> AutogradAdapter:
     """Removes and returns the adapter registered under ``name`` (KeyError if none)."""
     with _ADAPTERS_LOCK:
         if name not in _ADAPTERS:
-            raise KeyError(f"no autograd adapter named {name!r}")
+            raise MXParamsKeyError(f"no autograd adapter named {name!r}")
         return _ADAPTERS.pop(name)
 
 
@@ -306,7 +312,7 @@ def get_adapter(name: str) -> AutogradAdapter:
     """The adapter registered under ``name`` (KeyError if none)."""
     with _ADAPTERS_LOCK:
         if name not in _ADAPTERS:
-            raise KeyError(f"no autograd adapter named {name!r}")
+            raise MXParamsKeyError(f"no autograd adapter named {name!r}")
         return _ADAPTERS[name]
 
 

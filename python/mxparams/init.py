@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from . import random as _random
+from ._errors import MXParamsNotImplementedError, MXParamsTypeError, MXParamsValueError
 from ._native import NDArray
 
 __all__ = [
@@ -248,9 +249,9 @@ class Initializer:
             stacklevel=3,
         )
         if not isinstance(name, str):
-            raise TypeError("name must be string")
+            raise MXParamsTypeError("name must be string")
         if not hasattr(arr, "shape"):
-            raise TypeError("arr must be an array (NDArray or numpy.ndarray)")
+            raise MXParamsTypeError("arr must be an array (NDArray or numpy.ndarray)")
         if name.startswith("upsampling"):
             self._init_bilinear(name, arr)
         elif name.startswith("stn_loc") and name.endswith("weight"):
@@ -286,7 +287,9 @@ class Initializer:
     def _init_loc_bias(self, _: str, arr: Any) -> None:
         shape = tuple(arr.shape)
         if len(shape) < 1 or shape[0] != 6:
-            raise ValueError(f"stn_loc bias must have 6 elements in its first axis, got {shape}")
+            raise MXParamsValueError(
+                f"stn_loc bias must have 6 elements in its first axis, got {shape}"
+            )
         _assign(arr, np.array([1.0, 0, 0, 0, 1.0, 0]))
 
     def _init_zero(self, _: str, arr: Any) -> None:
@@ -309,14 +312,14 @@ class Initializer:
 
     def _init_weight(self, name: str, arr: Any) -> None:
         """Initializes a weight; subclasses override it."""
-        raise NotImplementedError("Must override it")
+        raise MXParamsNotImplementedError("Must override it")
 
     def _init_quantized_weight(self, _: str, arr: Any) -> None:
         # As MXNet: one random int8 in [-127, 127), broadcast over the array.
         _assign(arr, np.int8(_random.randint(-127, 127, 1)[0]))
 
     def _init_default(self, name: str, _: Any) -> None:
-        raise ValueError(
+        raise MXParamsValueError(
             f"Unknown initialization pattern for {name}. "
             'Default initialization is now limited to "weight", "bias", "gamma" (1.0), '
             'and "beta" (0.0). Please use mxparams.init.InitDesc(name, {"__init__": init}) '
@@ -345,7 +348,7 @@ _T = TypeVar("_T", bound=type[Initializer])
 
 def _register_as(klass: _T, name: str | None = None) -> _T:
     if not (isinstance(klass, type) and issubclass(klass, Initializer)):
-        raise TypeError(f"Can only register subclass of Initializer, not {klass!r}")
+        raise MXParamsTypeError(f"Can only register subclass of Initializer, not {klass!r}")
     key = (klass.__name__ if name is None else name).lower()
     old = _REGISTRY.get(key)
     if old is not None and old is not klass:
@@ -408,32 +411,36 @@ def create(*args: Any, **kwargs: Any) -> Initializer:
     elif "initializer" in kwargs:
         name = kwargs.pop("initializer")
     else:
-        raise TypeError("create() needs an initializer name, instance or JSON string")
+        raise MXParamsTypeError("create() needs an initializer name, instance or JSON string")
 
     if isinstance(name, Initializer):
         if args or kwargs:
-            raise ValueError("initializer is already an instance. Additional arguments are invalid")
+            raise MXParamsValueError(
+                "initializer is already an instance. Additional arguments are invalid"
+            )
         return name
     if isinstance(name, dict):
         return create(**name)
     if not isinstance(name, str):
         # MXNet asserts here; an invalid argument is a ValueError in mxparams.
-        raise ValueError(f"initializer must be of string type, not {type(name).__name__}")
+        raise MXParamsValueError(f"initializer must be of string type, not {type(name).__name__}")
 
     if name.startswith("[") or name.startswith("{"):
         if args or kwargs:
-            raise ValueError("a JSON initializer takes no additional arguments")
+            raise MXParamsValueError("a JSON initializer takes no additional arguments")
         spec = json.loads(name)
         if isinstance(spec, dict):
             return create(**spec)
         if not (isinstance(spec, list) and len(spec) == 2 and isinstance(spec[1], dict)):
-            raise ValueError(f"malformed initializer JSON {name!r}: expected [name, {{kwargs}}]")
+            raise MXParamsValueError(
+                f"malformed initializer JSON {name!r}: expected [name, {{kwargs}}]"
+            )
         return create(spec[0], **spec[1])
 
     key = name.lower()
     klass = _REGISTRY.get(key)
     if klass is None:
-        raise ValueError(
+        raise MXParamsValueError(
             f"{key} is not registered. Please register with mxparams.init.register first"
         )
     return klass(*args, **kwargs)
@@ -529,7 +536,7 @@ class Load:
 
             param = load(os.fspath(param))
         if not isinstance(param, dict):
-            raise ValueError(
+            raise MXParamsValueError(
                 "Load needs a dict of name to array, or a .params file saved from a dict; "
                 f"got {type(param).__name__}"
             )
@@ -546,7 +553,7 @@ class Load:
         if name in self.param:
             src = self.param[name]
             if tuple(arr.shape) != tuple(src.shape):
-                raise ValueError(
+                raise MXParamsValueError(
                     f"Parameter {name} cannot be initialized from loading. Shape mismatch, "
                     f"target {tuple(arr.shape)} vs loaded {tuple(src.shape)}"
                 )
@@ -555,7 +562,7 @@ class Load:
                 logging.info("Initialized %s by loading", name)
         else:
             if self.default_init is None:
-                raise ValueError(
+                raise MXParamsValueError(
                     f"Cannot Initialize {name}. Not found in loaded param "
                     "and no default Initializer is provided."
                 )
@@ -577,7 +584,7 @@ class Mixed:
 
     def __init__(self, patterns: Sequence[str], initializers: Sequence[Any]) -> None:
         if len(patterns) != len(initializers):
-            raise ValueError(
+            raise MXParamsValueError(
                 f"Mixed needs one initializer per pattern, got {len(patterns)} patterns "
                 f"and {len(initializers)} initializers"
             )
@@ -588,7 +595,7 @@ class Mixed:
             if prog.match(name):
                 init(name, arr)
                 return
-        raise ValueError(
+        raise MXParamsValueError(
             f"Parameter name {name} did not match any pattern. Consider "
             'adding a ".*" pattern at the end with a default Initializer.'
         )
@@ -703,7 +710,7 @@ class Orthogonal(Initializer):
     def _init_weight(self, _: str, arr: Any) -> None:
         shape = tuple(arr.shape)
         if len(shape) < 1:
-            raise ValueError("Orthogonal initializer needs at least a 1-D array")
+            raise MXParamsValueError("Orthogonal initializer needs at least a 1-D array")
         nout = shape[0]
         nin = int(np.prod(shape[1:]))
         if self.rand_type == "uniform":
@@ -711,7 +718,9 @@ class Orthogonal(Initializer):
         elif self.rand_type == "normal":
             tmp = _random.normal(0.0, 1.0, shape=(nout, nin))
         else:
-            raise ValueError(f"Unknown random type {self.rand_type!r}: use 'uniform' or 'normal'")
+            raise MXParamsValueError(
+                f"Unknown random type {self.rand_type!r}: use 'uniform' or 'normal'"
+            )
         u, _s, v = np.linalg.svd(tmp, full_matrices=False)
         res = u if u.shape == tmp.shape else v
         _assign(arr, self.scale * res.reshape(shape))
@@ -748,7 +757,7 @@ class Xavier(Initializer):
     def _init_weight(self, name: str, arr: Any) -> None:
         shape = tuple(arr.shape)
         if len(shape) < 2:
-            raise ValueError(
+            raise MXParamsValueError(
                 f"Xavier initializer cannot be applied to vector {name}. It requires at least 2D."
             )
         hw_scale = int(np.prod(shape[2:])) if len(shape) > 2 else 1
@@ -760,16 +769,18 @@ class Xavier(Initializer):
         elif self.factor_type == "out":
             factor = float(fan_out)
         else:
-            raise ValueError("Incorrect factor type")
+            raise MXParamsValueError("Incorrect factor type")
         if factor == 0:
-            raise ValueError(f"Xavier initializer cannot be applied to {name} of shape {shape}")
+            raise MXParamsValueError(
+                f"Xavier initializer cannot be applied to {name} of shape {shape}"
+            )
         scale = math.sqrt(self.magnitude / factor)
         if self.rnd_type == "uniform":
             _fill_random("uniform", arr, -scale, scale)
         elif self.rnd_type == "gaussian":
             _fill_random("normal", arr, 0.0, scale)
         else:
-            raise ValueError("Unknown random type")
+            raise MXParamsValueError("Unknown random type")
 
 
 @register
@@ -795,7 +806,7 @@ class MSRAPrelu(Xavier):
 def _bilinear_kernel(shape: tuple[int, ...]) -> np.ndarray:
     """MXNet's bilinear upsampling kernel, in float32, computed as MXNet does (float64)."""
     if len(shape) < 4:
-        raise ValueError(f"Bilinear initializer needs a 4-D weight, got shape {shape}")
+        raise MXParamsValueError(f"Bilinear initializer needs a 4-D weight, got shape {shape}")
     f = np.ceil(shape[3] / 2.0)
     c = (2 * f - 1 - f % 2) / (2.0 * f)
     i = np.arange(int(np.prod(shape)), dtype=np.int64)
@@ -833,7 +844,7 @@ class LSTMBias(Initializer):
     def _init_weight(self, name: str, arr: Any) -> None:
         shape = tuple(arr.shape)
         if len(shape) < 1:
-            raise ValueError(f"LSTMBias needs at least a 1-D bias for {name}")
+            raise MXParamsValueError(f"LSTMBias needs at least a 1-D bias for {name}")
         num_hidden = int(shape[0] / 4)
         view = _numpy_view(arr)
         if view is not None:

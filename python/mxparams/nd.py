@@ -6,6 +6,7 @@ zero-copy view on CPU contexts) or any DLPack consumer.
 
 from __future__ import annotations
 
+import operator
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import _native
+from ._errors import MXParamsTypeError, MXParamsValueError
 from ._native import Context, NDArray, cpu, current_context
 
 __all__ = [
@@ -39,15 +41,29 @@ SaveData = NDArray | Sequence[NDArray] | Mapping[str, NDArray]
 _DEFAULT_DTYPE = "float32"
 
 
-def _shape(shape: ShapeLike) -> list[int]:
-    if isinstance(shape, (int, np.integer)):
-        return [int(shape)]
+def _dim(d: Any) -> int:
+    # operator.index, not int(): 2.5 (or 2.0) is refused, not truncated, as MXNet does.
     try:
-        dims = [int(d) for d in shape]
+        return operator.index(d)
     except TypeError:
-        raise TypeError(f"shape must be an int or a sequence of ints, not {shape!r}") from None
+        raise MXParamsTypeError(
+            f"array dimensions must be integers, not {type(d).__name__} ({d!r})"
+        ) from None
+
+
+def _shape(shape: ShapeLike) -> list[int]:
+    if isinstance(shape, Sequence) or hasattr(shape, "__iter__"):
+        try:
+            items = list(shape)  # type: ignore[arg-type]
+        except TypeError:
+            raise MXParamsTypeError(
+                f"shape must be an int or a sequence of ints, not {shape!r}"
+            ) from None
+    else:
+        items = [shape]
+    dims = [_dim(d) for d in items]
     if any(d < 0 for d in dims):
-        raise ValueError(f"negative dimensions are not allowed: {tuple(dims)}")
+        raise MXParamsValueError(f"negative dimensions are not allowed: {tuple(dims)}")
     return dims
 
 
@@ -86,7 +102,7 @@ def array(source_array: Any, ctx: Context | None = None, dtype: Any = None) -> N
     try:
         values = np.asarray(source, dtype=_np_dtype(dtype))
     except (TypeError, ValueError) as e:
-        raise TypeError(f"source_array must be array like object: {e}") from e
+        raise MXParamsTypeError(f"source_array must be array like object: {e}") from e
     return _from_numpy(values, ctx)
 
 
@@ -151,7 +167,7 @@ def _split(data: Any) -> tuple[list[str] | None, list[NDArray]]:
         return list(data.keys()), list(data.values())
     if isinstance(data, (list, tuple)):
         return None, list(data)
-    raise ValueError(
+    raise MXParamsValueError(
         "data needs to either be a NDArray, dict of str, NDArray pairs or a list of NDarrays."
     )
 
@@ -162,12 +178,12 @@ def _checked(call: Any, names: list[str] | None, arrays: list[NDArray], *args: A
     try:
         joined = _joined(names)
     except TypeError:
-        raise TypeError(_BAD_ITEMS) from None
+        raise MXParamsTypeError(_BAD_ITEMS) from None
     try:
         return call(joined, arrays, *args)
     except TypeError:
         if not all(isinstance(a, NDArray) for a in arrays):
-            raise TypeError(_BAD_ITEMS) from None
+            raise MXParamsTypeError(_BAD_ITEMS) from None
         raise
 
 
@@ -258,7 +274,7 @@ class _Sparse:
         dtype = _DEFAULT_DTYPE if dtype is None else dtype
         if stype == "row_sparse":
             if not dims:
-                raise ValueError("row_sparse arrays need ndim >= 1")
+                raise MXParamsValueError("row_sparse arrays need ndim >= 1")
             return _native._sparse(
                 stype,
                 dims,
@@ -267,7 +283,7 @@ class _Sparse:
             )
         if stype == "csr":
             if len(dims) != 2:
-                raise ValueError(f"csr arrays are 2-D, got shape {tuple(dims)}")
+                raise MXParamsValueError(f"csr arrays are 2-D, got shape {tuple(dims)}")
             return _native._sparse(
                 stype,
                 dims,
@@ -275,7 +291,9 @@ class _Sparse:
                 _native._zeros([0], ctx, "int64"),
                 _native._zeros([dims[0] + 1], ctx, "int64"),
             )
-        raise ValueError(f"unknown sparse storage type {stype!r}: expected 'row_sparse' or 'csr'")
+        raise MXParamsValueError(
+            f"unknown sparse storage type {stype!r}: expected 'row_sparse' or 'csr'"
+        )
 
     @staticmethod
     def csr_matrix(

@@ -24,7 +24,7 @@ from . import autograd as _autograd
 from . import init as _initmod
 from . import nd as _nd
 from . import random as _random
-from ._errors import DeferredInitializationError
+from ._errors import DeferredInitializationError, MXParamsKeyError, MXParamsValueError
 from ._native import NDArray
 from .context import Context, current_context
 
@@ -45,7 +45,7 @@ def _norm_shape(shape: Any) -> tuple[int, ...] | None:
     if isinstance(shape, (int, np.integer)):
         shape = (shape,)
     # -1 is MXNet's numpy-mode spelling of an unknown dim; 0 is ours.
-    return tuple(0 if int(d) == -1 else int(d) for d in shape)
+    return tuple(0 if d == -1 else d for d in map(_nd._dim, shape))
 
 
 def _np_dtype(dtype: Any) -> np.dtype[Any]:
@@ -227,7 +227,7 @@ class Parameter(_native.ParameterBase):
     def shape(self, new_shape: Any) -> None:
         s = _norm_shape(new_shape)
         if s is None:
-            raise ValueError(f"Cannot set the shape of Parameter '{self.name}' to None")
+            raise MXParamsValueError(f"Cannot set the shape of Parameter '{self.name}' to None")
         self._set_shape(s)
 
     @property
@@ -556,7 +556,10 @@ class ParameterDict:
         return f"{name}(\n{content}\n)"
 
     def __getitem__(self, key: str) -> Parameter:
-        return self._params[key]
+        try:
+            return self._params[key]
+        except KeyError:
+            raise MXParamsKeyError(key) from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._params)
@@ -623,7 +626,7 @@ class ParameterDict:
             elif k == "dtype" and v is not None and _np_dtype(v) == _np_dtype(existing):
                 continue
             if v is not None and v != existing:
-                raise ValueError(
+                raise MXParamsValueError(
                     f"Cannot retrieve Parameter '{name}' because desired attribute does not "
                     f"match with stored for attribute '{k}': desired '{v}' vs stored "
                     f"'{getattr(param, k)}'."
@@ -637,7 +640,7 @@ class ParameterDict:
         param = self._get_impl(name)
         if param is None:
             if value is None:
-                raise KeyError(
+                raise MXParamsKeyError(
                     f"No constant named '{name}'. Please specify value if you want to "
                     "create a new constant."
                 )
@@ -645,11 +648,13 @@ class ParameterDict:
             self._bind(name, param)
         elif value is not None:
             if not isinstance(param, Constant):
-                raise ValueError(f"Parameter '{name}' already exists but it is not a constant.")
+                raise MXParamsValueError(
+                    f"Parameter '{name}' already exists but it is not a constant."
+                )
             value = value.asnumpy() if isinstance(value, NDArray) else np.asarray(value)
             stored = param.value.asnumpy()
             if param.shape != value.shape or not (stored == value).all():
-                raise ValueError(
+                raise MXParamsValueError(
                     f"Constant '{name}' already exists but it's value doesn't match new value"
                 )
         return param  # type: ignore[return-value]
@@ -659,7 +664,7 @@ class ParameterDict:
         bound to a different parameter here)."""
         for k, v in other.items():
             if k in self._params and self._params[k] is not v:
-                raise ValueError(
+                raise MXParamsValueError(
                     "Cannot update self with other because they have different "
                     f"Parameters with the same name '{k}'"
                 )
@@ -784,7 +789,7 @@ class ParameterDict:
         """Loads parameters from a dict of name -> array (``arg:``/``aux:``
         prefixes are stripped)."""
         if not isinstance(param_dict, dict):
-            raise ValueError("load_dict needs a dict of name -> array")
+            raise MXParamsValueError("load_dict needs a dict of name -> array")
         names = list(param_dict.keys())
         arrays = [_as_ndarray(v) for v in param_dict.values()]
         source = f"file: {filename}" if filename else "param_dict"

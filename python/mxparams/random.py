@@ -23,6 +23,7 @@ import ml_dtypes
 import numpy as np
 
 from . import _native
+from ._errors import MXParamsTypeError, MXParamsValueError
 
 __all__ = ["fill_normal", "fill_uniform", "normal", "randint", "seed", "uniform"]
 
@@ -75,15 +76,15 @@ def seed(seed_state: int, ctx: Any = "all") -> None:
     >>> mxparams.random.seed(128)
     """
     if not isinstance(seed_state, numbers.Integral):
-        raise ValueError("seed_state must be int")
+        raise MXParamsValueError("seed_state must be int")
     _GENERATOR.reseed(int(seed_state))
 
 
 def _check_out(out: np.ndarray) -> None:
     if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a numpy.ndarray, not {type(out).__name__}")
+        raise MXParamsTypeError(f"out must be a numpy.ndarray, not {type(out).__name__}")
     if out.dtype not in _FLOAT_DTYPE_SET:
-        raise TypeError(
+        raise MXParamsTypeError(
             f"random fills need a float32/float64/float16/bfloat16 array, not {out.dtype}"
         )
 
@@ -93,9 +94,11 @@ def _fill(kind: str, out: np.ndarray, a: float, b: float) -> np.ndarray:
     a, b = float(a), float(b)
     # MXNet's sampling operators reject these; say so instead of filling NaN.
     if kind == "uniform" and not a <= b:
-        raise ValueError(f"low must be less or equal to high in uniform distribution: {a} > {b}")
+        raise MXParamsValueError(
+            f"low must be less or equal to high in uniform distribution: {a} > {b}"
+        )
     if kind == "normal" and not b > 0:
-        raise ValueError(f"scale parameter in gaussian has to be positive, got {b}")
+        raise MXParamsValueError(f"scale parameter in gaussian has to be positive, got {b}")
     if out.size == 0:
         return out
     if out.flags.c_contiguous and out.flags.writeable:
@@ -157,7 +160,7 @@ def normal(
 def randint(low: int, high: int, shape: ShapeLike = 1, dtype: Any = "int32") -> np.ndarray:
     """Draws integers uniformly from ``[low, high)`` as a new numpy array."""
     if high <= low:
-        raise ValueError(f"randint needs low < high, got low={low}, high={high}")
+        raise MXParamsValueError(f"randint needs low < high, got low={low}, high={high}")
     u = uniform(0.0, 1.0, shape, dtype="float64")
     values: np.ndarray = np.minimum(np.floor(low + (high - low) * u), high - 1)
     return values.astype(_dtype(dtype))

@@ -72,7 +72,7 @@ import torch
 from torch.utils.dlpack import from_dlpack as _from_dlpack
 
 from . import autograd as _autograd
-from ._errors import MXParamsError
+from ._errors import MXParamsError, MXParamsTypeError
 from .context import Context
 from .parameter import Parameter, ParameterDict
 
@@ -248,7 +248,7 @@ def tensor(param: Parameter, ctx: Context | None = None) -> torch.Tensor:
         until the parameter's data buffer is replaced.
     """
     if not isinstance(param, Parameter):
-        raise TypeError(f"expected an mxparams Parameter, got {type(param).__name__}")
+        raise MXParamsTypeError(f"expected an mxparams Parameter, got {type(param).__name__}")
     nd = param.data(ctx)
     key = nd.context
     with _LOCK:

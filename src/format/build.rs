@@ -69,24 +69,7 @@ pub(crate) fn owned(bytes: &[u8]) -> Result<Loaded> {
     })
 }
 
-/// Like [`owned`], but array data is read from `file` (the file `bytes` maps)
-/// with positioned reads: the kernel copies straight from the page cache into
-/// the slab, and only the pages holding record headers are ever mapped.
-#[cfg(unix)]
-pub(crate) fn owned_from_file(bytes: &[u8], file: &std::fs::File) -> Result<Loaded> {
-    use std::os::unix::fs::FileExt;
-    // Below this a system call costs more than faulting the map's pages.
-    const PREAD_MIN: usize = 256 << 10;
-    owned_with(bytes, &|r: &Range<usize>, dst: &mut [u8]| {
-        if dst.len() < PREAD_MIN {
-            dst.copy_from_slice(bytes.get(r.clone()).unwrap_or_default());
-            return Ok(());
-        }
-        Ok(file.read_exact_at(dst, r.start as u64)?)
-    })
-}
-
-type FillRange<'a> = dyn Fn(&Range<usize>, &mut [u8]) -> Result<()> + Sync + 'a;
+pub(crate) type FillRange<'a> = dyn Fn(&Range<usize>, &mut [u8]) -> Result<()> + Sync + 'a;
 
 fn owned_with(bytes: &[u8], copy: &FillRange<'_>) -> Result<Loaded> {
     let mut s = Stream::open(bytes)?;
@@ -96,6 +79,16 @@ fn owned_with(bytes: &[u8], copy: &FillRange<'_>) -> Result<Loaded> {
         records.push(s.next_record()?);
     }
     let (names, _) = s.names(str::to_owned)?;
+    owned_parts(records, names, copy)
+}
+
+/// Owned arrays for parsed `records`, their bytes filled by `copy` (called
+/// with each source range and its destination, in parallel for big inputs).
+pub(crate) fn owned_parts(
+    records: Vec<RecordView>,
+    names: Option<Vec<String>>,
+    copy: &FillRange<'_>,
+) -> Result<Loaded> {
     // The ranges in the order `assemble` asks for them: values, indptr, indices.
     let ranges: Vec<Range<usize>> = records
         .iter()

@@ -94,7 +94,6 @@ impl Write for MappedWriter<'_> {
 /// faults them as usual).
 #[cfg(target_os = "linux")]
 fn populate_write(range: &mut [u8]) {
-    const MADV_POPULATE_WRITE: libc::c_int = 23;
     const PAGE: usize = 4096;
     let start = (range.as_ptr() as usize).div_ceil(PAGE) * PAGE;
     let end = (range.as_ptr() as usize + range.len()) / PAGE * PAGE;
@@ -102,7 +101,11 @@ fn populate_write(range: &mut [u8]) {
         // SAFETY: the range lies inside a live writable mapping we hold
         // mutably; the advice only faults pages in.
         unsafe {
-            libc::madvise(start as *mut libc::c_void, end - start, MADV_POPULATE_WRITE);
+            libc::madvise(
+                start as *mut libc::c_void,
+                end - start,
+                libc::MADV_POPULATE_WRITE,
+            );
         }
     }
 }

@@ -62,27 +62,31 @@
 //! and bare `.npy` files (a one-element list), recognised by their magic.
 
 mod build;
+mod cancel;
+mod file_read;
 mod fs_hints;
 mod mapped_write;
 mod npy;
 mod npz;
 mod pipelined;
 mod reader;
+mod special;
+mod target;
 mod writer;
 mod zip;
 
-use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ndarray::NDArray;
 use crate::storage::SharedSource;
 
+pub use cancel::Cancel;
 pub use reader::{
     parse, parse_record, AuxRole, AuxView, ParsedFile, RecordView, StoredDevice, Version,
 };
-pub use writer::{record_to_bytes, save, to_bytes, write_to};
+pub use writer::{record_to_bytes, save, save_cancellable, to_bytes, write_to};
 
 /// The list magic at offset 0 of every `.params` file.
 pub const LIST_MAGIC: u64 = 0x112;
@@ -149,6 +153,60 @@ fn sniff(bytes: &[u8]) -> Container {
     }
 }
 
+/// What a file that is not a `.params` (nor `.npz`/`.npy`) file most likely
+/// is, from its first bytes, and what reads it; `None` when nothing is
+/// recognised. Only consulted once parsing has failed.
+fn foreign_format(head: &[u8]) -> Option<&'static str> {
+    let trimmed = head.trim_ascii_start();
+    if trimmed.starts_with(b"{") && head.windows(7).any(|w| w == b"\"nodes\"") {
+        return Some(
+            "This is an MXNet symbol file (-symbol.json): it holds a network's graph, not \
+             its parameters; load the matching -NNNN.params file instead",
+        );
+    }
+    // safetensors: u64 header length, then a JSON object.
+    if head.len() > 9 && head[8] == b'{' {
+        let n = u64::from_le_bytes(head[..8].try_into().ok()?);
+        if (2..(1 << 32)).contains(&n) {
+            return Some("This is a safetensors file; read it with safetensors.numpy.load_file");
+        }
+    }
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        if head.windows(8).any(|w| w == b"data.pkl") || head.windows(9).any(|w| w == b"byteorder") {
+            return Some("This is a PyTorch checkpoint (torch.save); read it with torch.load");
+        }
+        return Some(
+            "This is a zip archive but not an MXNet .npz (whose members are NAME.npy \
+             files); if numpy wrote it, read it with numpy.load",
+        );
+    }
+    if head.first() == Some(&0x80) && head.get(1).is_some_and(|v| (2..=5).contains(v)) {
+        return Some(
+            "This is a Python pickle (a legacy torch.save file, for instance); read it with \
+             torch.load or pickle, and only if you trust where it came from",
+        );
+    }
+    if head.starts_with(b"\x89HDF") {
+        return Some("This is an HDF5 file (Keras, h5py); read it with h5py");
+    }
+    if head.starts_with(b"\x1f\x8b") {
+        return Some("This file is gzip-compressed; decompress it first");
+    }
+    None
+}
+
+/// Adds [`foreign_format`]'s description of `head` to a format error.
+fn hint_foreign<T>(result: Result<T>, head: &[u8]) -> Result<T> {
+    result.map_err(|mut err| {
+        if let Error::Format { hint, .. } = &mut err {
+            if hint.is_none() {
+                *hint = foreign_format(head.get(..4096).unwrap_or(head)).map(str::to_owned);
+            }
+        }
+        err
+    })
+}
+
 /// Loads a file held in memory into owned, 64-byte aligned arrays. Accepts
 /// the `.params` format and MXNet 2.0's `.npz` / `.npy`.
 ///
@@ -161,72 +219,52 @@ fn sniff(bytes: &[u8]) -> Container {
 /// assert_eq!(loaded.arrays[0].shape(), &[2, 3]);
 /// ```
 pub fn from_bytes(bytes: &[u8]) -> Result<Loaded> {
-    match sniff(bytes) {
-        Container::Params => build::owned(bytes),
-        Container::Npz => npz::load_npz(bytes, None),
-        Container::Npy => npz::load_npy(bytes, None),
-    }
+    hint_foreign(
+        match sniff(bytes) {
+            Container::Params => build::owned(bytes),
+            Container::Npz => npz::load_npz(bytes, None),
+            Container::Npy => npz::load_npy(bytes, None),
+        },
+        bytes,
+    )
 }
 
 /// Zero-copy load over shared bytes: arrays are read-only views into `source`
 /// (deflated `.npz` members are the exception: they are decompressed).
 pub fn from_shared(source: Arc<SharedSource>) -> Result<Loaded> {
     let bytes = source.bytes();
-    match sniff(bytes) {
+    let loaded = match sniff(bytes) {
         Container::Params => build::shared(&source),
         Container::Npz => npz::load_npz(bytes, Some(&source)),
         Container::Npy => npz::load_npy(bytes, Some(&source)),
-    }
+    };
+    hint_foreign(loaded, bytes)
 }
 
-fn map_file(path: &Path) -> Result<Arc<SharedSource>> {
-    let file = File::open(path)?;
-    let opts = memmap2::MmapOptions::new();
-    // SAFETY: the map is read-only. Like every mmap reader (numpy.memmap,
-    // safetensors) we rely on nobody truncating the file while it is mapped;
-    // our own `save` never does (it writes a new file and renames it).
-    let map = unsafe { opts.map(&file)? };
-    Ok(Arc::new(SharedSource::MappedFile(map, file)))
-}
-
-/// Maps `path`, or reads it when it cannot be mapped (empty files, pipes and
-/// other special files, whose reported size is 0 or which refuse mmap).
-fn open_source(path: &Path) -> Result<Arc<SharedSource>> {
-    if std::fs::metadata(path)?.len() > 0 {
-        if let Ok(source) = map_file(path) {
-            return Ok(source);
-        }
-    }
-    Ok(Arc::new(SharedSource::Bytes(std::fs::read(path)?)))
-}
-
-/// Reads a file into owned, 64-byte aligned arrays (memory map plus one copy
-/// pass, parallel for big files).
+/// Reads a file into owned, 64-byte aligned arrays with positioned reads
+/// (never through a memory map, so a file truncated while it is read gives
+/// an error, not SIGBUS). A FIFO or device is read only as far as its
+/// headers allow. Errors name the file.
 pub fn load(path: impl AsRef<Path>) -> Result<Loaded> {
-    let path = path.as_ref();
-    #[cfg(unix)]
-    {
-        let file = File::open(path)?;
-        if file.metadata()?.len() > 0 {
-            // SAFETY: as in `map_file`; the map and the reads use one open file.
-            if let Ok(map) = unsafe { memmap2::MmapOptions::new().map(&file) } {
-                if sniff(&map) == Container::Params {
-                    // Headers and small arrays are read through the map; big
-                    // arrays with pread, which skips faulting a mapping for them.
-                    return build::owned_from_file(&map, &file);
-                }
-            }
-        }
-    }
-    let source = open_source(path)?;
-    from_bytes(source.bytes())
+    load_cancellable(path, &Cancel::new())
+}
+
+/// [`load`], stopping with [`Error::Interrupted`] once `cancel` is set.
+pub fn load_cancellable(path: impl AsRef<Path>, cancel: &Cancel) -> Result<Loaded> {
+    file_read::load_path(path.as_ref(), false, cancel)
 }
 
 /// Memory-maps a file and returns zero-copy, read-only arrays viewing it. The
 /// map lives as long as any array does. Views may be unaligned. (A file that
 /// cannot be mapped, such as a pipe, is read into memory and viewed there.)
+/// The file must not be truncated while any view of it lives.
 pub fn load_mmap(path: impl AsRef<Path>) -> Result<Loaded> {
-    from_shared(open_source(path.as_ref())?)
+    load_mmap_cancellable(path, &Cancel::new())
+}
+
+/// [`load_mmap`], stopping with [`Error::Interrupted`] once `cancel` is set.
+pub fn load_mmap_cancellable(path: impl AsRef<Path>, cancel: &Cancel) -> Result<Loaded> {
+    file_read::load_path(path.as_ref(), true, cancel)
 }
 
 /// Loads one array record without file header or names (the bytes of a

@@ -161,7 +161,7 @@ mod tests {
             Ok(())
         })
         .expect_err("writes fail");
-        assert!(matches!(err, Error::Io(_)), "{err:?}");
+        assert!(matches!(err, Error::Io { .. }), "{err:?}");
         assert!(!err.to_string().contains("writer thread stopped"), "{err}");
     }
 

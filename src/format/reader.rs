@@ -142,14 +142,41 @@ impl ParsedFile<'_> {
 }
 
 /// A bounds-checked little-endian cursor over the input.
+///
+/// The input may be a window: `bytes` holds the input's bytes from `base`
+/// on, while the input itself is `end` bytes long (a file read piece by
+/// piece). A read outside the window fails like a read past the end and
+/// records how far it reached in `missed`, so the caller can fetch more and
+/// parse again; skipping a range (array data) needs no bytes at all.
 pub(crate) struct Cursor<'a> {
     bytes: &'a [u8],
+    base: usize,
     pos: usize,
+    end: usize,
+    missed: usize,
 }
 
 impl<'a> Cursor<'a> {
     pub(crate) fn new(bytes: &'a [u8], pos: usize) -> Self {
-        Cursor { bytes, pos }
+        Cursor {
+            bytes,
+            base: 0,
+            pos,
+            end: bytes.len(),
+            missed: 0,
+        }
+    }
+
+    /// A cursor at `pos` over a window: `bytes` are the input's bytes from
+    /// `base`, and the input is `end` bytes long.
+    pub(crate) fn windowed(bytes: &'a [u8], base: usize, pos: usize, end: usize) -> Self {
+        Cursor {
+            bytes,
+            base,
+            pos,
+            end,
+            missed: 0,
+        }
     }
 
     pub(crate) fn pos(&self) -> usize {
@@ -157,14 +184,34 @@ impl<'a> Cursor<'a> {
     }
 
     pub(crate) fn remaining(&self) -> usize {
-        self.bytes.len().saturating_sub(self.pos)
+        self.end.saturating_sub(self.pos)
+    }
+
+    /// One past the furthest byte a failed read wanted beyond the window
+    /// (0 when every read stayed inside it).
+    pub(crate) fn missed(&self) -> usize {
+        self.missed
+    }
+
+    /// The input's bytes in `range` (absolute offsets), if the window holds them.
+    fn slice(&mut self, range: Range<usize>) -> Option<&'a [u8]> {
+        let bytes = self.bytes;
+        let got = range
+            .start
+            .checked_sub(self.base)
+            .and_then(|s| bytes.get(s..range.end.checked_sub(self.base)?));
+        if got.is_none() && range.end <= self.end {
+            self.missed = self.missed.max(range.end);
+        }
+        got
     }
 
     fn take<const N: usize>(&mut self, what: &str) -> Result<[u8; N]> {
-        let out = self
-            .bytes
-            .get(self.pos..)
-            .and_then(|s| s.get(..N))
+        let at = self.pos;
+        let out = at
+            .checked_add(N)
+            .filter(|&e| e <= self.end)
+            .and_then(|e| self.slice(at..e))
             .and_then(|s| <[u8; N]>::try_from(s).ok())
             .ok_or_else(|| self.short(N, what))?;
         self.pos += N;
@@ -249,32 +296,7 @@ impl<'a> Stream<'a> {
     /// Reads and checks the header.
     pub(crate) fn open(bytes: &'a [u8]) -> Result<Self> {
         let mut c = Cursor::new(bytes, 0);
-        let magic = c.u64("list magic")?;
-        if magic != LIST_MAGIC {
-            return Err(fmt_err(
-                0,
-                format!("list magic {LIST_MAGIC:#x}"),
-                format!("{magic:#x}"),
-            ));
-        }
-        let reserved = c.u64("reserved word")?;
-        let n_at = c.pos();
-        let n = c.u64("array count")?;
-        // Every record takes at least MIN_RECORD_SIZE bytes and the name count 8 more.
-        let max_n = c.remaining().saturating_sub(8) / MIN_RECORD_SIZE;
-        let n = usize::try_from(n)
-            .ok()
-            .filter(|&n| n <= max_n)
-            .ok_or_else(|| {
-                fmt_err(
-                    n_at,
-                    format!(
-                        "an array count the remaining {} bytes can hold",
-                        c.remaining()
-                    ),
-                    n.to_string(),
-                )
-            })?;
+        let (n, reserved) = header_at(&mut c)?;
         Ok(Stream { c, n, reserved })
     }
 
@@ -291,27 +313,69 @@ impl<'a> Stream<'a> {
     /// After the records: the names mapped through `f`, and the end offset.
     pub(crate) fn names<T>(
         mut self,
-        mut f: impl FnMut(&'a str) -> T,
+        f: impl FnMut(&'a str) -> T,
     ) -> Result<(Option<Vec<T>>, usize)> {
-        let c = &mut self.c;
-        let names_offset = c.pos();
-        let k = c.u64("name count")?;
-        if k != 0 && k != self.n as u64 {
-            return Err(fmt_err(
-                names_offset,
-                format!("name count 0 or {}", self.n),
-                k.to_string(),
-            ));
-        }
-        if k == 0 {
-            return Ok((None, c.pos()));
-        }
-        let mut names = Vec::with_capacity(self.n);
-        for _ in 0..self.n {
-            names.push(f(parse_name(c)?));
-        }
-        Ok((Some(names), c.pos()))
+        names_at(&mut self.c, self.n, f)
     }
+}
+
+/// Reads and checks the file header at the cursor (offset 0): the record
+/// count (bounded by the bytes the input can hold) and the reserved word.
+pub(crate) fn header_at(c: &mut Cursor<'_>) -> Result<(usize, u64)> {
+    let magic = c.u64("list magic")?;
+    if magic != LIST_MAGIC {
+        return Err(fmt_err(
+            0,
+            format!("list magic {LIST_MAGIC:#x}"),
+            format!("{magic:#x}"),
+        ));
+    }
+    let reserved = c.u64("reserved word")?;
+    let n_at = c.pos();
+    let n = c.u64("array count")?;
+    // Every record takes at least MIN_RECORD_SIZE bytes and the name count 8 more.
+    let max_n = c.remaining().saturating_sub(8) / MIN_RECORD_SIZE;
+    let n = usize::try_from(n)
+        .ok()
+        .filter(|&n| n <= max_n)
+        .ok_or_else(|| {
+            fmt_err(
+                n_at,
+                format!(
+                    "an array count the remaining {} bytes can hold",
+                    c.remaining()
+                ),
+                n.to_string(),
+            )
+        })?;
+    Ok((n, reserved))
+}
+
+/// The names section of a file of `n` records at the cursor: the names
+/// mapped through `f` (`None` for a list file), and the end offset.
+pub(crate) fn names_at<'a, T>(
+    c: &mut Cursor<'a>,
+    n: usize,
+    mut f: impl FnMut(&'a str) -> T,
+) -> Result<(Option<Vec<T>>, usize)> {
+    let names_offset = c.pos();
+    let k = c.u64("name count")?;
+    if k != 0 && k != n as u64 {
+        return Err(fmt_err(
+            names_offset,
+            format!("name count 0 or {n}"),
+            k.to_string(),
+        ));
+    }
+    if k == 0 {
+        return Ok((None, c.pos()));
+    }
+    // Each name takes 8 bytes at least; a stream's length is not known.
+    let mut names = Vec::with_capacity(n.min(c.remaining() / 8).min(1 << 16));
+    for _ in 0..n {
+        names.push(f(parse_name(c)?));
+    }
+    Ok((Some(names), c.pos()))
 }
 
 fn parse_name<'a>(c: &mut Cursor<'a>) -> Result<&'a str> {
@@ -328,7 +392,7 @@ fn parse_name<'a>(c: &mut Cursor<'a>) -> Result<&'a str> {
             )
         })?;
     let range = c.range(len, "name bytes")?;
-    let raw = c.bytes.get(range.clone()).unwrap_or_default();
+    let raw = c.slice(range.clone()).unwrap_or_default();
     std::str::from_utf8(raw).map_err(|e| {
         fmt_err(
             range.start + e.valid_up_to(),
@@ -511,24 +575,29 @@ fn parse_sparse(c: &mut Cursor<'_>, offset: usize, stype: SType) -> Result<Recor
         data,
         aux,
     };
-    validate_sparse(c.bytes, &rec)?;
+    validate_sparse(c, &rec)?;
     Ok(rec)
 }
 
 /// Reads the int64 at `i` of an aux array (in bounds by construction).
-fn aux_at(bytes: &[u8], aux: &AuxView, i: usize) -> (usize, i64) {
+fn aux_at(c: &mut Cursor<'_>, aux: &AuxView, i: usize) -> (usize, i64) {
     let at = aux.data.start + 8 * i;
-    let v = bytes
-        .get(at..at + 8)
+    let v = c
+        .slice(at..at + 8)
         .and_then(|s| <[u8; 8]>::try_from(s).ok())
         .map_or(-1, i64::from_le_bytes);
     (at, v)
 }
 
-fn check_indices(bytes: &[u8], aux: &AuxView, range: Range<usize>, bound: usize) -> Result<()> {
+fn check_indices(
+    c: &mut Cursor<'_>,
+    aux: &AuxView,
+    range: Range<usize>,
+    bound: usize,
+) -> Result<()> {
     let mut prev = -1i64;
     for i in range {
-        let (at, v) = aux_at(bytes, aux, i);
+        let (at, v) = aux_at(c, aux, i);
         if v <= prev || usize::try_from(v).map_or(true, |u| u >= bound) {
             return Err(fmt_err(
                 at,
@@ -543,13 +612,13 @@ fn check_indices(bytes: &[u8], aux: &AuxView, range: Range<usize>, bound: usize)
 
 /// MXNet validates no sparse structure and later crashes or writes out of
 /// bounds; we check it once here, reporting the offending entry's offset.
-fn validate_sparse(bytes: &[u8], rec: &RecordView) -> Result<()> {
+fn validate_sparse(c: &mut Cursor<'_>, rec: &RecordView) -> Result<()> {
     let indices = rec
         .aux(AuxRole::Indices)
         .ok_or_else(|| fmt_err(rec.offset, "sparse indices", "none"))?;
     let rows = rec.shape.first().copied().unwrap_or(0);
     match rec.aux(AuxRole::Indptr) {
-        None => check_indices(bytes, indices, 0..indices.len, rows),
+        None => check_indices(c, indices, 0..indices.len, rows),
         Some(indptr) => {
             let cols = rec.shape.get(1).copied().unwrap_or(0);
             if Some(indptr.len) != rows.checked_add(1) {
@@ -559,13 +628,13 @@ fn validate_sparse(bytes: &[u8], rec: &RecordView) -> Result<()> {
                     indptr.len.to_string(),
                 ));
             }
-            let (at, first) = aux_at(bytes, indptr, 0);
+            let (at, first) = aux_at(c, indptr, 0);
             if first != 0 {
                 return Err(fmt_err(at, "csr indptr starting at 0", first.to_string()));
             }
             let mut prev = 0usize;
             for r in 1..indptr.len {
-                let (at, v) = aux_at(bytes, indptr, r);
+                let (at, v) = aux_at(c, indptr, r);
                 let v = usize::try_from(v)
                     .ok()
                     .filter(|&v| v >= prev && v <= indices.len)
@@ -576,11 +645,11 @@ fn validate_sparse(bytes: &[u8], rec: &RecordView) -> Result<()> {
                             v.to_string(),
                         )
                     })?;
-                check_indices(bytes, indices, prev..v, cols)?;
+                check_indices(c, indices, prev..v, cols)?;
                 prev = v;
             }
             if prev != indices.len {
-                let (at, _) = aux_at(bytes, indptr, indptr.len - 1);
+                let (at, _) = aux_at(c, indptr, indptr.len - 1);
                 return Err(fmt_err(
                     at,
                     format!("csr indptr ending at nnz = {}", indices.len),

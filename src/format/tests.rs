@@ -73,6 +73,7 @@ fn format_err(bytes: &[u8]) -> (u64, String) {
             offset,
             expected,
             found,
+            ..
         }) => {
             // The high-level entry point must agree.
             assert!(matches!(from_bytes(bytes), Err(Error::Format { .. })));
@@ -808,7 +809,7 @@ fn save_is_atomic_and_cleans_up() {
     save(&path, Some(&["a"]), &[&a], &opts).expect("save");
     let before = std::fs::read(&path).expect("read");
     // An error in the middle of writing leaves the old file and no temp file.
-    let err = writer::atomic_write_file(&path, false, |mut w| {
+    let err = writer::atomic_write_file(&path, None, false, |mut w| {
         use std::io::Write;
         w.write_all(b"half a file")?;
         Err(Error::invalid("injected failure"))
@@ -827,7 +828,7 @@ fn save_is_atomic_and_cleans_up() {
     // A missing directory is an I/O error.
     assert!(matches!(
         save(dir.path().join("no/x.params"), None, &[&a], &opts),
-        Err(Error::Io(_))
+        Err(Error::Io { .. })
     ));
 }
 
@@ -885,9 +886,9 @@ fn mmap_views_survive_saving_over_their_own_file() {
     ));
     assert!(matches!(
         load(dir.path().join("missing")),
-        Err(Error::Io(_))
+        Err(Error::Io { .. })
     ));
-    assert!(matches!(load(dir.path()), Err(Error::Io(_))));
+    assert!(matches!(load(dir.path()), Err(Error::Io { .. })));
     // Special files that cannot be mapped are read instead.
     #[cfg(unix)]
     {

@@ -5,16 +5,17 @@
 //! intermediate copy of big arrays); only record headers go through a small
 //! scratch buffer.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::ndarray::{NDArray, SType};
 
-use super::{fs_hints, mapped_write, pipelined};
+use super::cancel::{self, Cancel, CancelWrite};
+use super::target::{self, Target};
+use super::{fs_hints, mapped_write, pipelined, special};
 use super::{RecordVersion, SaveOptions, LIST_MAGIC, MAGIC_V2, MAGIC_V3};
 
 /// Buffer size for streamed writes: big enough that many small arrays cost a
@@ -320,111 +321,102 @@ pub fn record_to_bytes(array: &NDArray, version: RecordVersion) -> Result<Vec<u8
     Ok(out)
 }
 
-/// Saves atomically: writes a uniquely named temp file beside `path`, flushes
-/// (and with `opts.fsync` syncs it and the directory), then renames it over
-/// `path`. On error the temp file is removed and any previous file is intact,
-/// so saving arrays that are memory-mapped views of `path` itself is safe.
+/// Saves atomically: writes a temp file beside `path`
+/// (`.NAME.mxparams-tmp-PID-RANDOM`), flushes it (and with `opts.fsync`
+/// syncs it and the directory), then renames it over `path`. On error the
+/// temp file is removed and any previous file is intact, so saving arrays
+/// that are memory-mapped views of `path` itself is safe.
+///
+/// A symlink is followed and its target replaced; a FIFO or character
+/// device is written through, never replaced; a read-only file is refused
+/// (see the `target` module for every case).
 pub fn save(
     path: impl AsRef<Path>,
     names: Option<&[&str]>,
     arrays: &[&NDArray],
     opts: &SaveOptions,
 ) -> Result<()> {
-    let Plan { version: v, size } = check(names, arrays, opts)?;
-    atomic_write_file(path.as_ref(), opts.fsync, |file| {
-        if mapped_write::worth_mapping(file, size)
-            && mapped_write::write_mapped(file, size, opts.fsync, |w| {
-                write_body(w, names, arrays, v)
-            })?
-        {
-            return Ok(());
-        }
-        if size > 0 && fs_hints::on_ext4(file) {
-            fs_hints::reserve(file, size, true)?;
-        }
-        if pipelined::worth_pipelining(size, arrays.len()) {
-            return pipelined::write_pipelined(file, |w| write_body(w, names, arrays, v));
-        }
-        let mut w = BufWriter::with_capacity(WRITE_BUF, file);
-        write_body(&mut w, names, arrays, v)?;
-        w.flush()?;
-        Ok(())
-    })
+    save_cancellable(path, names, arrays, opts, &Cancel::new())
 }
 
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-fn temp_path(path: &Path) -> Result<PathBuf> {
-    let file_name = path.file_name().ok_or_else(|| {
-        Error::invalid(format!(
-            "cannot save to {}: not a file path",
-            path.display()
-        ))
-    })?;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let mut name = std::ffi::OsString::from(".");
-    name.push(file_name);
-    name.push(format!(
-        ".{}.{}.{nanos:x}.tmp",
-        std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    Ok(path.with_file_name(name))
+/// [`save`], stopping with [`Error::Interrupted`] (the target untouched, the
+/// temp file removed) once `cancel` is set.
+pub fn save_cancellable(
+    path: impl AsRef<Path>,
+    names: Option<&[&str]>,
+    arrays: &[&NDArray],
+    opts: &SaveOptions,
+    cancel: &Cancel,
+) -> Result<()> {
+    let path = path.as_ref();
+    let plan = check(names, arrays, opts)?;
+    save_planned(path, names, arrays, opts, plan, cancel)
+        .map_err(|e| cancel::from_io(e).at_path(path))
 }
 
-/// Runs `body` against a sibling temp file (opened for reading and writing,
-/// so that it can be mapped) and renames it over `path`.
+fn save_planned(
+    path: &Path,
+    names: Option<&[&str]>,
+    arrays: &[&NDArray],
+    opts: &SaveOptions,
+    Plan { version: v, size }: Plan,
+    cancel: &Cancel,
+) -> Result<()> {
+    match target::resolve(path)? {
+        Target::WriteThrough(dev) => {
+            let file = special::open_write(&dev, cancel)?;
+            let mut w = BufWriter::with_capacity(WRITE_BUF, special::Polled::new(&file, cancel));
+            write_body(&mut w, names, arrays, v)?;
+            w.flush()?;
+            Ok(())
+        }
+        Target::Replace { path, old } => {
+            atomic_write_file(&path, old.as_ref(), opts.fsync, |file| {
+                if mapped_write::worth_mapping(file, size)
+                    && mapped_write::write_mapped(file, size, opts.fsync, |w| {
+                        write_body(&mut CancelWrite::new(w, cancel), names, arrays, v)
+                    })?
+                {
+                    return Ok(());
+                }
+                if size > 0 && fs_hints::on_ext4(file) {
+                    fs_hints::reserve(file, size, true)?;
+                }
+                if pipelined::worth_pipelining(size, arrays.len()) {
+                    return pipelined::write_pipelined(file, |w| {
+                        write_body(&mut CancelWrite::new(w, cancel), names, arrays, v)
+                    });
+                }
+                let mut w = BufWriter::with_capacity(WRITE_BUF, CancelWrite::new(file, cancel));
+                write_body(&mut w, names, arrays, v)?;
+                w.flush()?;
+                Ok(())
+            })
+        }
+    }
+}
+
+/// Runs `body` against a temp file beside `path` (opened for reading and
+/// writing, so that it can be mapped) and renames it over `path`, which is
+/// a regular file or nothing (see [`target::resolve`]). The temp file is
+/// removed on error and on panic.
 pub(crate) fn atomic_write_file(
     path: &Path,
+    old: Option<&fs::Metadata>,
     fsync: bool,
     body: impl FnOnce(&File) -> Result<()>,
 ) -> Result<()> {
-    // Write through a symlink (as MXNet's fopen does) rather than replacing it.
-    let resolved;
-    let path = match fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => match fs::canonicalize(path) {
-            Ok(p) => {
-                resolved = p;
-                resolved.as_path()
-            }
-            Err(_) => path,
-        },
-        _ => path,
-    };
-    let tmp = temp_path(path)?;
+    let tmp = target::temp_beside(path, old)?;
     fs_hints::release_cached_pages(path);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&tmp)?;
-    let result = (|| {
-        // Keep the replaced file's permissions, as overwriting in place would.
-        if let Ok(m) = fs::metadata(path) {
-            file.set_permissions(m.permissions())?;
-        }
-        body(&file)?;
-        if fsync {
-            file.sync_all()?;
-        }
-        drop(file);
-        fs::rename(&tmp, path)?;
-        Ok(())
-    })();
-    match result {
-        Ok(()) => {
-            if fsync {
-                sync_dir(path)?;
-            }
-            Ok(())
-        }
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            Err(e)
-        }
+    body(tmp.as_file())?;
+    if fsync {
+        tmp.as_file().sync_all()?;
     }
+    tmp.persist(path).map_err(|e| Error::from(e.error))?;
+    if fsync {
+        sync_dir(path)?;
+    }
+    Ok(())
 }
 
 #[cfg(unix)]

@@ -12,8 +12,8 @@ use crate::format;
 use crate::ndarray::NDArray;
 use crate::parameter::DTypeSource;
 
-const NAMING_URL: &str =
-    "https://mxnet.io/api/python/docs/tutorials/packages/gluon/blocks/naming.html";
+/// Where the naming rules of this package are explained.
+const NAMING_DOC: &str = "ParameterDict.save and ParameterDict.load in docs/api.md";
 
 /// Options of [`ParameterDict::load`], with Gluon's defaults.
 #[derive(Debug, Clone, Default)]
@@ -69,10 +69,8 @@ impl ParameterDict {
             let Some(stripped) = p.name().strip_prefix(strip_prefix) else {
                 return Err(Error::PrefixMismatch(format!(
                     "Prefix '{strip_prefix}' is to be striped before saving, but Parameter's \
-                     name '{name}' does not start with '{strip_prefix}'. this may be due to \
-                     your Block shares parameters from other Blocks or you forgot to use \
-                     'with name_scope()' when creating child blocks. For more info on \
-                     naming, please see {NAMING_URL}",
+                     name '{name}' does not start with '{strip_prefix}'. Save without \
+                     strip_prefix, or with a prefix every name starts with (see {NAMING_DOC})",
                     name = p.name()
                 )));
             };
@@ -139,7 +137,7 @@ impl ParameterDict {
             None => Ok(()),
             Some(name) => Err(Error::PrefixMismatch(format!(
                 "restore_prefix is '{restore_prefix}' but Parameters name '{name}' does not \
-                 start with '{restore_prefix}'. For more info on naming, please see {NAMING_URL}"
+                 start with '{restore_prefix}'. See {NAMING_DOC}"
             ))),
         }
     }
@@ -209,25 +207,32 @@ impl ParameterDict {
         if !opts.allow_missing {
             if let Some(pi) = source_of.iter().position(Option::is_none) {
                 let missing = &self.names[pi];
-                return Err(Error::MissingParameter(format!(
-                    "Parameter '{}' is missing in {source}, which contains parameters: {}. \
-                     Please make sure source and target networks have the same prefix.For \
-                     more info on naming, please see {NAMING_URL}",
-                    missing.get(prefix.len()..).unwrap_or(missing),
-                    brief_list(&unique_file_names())
-                )));
+                let short = missing.get(prefix.len()..).unwrap_or(missing);
+                return Err(Error::missing_parameter(
+                    short,
+                    format!(
+                        "Parameter '{}' is missing in {source}, which contains parameters: {}. \
+                     Load with allow_missing=True to skip it, or with the \
+                     restore_prefix the names lack (see {NAMING_DOC})",
+                        missing.get(prefix.len()..).unwrap_or(missing),
+                        brief_list(&unique_file_names())
+                    ),
+                ));
             }
         }
         if let (false, Some(i)) = (opts.ignore_extra, first_extra) {
             let extra = full[i].as_ref();
-            return Err(Error::UnexpectedParameter(format!(
-                "Parameter '{}' loaded from {source} is not present in ParameterDict, \
-                 choices are: {}. Set ignore_extra to True to ignore. Please make sure \
-                 source and target networks have the same prefix.For more info on \
-                 naming, please see {NAMING_URL}",
-                extra.get(prefix.len()..).unwrap_or(extra),
-                brief_list(&self.names)
-            )));
+            let short = extra.get(prefix.len()..).unwrap_or(extra);
+            return Err(Error::unexpected_parameter(
+                short,
+                format!(
+                    "Parameter '{}' loaded from {source} is not present in ParameterDict, \
+                 choices are: {}. Set ignore_extra to True to ignore it, or load \
+                 with the restore_prefix the names lack (see {NAMING_DOC})",
+                    extra.get(prefix.len()..).unwrap_or(extra),
+                    brief_list(&self.names)
+                ),
+            ));
         }
         // Load in the file's order of first appearance, as MXNet iterates its dict.
         let mut done = vec![false; self.len()];

@@ -282,10 +282,8 @@ impl Parameter {
             ))
         } else {
             Error::NotInitialized(format!(
-                "Parameter '{}' has not been initialized. Note that you should initialize \
-                 parameters and create Trainer with Block.collect_params() instead of \
-                 Block.params because the later does not include Parameters of nested \
-                 child Blocks",
+                "Parameter '{}' has not been initialized. Call initialize() on it \
+                 (or on its ParameterDict) first, or load its value from a file",
                 self.name
             ))
         }

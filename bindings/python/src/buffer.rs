@@ -5,7 +5,6 @@
 
 use std::ffi::{c_int, CStr};
 
-use pyo3::exceptions::PyBufferError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 
@@ -40,7 +39,7 @@ struct Layout {
 }
 
 fn refuse(msg: impl Into<String>) -> PyErr {
-    PyBufferError::new_err(msg.into())
+    crate::errors::MXParamsBufferError::new_err(msg.into())
 }
 
 fn ssize(n: usize) -> PyResult<ffi::Py_ssize_t> {

@@ -5,7 +5,6 @@
 
 use std::cell::RefCell;
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
@@ -53,7 +52,8 @@ impl From<Context> for PyContext {
 }
 
 fn device_id(id: i64) -> PyResult<u32> {
-    u32::try_from(id).map_err(|_| PyValueError::new_err(format!("invalid device id {id}")))
+    u32::try_from(id)
+        .map_err(|_| crate::errors::MXParamsValueError::new_err(format!("invalid device id {id}")))
 }
 
 /// Parses what `Context(device_type, ...)` accepts: a name, an MXNet id, or a context.
@@ -62,10 +62,11 @@ fn parse_device_type(obj: &Bound<'_, PyAny>) -> PyResult<DeviceType> {
         return s.parse::<DeviceType>().py();
     }
     if let Ok(i) = obj.extract::<i32>() {
-        return DeviceType::from_id(i)
-            .ok_or_else(|| PyValueError::new_err(format!("unknown device type id {i}")));
+        return DeviceType::from_id(i).ok_or_else(|| {
+            crate::errors::MXParamsValueError::new_err(format!("unknown device type id {i}"))
+        });
     }
-    Err(PyTypeError::new_err(format!(
+    Err(crate::errors::MXParamsTypeError::new_err(format!(
         "device_type must be a str or a Context, not {}",
         obj.get_type().name()?
     )))
@@ -161,7 +162,7 @@ impl PyContext {
 fn either_id(device_id: i64, i: Option<i64>) -> PyResult<u32> {
     match i {
         None => self::device_id(device_id),
-        Some(_) if device_id != 0 => Err(pyo3::exceptions::PyTypeError::new_err(
+        Some(_) if device_id != 0 => Err(crate::errors::MXParamsTypeError::new_err(
             "give the device id once: positionally, as device_id= or as i=",
         )),
         Some(i) => self::device_id(i),
@@ -219,7 +220,7 @@ pub fn ctx_or_current(ctx: Option<&Bound<'_, PyAny>>) -> PyResult<Context> {
             } else if let Ok(s) = c.extract::<String>() {
                 Ok(Context::new(s.parse::<DeviceType>().py()?, 0))
             } else {
-                Err(PyTypeError::new_err(format!(
+                Err(crate::errors::MXParamsTypeError::new_err(format!(
                     "ctx must be a Context, not {}",
                     c.get_type().name()?
                 )))

@@ -10,7 +10,6 @@ use std::os::raw::c_int;
 
 use numpy::npyffi::{self, npy_intp, NpyTypes, PY_ARRAY_API};
 use numpy::{PyArrayDescr, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyString, PyTuple};
@@ -45,9 +44,9 @@ fn descrs(py: Python<'_>) -> PyResult<&Vec<Py<PyArrayDescr>>> {
 pub fn numpy_dtype(py: Python<'_>, dtype: DType) -> PyResult<Bound<'_, PyArrayDescr>> {
     let all = descrs(py)?;
     let idx = usize::try_from(dtype.flag()).unwrap_or(0);
-    all.get(idx)
-        .map(|d| d.bind(py).clone())
-        .ok_or_else(|| PyValueError::new_err(format!("no numpy dtype for {dtype}")))
+    all.get(idx).map(|d| d.bind(py).clone()).ok_or_else(|| {
+        crate::errors::MXParamsValueError::new_err(format!("no numpy dtype for {dtype}"))
+    })
 }
 
 /// Parses a dtype-like (a name, a numpy dtype or scalar type, a Python type,
@@ -59,8 +58,9 @@ pub fn to_dtype(obj: &Bound<'_, PyAny>) -> PyResult<DType> {
             return Ok(d);
         }
     }
-    let descr = PyArrayDescr::new(py, obj)
-        .map_err(|_| PyTypeError::new_err(format!("data type {obj} not understood")))?;
+    let descr = PyArrayDescr::new(py, obj).map_err(|_| {
+        crate::errors::MXParamsTypeError::new_err(format!("data type {obj} not understood"))
+    })?;
     // MXNet 1.x spells bfloat16 as the structured dtype [('bfloat16', '<u2')].
     let names = descr.getattr("names")?;
     if !names.is_none() {
@@ -68,16 +68,19 @@ pub fn to_dtype(obj: &Bound<'_, PyAny>) -> PyResult<DType> {
         if names.len() == 1 && names.get_item(0)?.extract::<String>()? == "bfloat16" {
             return Ok(DType::BFloat16);
         }
-        return Err(PyTypeError::new_err(format!("unsupported dtype {descr}")));
+        return Err(crate::errors::MXParamsTypeError::new_err(format!(
+            "unsupported dtype {descr}"
+        )));
     }
     if descr.byteorder() == b'>' && descr.itemsize() > 1 {
-        return Err(PyValueError::new_err(format!(
+        return Err(crate::errors::MXParamsValueError::new_err(format!(
             "big-endian dtype {descr} is not supported"
         )));
     }
     let name: String = descr.getattr("name")?.extract()?;
-    name.parse::<DType>()
-        .map_err(|_| PyTypeError::new_err(format!("unsupported dtype {descr}")))
+    name.parse::<DType>().map_err(|_| {
+        crate::errors::MXParamsTypeError::new_err(format!("unsupported dtype {descr}"))
+    })
 }
 
 /// A numpy array over a dense `array`'s bytes (for a sparse array: its values
@@ -100,9 +103,11 @@ pub fn numpy_view<'py>(
         .iter()
         .map(|&d| npy_intp::try_from(d))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| PyValueError::new_err("array dimension too large for numpy"))?;
+        .map_err(|_| {
+            crate::errors::MXParamsValueError::new_err("array dimension too large for numpy")
+        })?;
     let ndim = c_int::try_from(dims.len())
-        .map_err(|_| PyValueError::new_err("too many dimensions for numpy"))?;
+        .map_err(|_| crate::errors::MXParamsValueError::new_err("too many dimensions for numpy"))?;
     let descr = numpy_dtype(py, array.dtype())?;
     let mut flags = npyffi::NPY_ARRAY_C_CONTIGUOUS;
     let writable = writable && buffer.is_writable();
@@ -142,12 +147,14 @@ pub fn from_numpy(array: &Bound<'_, PyUntypedArray>, context: Context) -> PyResu
     let py = array.py();
     let dtype = to_dtype(array.dtype().as_any())?;
     if !array.is_c_contiguous() {
-        return Err(PyValueError::new_err("array must be C-contiguous"));
+        return Err(crate::errors::MXParamsValueError::new_err(
+            "array must be C-contiguous",
+        ));
     }
     let shape = array.shape().to_vec();
     let nbytes = mxparams::ndarray::checked_size(&shape)
         .and_then(|n| n.checked_mul(dtype.itemsize()))
-        .ok_or_else(|| PyValueError::new_err("array too large"))?;
+        .ok_or_else(|| crate::errors::MXParamsValueError::new_err("array too large"))?;
     // SAFETY: a C-contiguous numpy array's data pointer covers nbytes bytes;
     // `array` is borrowed for the whole call, so the memory outlives the copy.
     let data = unsafe { (*array.as_array_ptr()).data as usize };

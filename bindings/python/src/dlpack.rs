@@ -18,7 +18,6 @@
 
 use std::ffi::{c_void, CStr};
 
-use pyo3::exceptions::{PyBufferError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 
@@ -140,7 +139,9 @@ fn make_holder(array: NDArray) -> PyResult<Box<Holder>> {
         .iter()
         .map(|&d| i64::try_from(d))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| PyValueError::new_err("dimension too large for DLPack"))?;
+        .map_err(|_| {
+            crate::errors::MXParamsValueError::new_err("dimension too large for DLPack")
+        })?;
     let mut strides = vec![1i64; shape.len()];
     for i in (0..shape.len().saturating_sub(1)).rev() {
         strides[i] = strides[i + 1].saturating_mul(shape[i + 1].max(1));
@@ -239,7 +240,7 @@ pub fn export<'py>(
             return export_inner(py, &host, &opts, true);
         }
         if want != dev {
-            return Err(PyBufferError::new_err(format!(
+            return Err(crate::errors::MXParamsBufferError::new_err(format!(
                 "cannot export an array on {} to DLPack device {want:?} (it lives on {dev:?})",
                 array.context()
             )));
@@ -260,7 +261,7 @@ fn export_inner<'py>(
     let must_copy =
         array.stype() != SType::Default || !array.is_aligned() || (read_only && !opts.versioned);
     if must_copy && opts.copy == Some(false) {
-        return Err(PyBufferError::new_err(
+        return Err(crate::errors::MXParamsBufferError::new_err(
             "this array cannot be exported without a copy (sparse, unaligned, or read-only \
              memory for a DLPack 0.x consumer)",
         ));

@@ -9,7 +9,6 @@
 use std::path::PathBuf;
 
 use numpy::PyUntypedArray;
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
 
@@ -78,7 +77,9 @@ fn _sparse(
 ) -> PyResult<PyNDArray> {
     let st = stype.parse::<SType>().py()?;
     if st == SType::Default {
-        return Err(PyValueError::new_err("stype must be 'row_sparse' or 'csr'"));
+        return Err(crate::errors::MXParamsValueError::new_err(
+            "stype must be 'row_sparse' or 'csr'",
+        ));
     }
     let a = NDArray::sparse(
         st,
@@ -97,7 +98,7 @@ fn save_options(version: Option<u32>, fsync: bool) -> PyResult<SaveOptions> {
         Some(2) => RecordVersion::V2,
         Some(3) => RecordVersion::V3,
         Some(v) => {
-            return Err(PyValueError::new_err(format!(
+            return Err(crate::errors::MXParamsValueError::new_err(format!(
                 "record version must be 2 or 3, not {v}"
             )))
         }
@@ -143,7 +144,7 @@ impl Names {
             Names::List(list) => (list.iter().map(String::as_str).collect(), false),
         };
         if refs.len() != n {
-            return Err(PyValueError::new_err(if joined {
+            return Err(crate::errors::MXParamsValueError::new_err(if joined {
                 "array names must not contain NUL characters (MXNet would silently cut them)"
                     .to_string()
             } else {
@@ -169,8 +170,55 @@ fn _save(
     let name_refs = names.refs(arrays.len())?;
     let opts = save_options(version, fsync)?;
     let refs = borrow_arrays(&arrays);
-    py.detach(|| format::save(&fname, name_refs.as_deref(), &refs, &opts))
-        .py()
+    interruptible(py, |cancel| {
+        format::save_cancellable(&fname, name_refs.as_deref(), &refs, &opts, cancel)
+    })
+}
+
+/// How long the calling thread waits for the worker between looks at
+/// Python's signal handlers.
+const SIGNAL_SLICE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Runs `work` on a worker thread with the GIL released while this thread
+/// waits in short slices, running Python's signal handlers between them. When
+/// one raises (Ctrl-C: KeyboardInterrupt), the work's [`format::Cancel`] is
+/// set; the worker stops at its next look at it (a chunk or a poll slice
+/// later, with the target file untouched) and the handler's exception is
+/// raised here.
+fn interruptible<T: Send>(
+    py: Python<'_>,
+    work: impl FnOnce(&format::Cancel) -> mxparams::Result<T> + Send,
+) -> PyResult<T> {
+    let cancel = format::Cancel::new();
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let cancel_ref = &cancel;
+        scope.spawn(move || {
+            let _ = tx.send(work(cancel_ref));
+        });
+        let mut rx = rx;
+        loop {
+            // The receiver travels into the GIL-free closure and back.
+            let (got, back) = py.detach(move || (rx.recv_timeout(SIGNAL_SLICE), rx));
+            rx = back;
+            match got {
+                Ok(result) => return result.py(),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(crate::errors::MXParamsError::new_err(
+                        "the I/O worker thread stopped without a result",
+                    ))
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            if let Err(signal) = py.check_signals() {
+                cancel.cancel();
+                // The worker stops within a chunk; wait for it (the scope
+                // would anyway) without holding the GIL.
+                let _ = py.detach(move || rx.recv().is_ok());
+                return Err(signal);
+            }
+        }
+    })
 }
 
 /// The bytes `_save` would write.
@@ -220,26 +268,24 @@ fn _load<'py>(
         Some(c) if !c.is_none() => Some(ctx_or_current(Some(c))?),
         _ => None,
     };
-    let loaded = py
-        .detach(|| -> mxparams::Result<Loaded> {
-            match ctx {
-                Some(c) if c != Context::cpu(0) => {
-                    if !c.is_host() {
-                        mxparams::check_device(c.device_id)?;
-                    }
-                    let mut l = if mmap || !c.is_host() {
-                        format::load_mmap(&fname)?
-                    } else {
-                        format::load(&fname)?
-                    };
-                    l.arrays = mxparams::transfer::to_context(&l.arrays, c)?;
-                    Ok(l)
+    let loaded = interruptible(py, |cancel| -> mxparams::Result<Loaded> {
+        match ctx {
+            Some(c) if c != Context::cpu(0) => {
+                if !c.is_host() {
+                    mxparams::check_device(c.device_id)?;
                 }
-                _ if mmap => format::load_mmap(&fname),
-                _ => format::load(&fname),
+                let mut l = if mmap || !c.is_host() {
+                    format::load_mmap_cancellable(&fname, cancel)?
+                } else {
+                    format::load_cancellable(&fname, cancel)?
+                };
+                l.arrays = mxparams::transfer::to_context(&l.arrays, c)?;
+                Ok(l)
             }
-        })
-        .py()?;
+            _ if mmap => format::load_mmap_cancellable(&fname, cancel),
+            _ => format::load_cancellable(&fname, cancel),
+        }
+    })?;
     to_python(py, loaded)
 }
 

@@ -10,7 +10,6 @@
 //! and the extension targets abi3-py39; `__array__` and DLPack cover numpy,
 //! PyTorch and the rest without it.
 
-use pyo3::exceptions::{PyAttributeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
@@ -52,7 +51,7 @@ impl PyNDArray {
         if self.inner.context().is_host() {
             Ok(())
         } else {
-            Err(PyValueError::new_err(format!(
+            Err(crate::errors::MXParamsValueError::new_err(format!(
                 "array on {} has no host view; copy it to cpu() first",
                 self.inner.context()
             )))
@@ -64,7 +63,7 @@ impl PyNDArray {
         let me = slf.get();
         me.host_check()?;
         if me.inner.stype() != SType::Default {
-            return Err(PyTypeError::new_err(format!(
+            return Err(crate::errors::MXParamsTypeError::new_err(format!(
                 "{} arrays have no dense view; use tostype('default') or asnumpy()",
                 me.inner.stype()
             )));
@@ -176,7 +175,7 @@ impl PyNDArray {
     #[getter]
     fn data(&self) -> PyResult<PyNDArray> {
         match self.inner.stype() {
-            SType::Default => Err(PyAttributeError::new_err(
+            SType::Default => Err(crate::errors::MXParamsAttributeError::new_err(
                 "dense NDArrays have no 'data' attribute",
             )),
             _ => Ok(self.inner.values().into()),
@@ -189,7 +188,11 @@ impl PyNDArray {
         self.inner
             .sparse_parts()
             .map(|p| p.indices.clone().into())
-            .ok_or_else(|| PyAttributeError::new_err("dense NDArrays have no 'indices' attribute"))
+            .ok_or_else(|| {
+                crate::errors::MXParamsAttributeError::new_err(
+                    "dense NDArrays have no 'indices' attribute",
+                )
+            })
     }
 
     /// Row pointers of a csr array, int64.
@@ -199,7 +202,9 @@ impl PyNDArray {
             .sparse_parts()
             .and_then(|p| p.indptr.clone())
             .map(PyNDArray::from)
-            .ok_or_else(|| PyAttributeError::new_err("only csr NDArrays have 'indptr'"))
+            .ok_or_else(|| {
+                crate::errors::MXParamsAttributeError::new_err("only csr NDArrays have 'indptr'")
+            })
     }
 
     /// Returns a numpy copy of the (dense) values.
@@ -217,7 +222,9 @@ impl PyNDArray {
     /// Returns the scalar value of a one-element array.
     fn asscalar<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         if slf.get().inner.size() != 1 {
-            return Err(PyValueError::new_err("The current array is not a scalar"));
+            return Err(crate::errors::MXParamsValueError::new_err(
+                "The current array is not a scalar",
+            ));
         }
         Self::asnumpy(slf)?
             .call_method1("reshape", (-1,))?
@@ -255,7 +262,7 @@ impl PyNDArray {
         let py = slf.py();
         if !slf.get().inner.context().is_host() {
             // As torch and cupy do: no silent device-to-host copies.
-            return Err(PyTypeError::new_err(format!(
+            return Err(crate::errors::MXParamsTypeError::new_err(format!(
                 "cannot convert an array on {} to numpy implicitly; use asnumpy() (a copy) \
                  or DLPack / __cuda_array_interface__ for device consumers",
                 slf.get().inner.context()
@@ -264,7 +271,7 @@ impl PyNDArray {
         let d = Self::dense(slf)?;
         let densified = !d.is(slf);
         if densified && copy == Some(false) {
-            return Err(PyValueError::new_err(
+            return Err(crate::errors::MXParamsValueError::new_err(
                 "a sparse or device array cannot be viewed without a copy",
             ));
         }
@@ -274,7 +281,7 @@ impl PyNDArray {
             let want = py.import("numpy")?.getattr("dtype")?.call1((dt,))?;
             if !v.getattr("dtype")?.eq(&want)? {
                 if copy == Some(false) {
-                    return Err(PyValueError::new_err(format!(
+                    return Err(crate::errors::MXParamsValueError::new_err(format!(
                         "cannot convert {} to {want} without a copy",
                         slf.get().inner.dtype()
                     )));
@@ -309,8 +316,11 @@ impl PyNDArray {
     ) -> PyResult<Bound<'py, PyAny>> {
         if let Some(s) = stream.filter(|s| !s.is_none()) {
             // Any stream is fine (see above); only the argument's type is checked.
-            s.extract::<i64>()
-                .map_err(|_| PyTypeError::new_err("__dlpack__: stream must be an int or None"))?;
+            s.extract::<i64>().map_err(|_| {
+                crate::errors::MXParamsTypeError::new_err(
+                    "__dlpack__: stream must be an int or None",
+                )
+            })?;
         }
         let opts = dlpack::ExportOptions {
             versioned: max_version.is_some_and(|v| v.0 >= 1),
@@ -331,13 +341,13 @@ impl PyNDArray {
     ) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
         let a = &self.inner;
         if a.context().is_host() || !a.buffer().is_device() {
-            return Err(PyAttributeError::new_err(format!(
+            return Err(crate::errors::MXParamsAttributeError::new_err(format!(
                 "'NDArray' on {} has no __cuda_array_interface__ (only GPU arrays do)",
                 a.context()
             )));
         }
         if a.stype() != SType::Default {
-            return Err(PyAttributeError::new_err(
+            return Err(crate::errors::MXParamsAttributeError::new_err(
                 "sparse arrays have no __cuda_array_interface__; use tostype('default')",
             ));
         }
@@ -373,7 +383,7 @@ impl PyNDArray {
         if let Ok(dst) = other.cast::<PyNDArray>() {
             let d = &dst.get().inner;
             if d.shape() != me.inner.shape() {
-                return Err(PyValueError::new_err(format!(
+                return Err(crate::errors::MXParamsValueError::new_err(format!(
                     "copyto: shape mismatch, source {:?} vs destination {:?}",
                     me.inner.shape(),
                     d.shape()
@@ -397,7 +407,10 @@ impl PyNDArray {
             return Ok(other.clone());
         }
         let ctx = ctx_of(other).map_err(|_| {
-            PyTypeError::new_err(format!("copyto does not support type {}", other.get_type()))
+            crate::errors::MXParamsTypeError::new_err(format!(
+                "copyto does not support type {}",
+                other.get_type()
+            ))
         })?;
         let a = me.inner.clone();
         let out = py.detach(move || a.copy_to(ctx)).py()?;
@@ -495,7 +508,7 @@ impl PyNDArray {
                 .py()?;
             return wrap(py, out);
         }
-        Err(PyValueError::new_err(format!(
+        Err(crate::errors::MXParamsValueError::new_err(format!(
             "tostype from {} to {} is not supported",
             me.stype(),
             target
@@ -542,7 +555,7 @@ impl PyNDArray {
             .shape()
             .first()
             .copied()
-            .ok_or_else(|| PyTypeError::new_err("len() of unsized object"))
+            .ok_or_else(|| crate::errors::MXParamsTypeError::new_err("len() of unsized object"))
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {

@@ -134,7 +134,7 @@ impl PyParamDictCore {
     ) -> PyResult<(Vec<&'static str>, u64)> {
         let n = positions.len();
         if [tokens.len(), kinds.len(), a.len(), b.len()] != [n; 4] {
-            return Err(pyo3::exceptions::PyValueError::new_err(
+            return Err(crate::errors::MXParamsValueError::new_err(
                 "positions, tokens, kinds, a and b must have the same length",
             ));
         }
@@ -152,7 +152,11 @@ impl PyParamDictCore {
                     mean: a[i],
                     std: b[i],
                 }),
-                _ => return Err(pyo3::exceptions::PyValueError::new_err("unknown fill kind")),
+                _ => {
+                    return Err(crate::errors::MXParamsValueError::new_err(
+                        "unknown fill kind",
+                    ))
+                }
             };
             requests.push(FillRequest {
                 position: positions[i],

@@ -11,7 +11,6 @@
 use std::sync::{Arc, Mutex, RwLock};
 
 use numpy::PyUntypedArray;
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
@@ -58,7 +57,19 @@ pub(crate) fn ctx_list(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<Context>>
             if let Ok(c) = o.cast::<PyContext>() {
                 return Ok(vec![c.get().inner]);
             }
-            o.try_iter()?
+            // A str is iterable: 'cpu' would otherwise be read as 'c', 'p', 'u'.
+            let expected = || {
+                crate::errors::MXParamsTypeError::new_err(format!(
+                    "ctx must be a Context or a list of Contexts (such as mxparams.cpu() or \
+                     [mxparams.gpu(0), mxparams.gpu(1)]), not {}",
+                    o.repr().map_or_else(|_| "?".to_string(), |r| r.to_string())
+                ))
+            };
+            if o.is_instance_of::<pyo3::types::PyString>() {
+                return Err(expected());
+            }
+            o.try_iter()
+                .map_err(|_| expected())?
                 .map(|c| super::context::ctx_or_current(Some(&c?)))
                 .collect()
         }
@@ -71,7 +82,7 @@ fn contexts_to_py<'py>(py: Python<'py>, ctxs: &[Context]) -> PyResult<Bound<'py,
 
 fn stype_arg(name: &str, which: &str, s: &str) -> PyResult<SType> {
     s.parse::<SType>().map_err(|_| {
-        PyValueError::new_err(format!(
+        crate::errors::MXParamsValueError::new_err(format!(
             "{which} for Parameter '{name}' must be one of 'default', 'row_sparse', or \
              'csr', but got '{s}'"
         ))
@@ -169,10 +180,9 @@ impl PyParameter {
                 Which::Grad => p.list_grad(),
             }
             .py()?;
-            let array = arrays
-                .get(index)
-                .cloned()
-                .ok_or_else(|| PyValueError::new_err("parameter changed during access"))?;
+            let array = arrays.get(index).cloned().ok_or_else(|| {
+                crate::errors::MXParamsValueError::new_err("parameter changed during access")
+            })?;
             (array, arrays.len(), version)
         };
         // No lock is held here: creating a Python object may run arbitrary code.
@@ -510,7 +520,11 @@ impl PyParameter {
             1 => Some(Dist::Uniform { low: a, high: a }),
             2 => Some(Dist::Uniform { low: a, high: b }),
             3 => Some(Dist::Normal { mean: a, std: b }),
-            _ => return Err(PyValueError::new_err("unknown fill kind")),
+            _ => {
+                return Err(crate::errors::MXParamsValueError::new_err(
+                    "unknown fill kind",
+                ))
+            }
         };
         let (r, arr, dtype) = {
             let mut p = write(&self.inner);

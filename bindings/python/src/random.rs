@@ -6,7 +6,6 @@
 use half::slice::HalfBitsSliceExt;
 use half::{bf16, f16};
 use numpy::{Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::errors::IntoPyResult;
@@ -19,12 +18,12 @@ fn fill_typed<T: FillElement + Element>(
     dist: Dist,
     key: StreamKey,
 ) -> PyResult<()> {
-    let mut guard = out
-        .try_readwrite()
-        .map_err(|e| PyValueError::new_err(format!("out must be a writable array: {e}")))?;
+    let mut guard = out.try_readwrite().map_err(|e| {
+        crate::errors::MXParamsValueError::new_err(format!("out must be a writable array: {e}"))
+    })?;
     let slice = guard
         .as_slice_mut()
-        .map_err(|_| PyValueError::new_err("out must be C-contiguous"))?;
+        .map_err(|_| crate::errors::MXParamsValueError::new_err("out must be C-contiguous"))?;
     py.detach(|| dist.fill(slice, key)).py()
 }
 
@@ -45,12 +44,12 @@ fn fill_half(
 ) -> PyResult<()> {
     let words = out.call_method1("view", (numpy::dtype::<u16>(py),))?;
     let words = words.cast_into::<PyArrayDyn<u16>>()?;
-    let mut guard = words
-        .try_readwrite()
-        .map_err(|e| PyValueError::new_err(format!("out must be a writable array: {e}")))?;
+    let mut guard = words.try_readwrite().map_err(|e| {
+        crate::errors::MXParamsValueError::new_err(format!("out must be a writable array: {e}"))
+    })?;
     let slice = guard
         .as_slice_mut()
-        .map_err(|_| PyValueError::new_err("out must be C-contiguous"))?;
+        .map_err(|_| crate::errors::MXParamsValueError::new_err("out must be C-contiguous"))?;
     py.detach(|| match kind {
         HalfKind::F16 => dist.fill(slice.reinterpret_cast_mut::<f16>(), key),
         HalfKind::BF16 => dist.fill(slice.reinterpret_cast_mut::<bf16>(), key),
@@ -60,7 +59,9 @@ fn fill_half(
 
 fn fill(py: Python<'_>, out: &Bound<'_, PyAny>, dist: Dist, key: StreamKey) -> PyResult<()> {
     let Ok(arr) = out.cast::<numpy::PyUntypedArray>() else {
-        return Err(PyTypeError::new_err("out must be a numpy.ndarray"));
+        return Err(crate::errors::MXParamsTypeError::new_err(
+            "out must be a numpy.ndarray",
+        ));
     };
     let dtype = arr.dtype();
     if dtype.is_equiv_to(&numpy::dtype::<f32>(py)) {
@@ -72,7 +73,7 @@ fn fill(py: Python<'_>, out: &Bound<'_, PyAny>, dist: Dist, key: StreamKey) -> P
         match name.as_str() {
             "float16" => fill_half(py, out, HalfKind::F16, dist, key),
             "bfloat16" => fill_half(py, out, HalfKind::BF16, dist, key),
-            other => Err(PyTypeError::new_err(format!(
+            other => Err(crate::errors::MXParamsTypeError::new_err(format!(
                 "random fills support float32, float64, float16 and bfloat16 arrays, not {other}"
             ))),
         }
