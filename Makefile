@@ -55,6 +55,7 @@ bench: venvs
 	$(MXNET_VENV)/bin/python benches/python/bench.py --extra bench_params --write docs/benchmarks.md
 	. $(VENV)/bin/activate && maturin develop --release -q
 	$(PY) benches/python/bench_torch.py >> docs/benchmarks.md
+	$(PY) benches/python/bench_import.py >> docs/benchmarks.md
 
 stubs: develop
 	cd python && $(abspath $(PY)) -m mypy.stubtest mxparams._native
