@@ -26,7 +26,7 @@ lint: develop
 	cargo clippy --workspace --all-targets --all-features -- -D warnings
 	$(VENV)/bin/ruff check python tests examples benches
 	$(VENV)/bin/ruff format --check python tests examples benches
-	cd python && $(abspath $(VENV))/bin/mypy --strict mxparams/_native.pyi
+	$(VENV)/bin/mypy  # --strict on the whole package: [tool.mypy] in pyproject.toml
 	cd python && $(abspath $(PY)) -m mypy.stubtest mxparams._native
 
 # The core crate only: the bindings crate is a Python extension, tested from Python.
@@ -55,6 +55,7 @@ bench: venvs
 	$(MXNET_VENV)/bin/python benches/python/bench.py --extra bench_params --write docs/benchmarks.md
 	. $(VENV)/bin/activate && maturin develop --release -q
 	$(PY) benches/python/bench_torch.py >> docs/benchmarks.md
+	$(PY) benches/python/bench_import.py >> docs/benchmarks.md
 
 stubs: develop
 	cd python && $(abspath $(PY)) -m mypy.stubtest mxparams._native

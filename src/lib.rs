@@ -56,6 +56,7 @@ mod allreduce;
 mod cuda;
 mod host_pool;
 mod reduce;
+mod slab;
 mod storage;
 
 pub mod context;

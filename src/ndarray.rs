@@ -158,18 +158,16 @@ impl NDArray {
         )
     }
 
-    /// A sparse array from its values and aux arrays. Structure is validated:
-    /// int64 aux arrays, indices in range and increasing (per row for csr),
-    /// indptr of length rows + 1 from 0 to nnz, non-decreasing.
-    pub fn sparse(
+    /// A sparse array from parts its caller has validated (`NDArray::sparse`,
+    /// in `crate::sparse`, is the checked constructor).
+    pub(crate) fn from_validated_sparse(
         stype: SType,
         shape: Vec<usize>,
         values: NDArray,
         indices: NDArray,
         indptr: Option<NDArray>,
-    ) -> Result<NDArray> {
-        crate::sparse::validate(stype, &shape, &values, &indices, indptr.as_ref())?;
-        Ok(NDArray {
+    ) -> NDArray {
+        NDArray {
             shape,
             dtype: values.dtype,
             context: values.context,
@@ -180,7 +178,7 @@ impl NDArray {
                 indptr,
             })),
             buffer: values.buffer,
-        })
+        }
     }
 
     /// The logical (dense) shape.
@@ -216,6 +214,60 @@ impl NDArray {
     /// Sparse parts, for sparse arrays.
     pub fn sparse_parts(&self) -> Option<&SparseParts> {
         self.sparse.as_deref()
+    }
+
+    /// The elements of an int64 array (a sparse array's aux array), in host order.
+    pub(crate) fn int64s(&self) -> Result<Vec<i64>> {
+        Ok(self
+            .buffer
+            .try_read()?
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect())
+    }
+
+    /// The dense form of this array in owned memory on its context: a copy
+    /// for a dense array, the scattered values for a (validated) sparse one.
+    pub fn to_dense(&self) -> Result<NDArray> {
+        let Some(parts) = self.sparse_parts() else {
+            return self.copy_to(self.context());
+        };
+        let out = NDArray::zeros(self.shape(), self.dtype(), self.context())?;
+        let item = self.dtype().itemsize();
+        let row_elems: usize = self.shape().iter().skip(1).product();
+        let row_bytes = row_elems * item;
+        let idx = parts.indices.int64s()?;
+        let vals = self.buffer().try_read()?;
+        {
+            let mut dst = out.buffer().write()?;
+            match parts.stype {
+                SType::RowSparse => {
+                    for (j, &r) in idx.iter().enumerate() {
+                        let r = r as usize;
+                        dst[r * row_bytes..(r + 1) * row_bytes]
+                            .copy_from_slice(&vals[j * row_bytes..(j + 1) * row_bytes]);
+                    }
+                }
+                SType::Csr => {
+                    let ptr = parts
+                        .indptr
+                        .as_ref()
+                        .map(NDArray::int64s)
+                        .transpose()?
+                        .unwrap_or_default();
+                    for r in 0..ptr.len().saturating_sub(1) {
+                        for k in ptr[r] as usize..ptr[r + 1] as usize {
+                            let c = idx[k] as usize;
+                            let at = (r * row_elems + c) * item;
+                            dst[at..at + item].copy_from_slice(&vals[k * item..(k + 1) * item]);
+                        }
+                    }
+                }
+                SType::Default => {}
+            }
+        }
+        drop(vals);
+        Ok(out)
     }
 
     /// The buffer holding the (dense or sparse-values) data.
@@ -278,7 +330,7 @@ impl NDArray {
     /// device-to-device or peer copy as the two contexts require.
     pub fn copy_to(&self, context: Context) -> Result<NDArray> {
         if self.sparse.is_some() {
-            let dense = crate::sparse::to_dense(self)?;
+            let dense = self.to_dense()?;
             if context.is_host() {
                 return Ok(dense.with_context(context));
             }

@@ -63,6 +63,13 @@ fn mix64(mut z: u64) -> u64 {
 }
 
 /// xoshiro256++ (Blackman & Vigna): small, fast, and good in every bit.
+///
+/// Our own rather than `rand_xoshiro`'s: the fill kernels need the generator
+/// inlined into their loops with no trait objects or `rand_core` API in between,
+/// and the seeding (SplitMix64 of a hashed `(seed, stream, chunk)`) is part of the
+/// reproducibility contract, so it must not change with a dependency's version.
+/// The tests check both the stream and the seeding against `rand_xoshiro`
+/// (`Xoshiro256PlusPlus::seed_from_u64`), which they reproduce exactly.
 struct Xoshiro256pp {
     s: [u64; 4],
 }
@@ -495,6 +502,11 @@ const ZIG_R: f64 = 3.654_152_885_361_009;
 const ZIG_V: f64 = 4.928_673_233_99e-3;
 
 /// Layer edges `x[i]` (decreasing, `x[LAYERS] = 0`) and `f(x[i])`.
+///
+/// Our own rather than `rand_distr::StandardNormal`: that one draws one value per
+/// 64-bit word and its output may change between its versions, while ours takes two
+/// 32-bit draws per word for `f32`-and-narrower outputs and its values, for a given
+/// seed, are part of what `mxparams.random.seed` promises to reproduce.
 struct Ziggurat {
     x: [f64; LAYERS + 1],
     f: [f64; LAYERS + 1],
@@ -599,6 +611,23 @@ impl Ziggurat {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand_xoshiro::rand_core::{RngCore, SeedableRng};
+    use rand_xoshiro::Xoshiro256PlusPlus;
+
+    #[test]
+    fn generator_is_xoshiro256pp_seeded_by_splitmix64() {
+        for seed in [0, 1, 42, 0x9e37_79b9_7f4a_7c15, u64::MAX] {
+            let mut ours = Xoshiro256pp::from_splitmix(seed);
+            let mut reference = Xoshiro256PlusPlus::seed_from_u64(seed);
+            for i in 0..1000 {
+                assert_eq!(
+                    ours.next_u64(),
+                    reference.next_u64(),
+                    "seed {seed}, draw {i}"
+                );
+            }
+        }
+    }
 
     fn moments(v: &[f64]) -> (f64, f64) {
         let n = v.len() as f64;

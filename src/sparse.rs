@@ -1,4 +1,4 @@
-//! Structure checks and densification for row_sparse and csr arrays. MXNet's
+//! Structure checks for row_sparse and csr arrays, and their checked constructor. MXNet's
 //! loader validates nothing and later crashes or writes out of bounds on bad
 //! structure; we check once, when a sparse array is built.
 
@@ -8,11 +8,27 @@ use crate::ndarray::{NDArray, SType};
 use crate::storage::Buffer;
 
 fn int64s(a: &NDArray) -> Result<Vec<i64>> {
-    Ok(a.buffer()
-        .try_read()?
-        .chunks_exact(8)
-        .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-        .collect())
+    a.int64s()
+}
+
+// The checked constructor lives beside the checks, so that `ndarray` (the
+// storage representation) does not depend on this module.
+impl NDArray {
+    /// A sparse array from its values and aux arrays. Structure is validated:
+    /// int64 aux arrays, indices in range and increasing (per row for csr),
+    /// indptr of length rows + 1 from 0 to nnz, non-decreasing.
+    pub fn sparse(
+        stype: SType,
+        shape: Vec<usize>,
+        values: NDArray,
+        indices: NDArray,
+        indptr: Option<NDArray>,
+    ) -> Result<NDArray> {
+        validate(stype, &shape, &values, &indices, indptr.as_ref())?;
+        Ok(NDArray::from_validated_sparse(
+            stype, shape, values, indices, indptr,
+        ))
+    }
 }
 
 fn bad(msg: String) -> Error {
@@ -109,47 +125,9 @@ fn check_increasing(idx: &[i64], bound: usize, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// The dense form of a (validated) sparse array, in owned host memory.
+/// The dense form of a sparse array, in owned host memory (`NDArray::to_dense`).
 pub fn to_dense(a: &NDArray) -> Result<NDArray> {
-    let Some(parts) = a.sparse_parts() else {
-        return a.copy_to(a.context());
-    };
-    let out = NDArray::zeros(a.shape(), a.dtype(), a.context())?;
-    let item = a.dtype().itemsize();
-    let row_elems: usize = a.shape().iter().skip(1).product();
-    let row_bytes = row_elems * item;
-    let idx = int64s(&parts.indices)?;
-    let vals = a.buffer().try_read()?;
-    {
-        let mut dst = out.buffer().write()?;
-        match parts.stype {
-            SType::RowSparse => {
-                for (j, &r) in idx.iter().enumerate() {
-                    let r = r as usize;
-                    dst[r * row_bytes..(r + 1) * row_bytes]
-                        .copy_from_slice(&vals[j * row_bytes..(j + 1) * row_bytes]);
-                }
-            }
-            SType::Csr => {
-                let ptr = parts
-                    .indptr
-                    .as_ref()
-                    .map(int64s)
-                    .transpose()?
-                    .unwrap_or_default();
-                for r in 0..ptr.len().saturating_sub(1) {
-                    for k in ptr[r] as usize..ptr[r + 1] as usize {
-                        let c = idx[k] as usize;
-                        let at = (r * row_elems + c) * item;
-                        dst[at..at + item].copy_from_slice(&vals[k * item..(k + 1) * item]);
-                    }
-                }
-            }
-            SType::Default => {}
-        }
-    }
-    drop(vals);
-    Ok(out)
+    a.to_dense()
 }
 
 /// An empty int64 aux array.

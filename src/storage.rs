@@ -170,21 +170,6 @@ fn advise_huge_pages(ptr: *mut u8, len: usize) {
     }
 }
 
-/// Where each of `lens` starts when they are laid out back to back, each on
-/// an `align` boundary, and the total size (a multiple of `align`).
-pub(crate) fn slab_layout(lens: &[usize], align: usize) -> Result<(Vec<usize>, usize)> {
-    let mut offsets = Vec::with_capacity(lens.len());
-    let mut total = 0usize;
-    for &len in lens {
-        offsets.push(total);
-        total = total
-            .checked_add(len)
-            .and_then(|t| t.checked_next_multiple_of(align))
-            .ok_or_else(|| Error::invalid("slab size overflows"))?;
-    }
-    Ok((offsets, total))
-}
-
 /// A read-only source that mapped storage borrows from.
 pub enum SharedSource {
     /// A memory-mapped file (mapped from offset 0) with the open file, which
@@ -282,7 +267,7 @@ impl Buffer {
         lens: &[usize],
         fill: impl FnOnce(&mut [u8], &[usize]) -> Result<()>,
     ) -> Result<Vec<Buffer>> {
-        let (offsets, total) = slab_layout(lens, HOST_ALIGN)?;
+        let (offsets, total) = crate::slab::layout(lens, HOST_ALIGN)?;
         let alloc = HostAlloc::uninit(total)?;
         // SAFETY: `alloc` holds `total` bytes and nothing else refers to it yet.
         fill(

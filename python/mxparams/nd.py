@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _native
+import mxparams._native as _native
+
 from ._errors import MXParamsTypeError, MXParamsValueError
 from ._native import Context, NDArray, cpu, current_context
 

@@ -19,7 +19,8 @@ from typing import Any, Union
 
 import numpy as np
 
-from . import _native
+import mxparams._native as _native
+
 from . import autograd as _autograd
 from . import init as _initmod
 from . import nd as _nd

@@ -15,24 +15,47 @@ from __future__ import annotations
 
 import numbers
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 
-from . import _native
+import mxparams._native as _native
+
 from ._errors import MXParamsTypeError, MXParamsValueError
 
 __all__ = ["fill_normal", "fill_uniform", "normal", "randint", "seed", "uniform"]
 
 _MASK64 = (1 << 64) - 1
 _FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")
-# dtype objects hash and compare faster than ``dtype.name`` is computed.
-_FLOAT_DTYPE_SET = frozenset(
-    [np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16)]
-)
+
+
+class _FloatDTypes:
+    """The dtypes random fills accept, as a container (``dtype in _FLOAT_DTYPE_SET``).
+
+    bfloat16 is ``ml_dtypes.bfloat16``, and importing ml_dtypes takes most of a second,
+    so ``import mxparams`` must not do it: an array can only have that dtype once
+    ml_dtypes is imported, so the membership test looks for it in ``sys.modules``
+    instead of importing it.
+    """
+
+    # dtype objects hash and compare faster than ``dtype.name`` is computed.
+    _NUMPY = frozenset([np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16)])
+
+    def __contains__(self, dtype: object) -> bool:
+        if dtype in self._NUMPY:
+            return True
+        ml_dtypes = sys.modules.get("ml_dtypes")
+        return (
+            ml_dtypes is not None
+            and isinstance(dtype, np.dtype)
+            and dtype == np.dtype(ml_dtypes.bfloat16)
+        )
+
+
+_FLOAT_DTYPE_SET = _FloatDTypes()
 
 ShapeLike = int | Sequence[int]
 

@@ -4,6 +4,10 @@
 //! Only little-endian, C-order arrays of the dtypes mxparams knows are
 //! accepted, plus the fixed-width string arrays MXNet 2.0 uses for a sparse
 //! array's `format` member. `<b2` is bfloat16 (MXNet 2.0's own descr).
+//!
+//! Not `npyz`/`ndarray-npy`: they decode whole arrays into owned memory through
+//! `Read`, while the `.npz` loader needs only the header, to view the data in
+//! place (zero-copy from a mapping); and `<b2` is not a numpy dtype they accept.
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};

@@ -6,6 +6,11 @@
 //! members, zip64 sizes and offsets; no encryption, no multi-disk archives.
 //! CRCs are not checked (that would mean reading every byte of a zero-copy
 //! load); the npy headers and size bounds catch structural damage.
+//!
+//! Not the `zip` crate: it is built around `Read + Seek` streams, while this
+//! parses the directory straight off the borrowed (often memory-mapped) slice,
+//! so a stored member is a subslice, read with no copy and no seeks, and a
+//! damaged archive is reported with byte offsets like the rest of the reader.
 
 use std::ops::Range;
 

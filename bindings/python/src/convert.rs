@@ -21,20 +21,21 @@ use mxparams::Buffer;
 
 use super::errors::IntoPyResult;
 
-static DESCRS: PyOnceLock<Vec<Py<PyArrayDescr>>> = PyOnceLock::new();
+static DESCRS: PyOnceLock<Vec<Option<Py<PyArrayDescr>>>> = PyOnceLock::new();
+static BFLOAT16: PyOnceLock<Py<PyArrayDescr>> = PyOnceLock::new();
 
-fn descrs(py: Python<'_>) -> PyResult<&Vec<Py<PyArrayDescr>>> {
+/// numpy's own dtypes, indexed by flag; `None` for bfloat16, which comes from
+/// ml_dtypes: importing it takes most of a second, so it happens on the first
+/// bfloat16 array, not on the first array of any dtype.
+fn descrs(py: Python<'_>) -> PyResult<&Vec<Option<Py<PyArrayDescr>>>> {
     DESCRS.get_or_try_init(py, || {
         ALL_DTYPES
             .iter()
             .map(|d| {
-                let descr = if *d == DType::BFloat16 {
-                    let bf16 = py.import("ml_dtypes")?.getattr("bfloat16")?;
-                    PyArrayDescr::new(py, bf16)?
-                } else {
-                    PyArrayDescr::new(py, d.name())?
-                };
-                Ok(descr.unbind())
+                if *d == DType::BFloat16 {
+                    return Ok(None);
+                }
+                Ok(Some(PyArrayDescr::new(py, d.name())?.unbind()))
             })
             .collect()
     })
@@ -42,11 +43,21 @@ fn descrs(py: Python<'_>) -> PyResult<&Vec<Py<PyArrayDescr>>> {
 
 /// The numpy dtype of `dtype` (bfloat16: `ml_dtypes.bfloat16`).
 pub fn numpy_dtype(py: Python<'_>, dtype: DType) -> PyResult<Bound<'_, PyArrayDescr>> {
+    if dtype == DType::BFloat16 {
+        let bf16 = BFLOAT16.get_or_try_init(py, || {
+            let scalar = py.import("ml_dtypes")?.getattr("bfloat16")?;
+            Ok::<_, PyErr>(PyArrayDescr::new(py, scalar)?.unbind())
+        })?;
+        return Ok(bf16.bind(py).clone());
+    }
     let all = descrs(py)?;
     let idx = usize::try_from(dtype.flag()).unwrap_or(0);
-    all.get(idx).map(|d| d.bind(py).clone()).ok_or_else(|| {
-        crate::errors::MXParamsValueError::new_err(format!("no numpy dtype for {dtype}"))
-    })
+    all.get(idx)
+        .and_then(Option::as_ref)
+        .map(|d| d.bind(py).clone())
+        .ok_or_else(|| {
+            crate::errors::MXParamsValueError::new_err(format!("no numpy dtype for {dtype}"))
+        })
 }
 
 /// Parses a dtype-like (a name, a numpy dtype or scalar type, a Python type,

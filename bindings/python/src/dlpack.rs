@@ -15,6 +15,11 @@
 //! it); a 0.x consumer, which has no such flag, gets a `BufferError`. Unaligned
 //! data (possible in memory-mapped files) and sparse arrays are always exported
 //! as aligned dense copies, since DLPack consumers assume natural alignment.
+//!
+//! The structs are a few `#[repr(C)]` definitions fixed by the DLPack ABI;
+//! writing them here rather than taking a DLPack crate keeps both ABI versions,
+//! the read-only flag and a deleter that owns an `NDArray` clone under our
+//! control, without tying the export to another crate's tensor type.
 
 use std::ffi::{c_void, CStr};
 

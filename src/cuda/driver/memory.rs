@@ -234,7 +234,7 @@ pub(in crate::cuda) fn alloc(device: u32, len: usize, zeroed: bool) -> Result<De
 pub(super) const SLAB_ALIGN: usize = 256;
 
 pub(in crate::cuda) fn alloc_slab(device: u32, lens: &[usize]) -> Result<Vec<DeviceAlloc>> {
-    let (offsets, total) = crate::storage::slab_layout(lens, SLAB_ALIGN)?;
+    let (offsets, total) = crate::slab::layout(lens, SLAB_ALIGN)?;
     if total == 0 {
         return Ok(lens.iter().map(|_| empty_alloc(device)).collect());
     }
