@@ -55,7 +55,7 @@ def _dim(d: Any) -> int:
 def _shape(shape: ShapeLike) -> list[int]:
     if isinstance(shape, Sequence) or hasattr(shape, "__iter__"):
         try:
-            items = list(shape)  # type: ignore[arg-type]
+            items = list(shape)
         except TypeError:
             raise MXParamsTypeError(
                 f"shape must be an int or a sequence of ints, not {shape!r}"
