@@ -75,13 +75,14 @@ def test_endless_fifo_after_a_header_stops_at_the_bad_record(tmp_path: Path) -> 
     stop = threading.Event()
 
     def feed() -> None:
-        with open(fifo, "wb") as f:
-            try:
+        # Unbuffered, and the close inside the try: the reader hangs up early on purpose.
+        try:
+            with open(fifo, "wb", buffering=0) as f:
                 f.write((0x112).to_bytes(8, "little") + bytes(8) + (1).to_bytes(8, "little"))
                 while not stop.is_set():
                     f.write(b"\xff" * 65536)
-            except BrokenPipeError:
-                pass
+        except BrokenPipeError:
+            pass
 
     t = threading.Thread(target=feed)
     t.start()
