@@ -24,12 +24,14 @@ def step(label, fn):
     try:
         out.append([label, norm(fn())])
     except Exception as e:
+        # mxparams' errors subclass MXParamsError (a RuntimeError) and the builtin
+        # they stand for, so the builtin category is checked first.
         name = type(e).__name__
-        if name in ("AssertionError", "ValueError"):
-            cat = "value"
-        elif name == "DeferredInitializationError":
+        if name == "DeferredInitializationError":
             cat = "deferred"
-        elif name == "KeyError":
+        elif isinstance(e, (AssertionError, ValueError)):
+            cat = "value"
+        elif isinstance(e, KeyError):
             cat = "key"
         elif isinstance(e, RuntimeError):
             cat = "runtime"
