@@ -63,6 +63,8 @@ pub mod convert;
 pub mod dtype;
 pub mod error;
 pub mod format;
+pub mod inspect;
+pub mod names;
 pub mod ndarray;
 pub mod param_dict;
 pub mod parameter;

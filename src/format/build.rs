@@ -74,19 +74,32 @@ pub(crate) fn owned(bytes: &[u8]) -> Result<Loaded> {
 /// the slab, and only the pages holding record headers are ever mapped.
 #[cfg(unix)]
 pub(crate) fn owned_from_file(bytes: &[u8], file: &std::fs::File) -> Result<Loaded> {
-    use std::os::unix::fs::FileExt;
-    // Below this a system call costs more than faulting the map's pages.
-    const PREAD_MIN: usize = 256 << 10;
     owned_with(bytes, &|r: &Range<usize>, dst: &mut [u8]| {
-        if dst.len() < PREAD_MIN {
-            dst.copy_from_slice(bytes.get(r.clone()).unwrap_or_default());
-            return Ok(());
-        }
-        Ok(file.read_exact_at(dst, r.start as u64)?)
+        read_range(bytes, file, r, dst)
     })
 }
 
-type FillRange<'a> = dyn Fn(&Range<usize>, &mut [u8]) -> Result<()> + Sync + 'a;
+/// Fills `dst` with the bytes of `r` in the file that `bytes` maps: small
+/// ranges through the map, big ones with a positioned read, which copies
+/// straight from the page cache and never maps their pages.
+#[cfg(unix)]
+pub(crate) fn read_range(
+    bytes: &[u8],
+    file: &std::fs::File,
+    r: &Range<usize>,
+    dst: &mut [u8],
+) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    // Below this a system call costs more than faulting the map's pages.
+    const PREAD_MIN: usize = 256 << 10;
+    if dst.len() < PREAD_MIN {
+        dst.copy_from_slice(bytes.get(r.clone()).unwrap_or_default());
+        return Ok(());
+    }
+    Ok(file.read_exact_at(dst, r.start as u64)?)
+}
+
+pub(crate) type FillRange<'a> = dyn Fn(&Range<usize>, &mut [u8]) -> Result<()> + Sync + 'a;
 
 fn owned_with(bytes: &[u8], copy: &FillRange<'_>) -> Result<Loaded> {
     let mut s = Stream::open(bytes)?;
@@ -107,9 +120,27 @@ fn owned_with(bytes: &[u8], copy: &FillRange<'_>) -> Result<Loaded> {
             std::iter::once(r.data.clone()).chain(aux)
         })
         .collect();
+    let buffers = fill_slab(&ranges, copy)?;
+    let mut slab = buffers.into_iter();
+    let arrays = records
+        .into_iter()
+        .map(|rec| {
+            assemble(rec, |_| {
+                slab.next()
+                    .ok_or_else(|| crate::error::Error::invalid("slab exhausted"))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Loaded { names, arrays })
+}
+
+/// One owned slab holding a buffer per source range, each filled by `copy`
+/// (in parallel pieces of at most `CHUNK_BYTES` when there is enough data).
+/// Shared by every container whose arrays are byte ranges of one source.
+pub(crate) fn fill_slab(ranges: &[Range<usize>], copy: &FillRange<'_>) -> Result<Vec<Buffer>> {
     let lens: Vec<usize> = ranges.iter().map(|r| r.end - r.start).collect();
     let total: usize = lens.iter().sum();
-    let buffers = Buffer::slab_filled(&lens, |slab, offsets| {
+    Buffer::slab_filled(&lens, |slab, offsets| {
         // Each range's destination, cut into pieces of at most CHUNK_BYTES so
         // that big arrays spread over the threads too; with the source start.
         let mut pieces: Vec<(usize, &mut [u8])> = Vec::with_capacity(ranges.len());
@@ -133,18 +164,7 @@ fn owned_with(bytes: &[u8], copy: &FillRange<'_>) -> Result<Loaded> {
         } else {
             pieces.into_iter().try_for_each(fill)
         }
-    })?;
-    let mut slab = buffers.into_iter();
-    let arrays = records
-        .into_iter()
-        .map(|rec| {
-            assemble(rec, |_| {
-                slab.next()
-                    .ok_or_else(|| crate::error::Error::invalid("slab exhausted"))
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Loaded { names, arrays })
+    })
 }
 
 /// Every record as a read-only view of `source`.

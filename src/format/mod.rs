@@ -60,6 +60,11 @@
 //! The loaders also take MXNet 2.0's `.npz` (a zip of `NAME.npy` members, every
 //! member a name, sparse arrays as `NAME/{data,indices,indptr,shape,format}.npy`)
 //! and bare `.npy` files (a one-element list), recognised by their magic.
+//!
+//! # safetensors
+//!
+//! [`safetensors`] files (a u64 header length, then a JSON object) load the
+//! same way, and a sharded checkpoint's `*.index.json` loads all its shards.
 
 mod build;
 mod fs_hints;
@@ -68,6 +73,7 @@ mod npy;
 mod npz;
 mod pipelined;
 mod reader;
+pub mod safetensors;
 mod writer;
 mod zip;
 
@@ -139,12 +145,14 @@ enum Container {
     Params,
     Npz,
     Npy,
+    SafeTensors,
 }
 
 fn sniff(bytes: &[u8]) -> Container {
     match bytes.get(..4) {
         Some(b"PK\x03\x04") | Some(b"PK\x05\x06") => Container::Npz,
         Some(b"\x93NUM") => Container::Npy,
+        _ if safetensors::looks_like(bytes) => Container::SafeTensors,
         _ => Container::Params,
     }
 }
@@ -165,6 +173,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Loaded> {
         Container::Params => build::owned(bytes),
         Container::Npz => npz::load_npz(bytes, None),
         Container::Npy => npz::load_npy(bytes, None),
+        Container::SafeTensors => safetensors::load_owned(bytes),
     }
 }
 
@@ -176,6 +185,7 @@ pub fn from_shared(source: Arc<SharedSource>) -> Result<Loaded> {
         Container::Params => build::shared(&source),
         Container::Npz => npz::load_npz(bytes, Some(&source)),
         Container::Npy => npz::load_npy(bytes, Some(&source)),
+        Container::SafeTensors => safetensors::load_shared(&source),
     }
 }
 
@@ -191,7 +201,7 @@ fn map_file(path: &Path) -> Result<Arc<SharedSource>> {
 
 /// Maps `path`, or reads it when it cannot be mapped (empty files, pipes and
 /// other special files, whose reported size is 0 or which refuse mmap).
-fn open_source(path: &Path) -> Result<Arc<SharedSource>> {
+pub(crate) fn open_source(path: &Path) -> Result<Arc<SharedSource>> {
     if std::fs::metadata(path)?.len() > 0 {
         if let Ok(source) = map_file(path) {
             return Ok(source);
@@ -204,16 +214,23 @@ fn open_source(path: &Path) -> Result<Arc<SharedSource>> {
 /// pass, parallel for big files).
 pub fn load(path: impl AsRef<Path>) -> Result<Loaded> {
     let path = path.as_ref();
+    if safetensors::is_index_path(path) {
+        return safetensors::load_index(path, false);
+    }
     #[cfg(unix)]
     {
         let file = File::open(path)?;
         if file.metadata()?.len() > 0 {
             // SAFETY: as in `map_file`; the map and the reads use one open file.
             if let Ok(map) = unsafe { memmap2::MmapOptions::new().map(&file) } {
-                if sniff(&map) == Container::Params {
-                    // Headers and small arrays are read through the map; big
-                    // arrays with pread, which skips faulting a mapping for them.
-                    return build::owned_from_file(&map, &file);
+                // Headers and small arrays are read through the map; big
+                // arrays with pread, which skips faulting a mapping for them.
+                match sniff(&map) {
+                    Container::Params => return build::owned_from_file(&map, &file),
+                    Container::SafeTensors => {
+                        return safetensors::load_owned_from_file(&map, &file)
+                    }
+                    _ => {}
                 }
             }
         }
@@ -226,7 +243,11 @@ pub fn load(path: impl AsRef<Path>) -> Result<Loaded> {
 /// map lives as long as any array does. Views may be unaligned. (A file that
 /// cannot be mapped, such as a pipe, is read into memory and viewed there.)
 pub fn load_mmap(path: impl AsRef<Path>) -> Result<Loaded> {
-    from_shared(open_source(path.as_ref())?)
+    let path = path.as_ref();
+    if safetensors::is_index_path(path) {
+        return safetensors::load_index(path, true);
+    }
+    from_shared(open_source(path)?)
 }
 
 /// Loads one array record without file header or names (the bytes of a
