@@ -90,7 +90,10 @@ fn params_info(bytes: &[u8]) -> Result<FileInfo> {
     }
     let mut warnings = Vec::new();
     if parsed.reserved != 0 {
-        warnings.push(format!("reserved header word is {} (MXNet writes 0)", parsed.reserved));
+        warnings.push(format!(
+            "reserved header word is {} (MXNet writes 0)",
+            parsed.reserved
+        ));
     }
     if parsed.end < bytes.len() {
         warnings.push(format!(
@@ -489,8 +492,16 @@ pub fn diff(
     progress: &(dyn Fn() + Sync),
 ) -> Result<DiffReport> {
     let (na, nb) = (names_of(a), names_of(b));
-    let ia: HashMap<&str, usize> = na.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
-    let ib: HashMap<&str, usize> = nb.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+    let ia: HashMap<&str, usize> = na
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    let ib: HashMap<&str, usize> = nb
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
     let only_a = na
         .iter()
         .filter(|n| !ib.contains_key(n.as_str()))
@@ -589,7 +600,9 @@ mod tests {
 
     #[test]
     fn stats_match_a_direct_computation() {
-        let v: Vec<f32> = (0..1_000_000).map(|i| ((i * 37) % 1001) as f32 * 0.5).collect();
+        let v: Vec<f32> = (0..1_000_000)
+            .map(|i| ((i * 37) % 1001) as f32 * 0.5)
+            .collect();
         let s = stats(&f32s(&v)).expect("stats");
         let n = v.len() as f64;
         let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;

@@ -58,6 +58,8 @@ mod host_pool;
 mod reduce;
 mod storage;
 
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod context;
 pub mod convert;
 pub mod dtype;

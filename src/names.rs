@@ -154,11 +154,14 @@ impl Rules {
             .map(|n| {
                 let mut n = n.clone();
                 if let Some(p) = &self.strip_prefix {
-                    n = n.strip_prefix(p.as_str()).map(str::to_string).ok_or_else(|| {
-                        Error::PrefixMismatch(format!(
-                            "prefix {p:?} is not at the start of name {n:?}"
-                        ))
-                    })?;
+                    n = n
+                        .strip_prefix(p.as_str())
+                        .map(str::to_string)
+                        .ok_or_else(|| {
+                            Error::PrefixMismatch(format!(
+                                "prefix {p:?} is not at the start of name {n:?}"
+                            ))
+                        })?;
                 }
                 for (re, rep) in &self.regex {
                     n = re.replace(&n, rep.as_str()).into_owned();
@@ -201,11 +204,26 @@ mod tests {
         assert_eq!(gluon_to_torch("features.1.gamma"), "features.1.weight");
         assert_eq!(gluon_to_torch("aux:bn0_moving_var"), "bn0_running_var");
         assert_eq!(gluon_to_torch("arg:conv0_weight"), "conv0_weight");
-        assert_eq!(gluon_to_torch("features.1.running_mean"), "features.1.running_mean");
-        let t = s(&["bn.weight", "bn.bias", "bn.running_mean", "fc.weight", "fc.bias"]);
+        assert_eq!(
+            gluon_to_torch("features.1.running_mean"),
+            "features.1.running_mean"
+        );
+        let t = s(&[
+            "bn.weight",
+            "bn.bias",
+            "bn.running_mean",
+            "fc.weight",
+            "fc.bias",
+        ]);
         assert_eq!(
             torch_to_gluon(&t),
-            s(&["bn.gamma", "bn.beta", "bn.running_mean", "fc.weight", "fc.bias"])
+            s(&[
+                "bn.gamma",
+                "bn.beta",
+                "bn.running_mean",
+                "fc.weight",
+                "fc.bias"
+            ])
         );
     }
 

@@ -195,7 +195,9 @@ pub(crate) fn load_owned_from_file(bytes: &[u8], file: &File) -> Result<Loaded> 
 /// Every tensor as a read-only view of `source`.
 pub(crate) fn load_shared(source: &Arc<SharedSource>) -> Result<Loaded> {
     let h = read_header(source.bytes())?;
-    assemble(h, |r| Buffer::shared(source.clone(), r.start, r.end - r.start))
+    assemble(h, |r| {
+        Buffer::shared(source.clone(), r.start, r.end - r.start)
+    })
 }
 
 /// The `__metadata__` of a safetensors file (header pages only).
@@ -228,9 +230,9 @@ pub fn index_shards(path: &Path) -> Result<Vec<std::path::PathBuf>> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut shards: Vec<std::path::PathBuf> = Vec::new();
     for (name, file) in map {
-        let file = file.as_str().ok_or_else(|| {
-            Error::format(0, "a shard file name", format!("{file} for {name}"))
-        })?;
+        let file = file
+            .as_str()
+            .ok_or_else(|| Error::format(0, "a shard file name", format!("{file} for {name}")))?;
         // A shard is a sibling file, never a path elsewhere.
         if file.contains('/') || file.contains('\\') || file == ".." {
             return Err(Error::format(0, "a shard file name", file.to_string()));
@@ -330,9 +332,11 @@ fn plan(
         offset += n;
         infos.push((names[i].to_string(), info));
     }
-    let meta = Metadata::new(metadata.cloned(), infos).map_err(|e| Error::invalid(e.to_string()))?;
-    let mut json =
-        serde_json::to_string(&meta).map_err(|e| Error::invalid(e.to_string()))?.into_bytes();
+    let meta =
+        Metadata::new(metadata.cloned(), infos).map_err(|e| Error::invalid(e.to_string()))?;
+    let mut json = serde_json::to_string(&meta)
+        .map_err(|e| Error::invalid(e.to_string()))?
+        .into_bytes();
     json.resize(json.len().next_multiple_of(LEN_BYTES), b' ');
     let mut header = Vec::with_capacity(LEN_BYTES + json.len());
     header.extend_from_slice(&(json.len() as u64).to_le_bytes());
@@ -340,7 +344,12 @@ fn plan(
     Ok((header, order))
 }
 
-fn write_body<W: Write>(w: &mut W, header: &[u8], order: &[usize], arrays: &[&NDArray]) -> Result<()> {
+fn write_body<W: Write>(
+    w: &mut W,
+    header: &[u8],
+    order: &[usize],
+    arrays: &[&NDArray],
+) -> Result<()> {
     w.write_all(header)?;
     for &i in order {
         w.write_all(&arrays[i].buffer().try_read()?)?;
@@ -440,7 +449,11 @@ mod tests {
 
     #[test]
     fn bad_headers_are_format_errors() {
-        for bad in [&b"\x05\0\0\0\0\0\0\0{\"a\":"[..], b"\xff\0\0\0\0\0\0\0{}", b"\x02\0"] {
+        for bad in [
+            &b"\x05\0\0\0\0\0\0\0{\"a\":"[..],
+            b"\xff\0\0\0\0\0\0\0{}",
+            b"\x02\0",
+        ] {
             match read_header(bad) {
                 Err(Error::Format { .. }) => {}
                 other => panic!("expected a format error, got {other:?}"),
