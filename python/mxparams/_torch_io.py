@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -124,3 +125,89 @@ def write_numpy(path: PathLike, fmt: str, names: list[str], arrays: list[NDArray
                 np.savez(f, **host)  # type: ignore[arg-type]
 
     write_atomic(path, write)
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_into` did, like ``load_state_dict``'s result."""
+
+    method: str
+    matched: list[tuple[str, str]] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+
+    @property
+    def renamed(self) -> dict[str, str]:
+        """Checkpoint name -> module name, where they differ."""
+        return {s: d for s, d in self.matched if s != d}
+
+
+def _arrays_of(source: Any) -> dict[str, NDArray]:
+    from .nd import load
+    from .parameter import ParameterDict
+
+    if isinstance(source, ParameterDict):
+        return {n: p.data() for n, p in source.items()}
+    if isinstance(source, Mapping):
+        return {str(k): to_ndarray(v) for k, v in source.items()}
+    loaded = load(source)
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{os.fspath(source)} holds no names (a list file)")
+    return loaded
+
+
+def _skipped(name: str, t: Any) -> bool:
+    # BatchNorm's step counter: PyTorch state, not a parameter (MXNet has none).
+    return name.endswith("num_batches_tracked")
+
+
+def load_into(
+    module: Any, source: Any, *, mapping: Any = "auto", strict: bool = True
+) -> LoadReport:
+    """Loads a checkpoint (a ``.params``/``.npz``/``.safetensors`` path, a dict,
+    or a ParameterDict) into a ``torch.nn.Module``; see ``mxparams.torch``."""
+    from .names import pair
+
+    arrays = _arrays_of(source)
+    sd = module.state_dict()
+    target = [(n, tuple(t.shape)) for n, t in sd.items() if not _skipped(n, t)]
+    if isinstance(mapping, Mapping):
+        pairs = [(s, d) for s, d in mapping.items()]
+        method = "given"
+    elif mapping == "auto":
+        p = pair([(n, tuple(a.shape)) for n, a in arrays.items()], target)
+        pairs, method = p.pairs, p.method
+    else:
+        raise ValueError(f"mapping must be 'auto' or a dict, not {mapping!r}")
+    tshapes = dict(target)
+    new = {}
+    for s, d in pairs:
+        if d not in tshapes:
+            raise ValueError(f"{s} maps to {d}, which the module does not have")
+        if tuple(arrays[s].shape) != tshapes[d]:
+            raise ValueError(f"shape mismatch: {s} {tuple(arrays[s].shape)} for {d} {tshapes[d]}")
+        new[d] = to_tensor(arrays[s]).to(sd[d].dtype)
+    missing = [n for n, _ in target if n not in new]
+    unexpected = [s for s in arrays if s not in dict(pairs)]
+    if strict and (missing or unexpected):
+        raise ValueError(f"load_into: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    module.load_state_dict(new, strict=False)
+    return LoadReport(method, pairs, missing, unexpected)
+
+
+def state_dict(source: Any, *, mapping: Any = "gluon") -> dict[str, NDArray]:
+    """The arrays of a torch module or state_dict, named for MXNet: with
+    ``mapping="gluon"`` a BatchNorm's weight/bias become gamma/beta; a dict
+    renames explicitly (module name -> MXNet name). Save with ``nd.save``."""
+    from .names import torch_to_gluon
+
+    sd = source.state_dict() if hasattr(source, "state_dict") else source
+    items = [(n, t) for n, t in sd.items() if not _skipped(n, t)]
+    names = [n for n, _ in items]
+    if isinstance(mapping, Mapping):
+        names = [mapping.get(n, n) for n in names]
+    elif mapping == "gluon":
+        names = torch_to_gluon(names)
+    elif mapping is not None:
+        raise ValueError(f"mapping must be 'gluon', None or a dict, not {mapping!r}")
+    return {n: to_ndarray(t) for n, (_, t) in zip(names, items, strict=True)}
