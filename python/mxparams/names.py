@@ -69,6 +69,11 @@ def _rank(kind: str) -> int:
     return 2 + _STATS.index(kind) % 2 if kind in _STATS else 4
 
 
+def _trailing_number(name: str) -> int:
+    d = re.search(r"(\d+)$", name)
+    return int(d.group(1)) if d else -1
+
+
 def structural_order(names: Sequence[str]) -> list[int]:
     """Indices of ``names`` grouped per layer (first appearance order), each
     layer's arrays in PyTorch's order."""
@@ -88,7 +93,7 @@ def structural_order(names: Sequence[str]) -> list[int]:
         slots.setdefault(m.group(1) if m else o, []).append(first[o])
     for kind, pos in slots.items():
         same = [o for o in owners if re.sub(r"\d+$", "", o) == kind or o == kind]
-        same.sort(key=lambda o: int(m.group(1)) if (m := re.search(r"(\d+)$", o)) else -1)
+        same.sort(key=_trailing_number)
         for o, p in zip(same, sorted(pos), strict=False):
             first[o] = p
     keyed = [(first[_owner_kind(names[i])[0]], r, i) for _, r, i in keyed]
