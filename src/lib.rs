@@ -59,11 +59,15 @@ mod reduce;
 mod slab;
 mod storage;
 
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod context;
 pub mod convert;
 pub mod dtype;
 pub mod error;
 pub mod format;
+pub mod inspect;
+pub mod names;
 pub mod ndarray;
 pub mod param_dict;
 pub mod parameter;

@@ -28,6 +28,10 @@ __all__ = [
     "_save_tobuffer",
     "_load",
     "_load_frombuffer",
+    "_cli_main",
+    "_save_safetensors",
+    "_safetensors_metadata",
+    "_rename",
     "_unpickle_ndarray",
     "ParameterBase",
     "ParameterDictCore",
@@ -150,6 +154,24 @@ def _load(
     fname: str | PathLike[str], mmap: bool = False, ctx: Context | None = None
 ) -> tuple[list[str] | None, list[NDArray]]: ...
 def _load_frombuffer(data: bytes) -> tuple[list[str] | None, list[NDArray]]: ...
+
+# --- the mxparams command, safetensors, renaming (bindings/python/src/cli.rs) ---------------
+def _cli_main(argv: list[str], hooks: object) -> int: ...
+def _save_safetensors(
+    fname: str | PathLike[str],
+    names: list[str],
+    arrays: list[NDArray],
+    metadata: dict[str, str] | None = None,
+    fsync: bool = False,
+) -> list[str]: ...
+def _safetensors_metadata(fname: str | PathLike[str]) -> dict[str, str] | None: ...
+def _rename(
+    names: list[str],
+    rules: list[str] = ...,
+    strip_prefix: str | None = None,
+    add_prefix: str | None = None,
+    convention: str | None = None,
+) -> list[str]: ...
 
 # --- random fills (src/python/random.rs) ---------------------------------------------------
 

@@ -193,7 +193,25 @@ def _joined(names: list[str] | None) -> str | None:
     return None if names is None else "\0".join(names)
 
 
-def save(fname: PathLike, data: SaveData, *, version: int | None = None) -> None:
+def _coerced(arrays: list[Any]) -> list[Any]:
+    # numpy arrays and torch tensors are saved with their own dtype.
+    if all(isinstance(a, NDArray) for a in arrays):
+        return arrays
+    from ._torch_io import to_ndarray
+
+    return [
+        to_ndarray(a) if isinstance(a, np.ndarray) or hasattr(a, "__dlpack__") else a
+        for a in arrays
+    ]
+
+
+def save(
+    fname: PathLike,
+    data: SaveData,
+    *,
+    version: int | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> None:
     """Saves arrays to ``fname`` in MXNet's ``.params`` format.
 
     Parameters
@@ -207,15 +225,28 @@ def save(fname: PathLike, data: SaveData, *, version: int | None = None) -> None
         Record version: 2 is MXNet 1.x's default, 3 its numpy-shape form
         (dense only). None picks V2 unless a 0-d array needs V3 to be read
         back by MXNet.
+    metadata : dict of str to str, optional
+        A ``.safetensors`` file's ``__metadata__``.
+
+    A name ending in ``.safetensors`` writes a safetensors file (named arrays
+    only; sparse arrays are stored densely). Values may also be numpy arrays
+    or torch tensors, saved with their dtype.
     """
     path = os.fspath(fname)
     names, arrays = _split(data)
+    arrays = _coerced(arrays)
+    if path.endswith(".safetensors"):
+        if names is None:
+            raise ValueError("a safetensors file holds named arrays: pass a dict")
+        _native._save_safetensors(path, names, arrays, None if metadata is None else dict(metadata))
+        return
     _checked(lambda n, a, v: _native._save(path, n, a, v), names, arrays, version)
 
 
 def save_tobuffer(data: SaveData, *, version: int | None = None) -> bytes:
     """The bytes ``save`` would write."""
     names, arrays = _split(data)
+    arrays = _coerced(arrays)
     out: bytes = _checked(_native._save_tobuffer, names, arrays, version)
     return out
 
@@ -230,7 +261,8 @@ def _result(names: list[str] | None, arrays: list[NDArray]) -> list[NDArray] | d
 def load(
     fname: PathLike, mmap: bool = False, ctx: Context | None = None
 ) -> list[NDArray] | dict[str, NDArray]:
-    """Loads a ``.params`` file: a list (no names stored) or a dict.
+    """Loads a ``.params`` file (or MXNet 2.0 ``.npz``, ``.npy``, ``.safetensors``,
+    a sharded ``*.safetensors.index.json``): a list (no names stored) or a dict.
 
     Parameters
     ----------

@@ -360,3 +360,9 @@ def _ensure_adapter() -> None:
     if _ADAPTER is None:
         _ADAPTER = TorchAdapter()
         _autograd.register_adapter("torch", _ADAPTER)
+
+
+# Checkpoints into and out of torch modules (imported lazily with torch).
+from ._torch_io import LoadReport, load_into, state_dict  # noqa: E402
+
+__all__ += ["LoadReport", "load_into", "state_dict"]

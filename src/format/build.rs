@@ -100,9 +100,27 @@ pub(crate) fn owned_parts(
             std::iter::once(r.data.clone()).chain(aux)
         })
         .collect();
+    let buffers = fill_slab(&ranges, copy)?;
+    let mut slab = buffers.into_iter();
+    let arrays = records
+        .into_iter()
+        .map(|rec| {
+            assemble(rec, |_| {
+                slab.next()
+                    .ok_or_else(|| crate::error::Error::invalid("slab exhausted"))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Loaded { names, arrays })
+}
+
+/// One owned slab holding a buffer per source range, each filled by `copy`
+/// (in parallel pieces of at most `CHUNK_BYTES` when there is enough data).
+/// Shared by every container whose arrays are byte ranges of one source.
+pub(crate) fn fill_slab(ranges: &[Range<usize>], copy: &FillRange<'_>) -> Result<Vec<Buffer>> {
     let lens: Vec<usize> = ranges.iter().map(|r| r.end - r.start).collect();
     let total: usize = lens.iter().sum();
-    let buffers = Buffer::slab_filled(&lens, |slab, offsets| {
+    Buffer::slab_filled(&lens, |slab, offsets| {
         // Each range's destination, cut into pieces of at most CHUNK_BYTES so
         // that big arrays spread over the threads too; with the source start.
         let mut pieces: Vec<(usize, &mut [u8])> = Vec::with_capacity(ranges.len());
@@ -126,18 +144,7 @@ pub(crate) fn owned_parts(
         } else {
             pieces.into_iter().try_for_each(fill)
         }
-    })?;
-    let mut slab = buffers.into_iter();
-    let arrays = records
-        .into_iter()
-        .map(|rec| {
-            assemble(rec, |_| {
-                slab.next()
-                    .ok_or_else(|| crate::error::Error::invalid("slab exhausted"))
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Loaded { names, arrays })
+    })
 }
 
 /// Every record as a read-only view of `source`.

@@ -81,6 +81,12 @@ fn load_inner(path: &Path, mapped: bool, cancel: &Cancel) -> Result<Loaded> {
     };
     win.ensure(0, len.min(WINDOW))?;
     let head = win.buf.get(..64).unwrap_or(&win.buf).to_vec();
+    if super::safetensors::starts_like(&head, len) {
+        return super::safetensors::load_owned_by_reads(len, &|dst: &mut [u8], at: usize| {
+            cancel.check()?;
+            pread_exact(&file, dst, at)
+        });
+    }
     let whole = len <= WHOLE_FILE
         || sniff(&head) != Container::Params
         || header_count(&head).map_or(true, |n| len / n.max(1) < SMALL_RECORD);
@@ -93,6 +99,38 @@ fn load_inner(path: &Path, mapped: bool, cancel: &Cancel) -> Result<Loaded> {
         cancel.check()?;
         pread_exact(&file, dst, r.start)
     })
+}
+
+/// The file for header-only work (inspection): regular files mapped, FIFOs
+/// and devices read only as far as their headers allow. Errors name the file.
+pub(crate) fn open_source(path: &Path) -> Result<Arc<SharedSource>> {
+    let open = || -> Result<Arc<SharedSource>> {
+        let file = special::open_read(path)?;
+        let meta = file.metadata()?;
+        if meta.is_dir() {
+            return Err(io_err(libc_eisdir()));
+        }
+        if !meta.is_file() {
+            return Ok(Arc::new(SharedSource::Bytes(read_stream(
+                &file,
+                &Cancel::new(),
+            )?)));
+        }
+        let len = usize::try_from(meta.len()).map_err(|_| Error::invalid("file too large"))?;
+        if len > 0 {
+            // SAFETY: a read-only map, as in `load_inner` (the documented mmap
+            // caveat: nobody may truncate the file while it is mapped).
+            if let Ok(map) = unsafe { memmap2::MmapOptions::new().map(&file) } {
+                return Ok(Arc::new(SharedSource::MappedFile(map, file)));
+            }
+        }
+        Ok(Arc::new(SharedSource::Bytes(read_whole(
+            &file,
+            len,
+            &Cancel::new(),
+        )?)))
+    };
+    open().map_err(|e| cancel::from_io(e).at_path(path))
 }
 
 fn libc_eisdir() -> io::Error {

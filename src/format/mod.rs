@@ -60,6 +60,11 @@
 //! The loaders also take MXNet 2.0's `.npz` (a zip of `NAME.npy` members, every
 //! member a name, sparse arrays as `NAME/{data,indices,indptr,shape,format}.npy`)
 //! and bare `.npy` files (a one-element list), recognised by their magic.
+//!
+//! # safetensors
+//!
+//! [`safetensors`] files (a u64 header length, then a JSON object) load the
+//! same way, and a sharded checkpoint's `*.index.json` loads all its shards.
 
 mod build;
 mod cancel;
@@ -70,6 +75,7 @@ mod npy;
 mod npz;
 mod pipelined;
 mod reader;
+pub mod safetensors;
 mod special;
 mod target;
 mod writer;
@@ -83,6 +89,7 @@ use crate::ndarray::NDArray;
 use crate::storage::SharedSource;
 
 pub use cancel::Cancel;
+pub(crate) use file_read::open_source;
 pub use reader::{
     parse, parse_record, AuxRole, AuxView, ParsedFile, RecordView, StoredDevice, Version,
 };
@@ -143,12 +150,14 @@ enum Container {
     Params,
     Npz,
     Npy,
+    SafeTensors,
 }
 
 fn sniff(bytes: &[u8]) -> Container {
     match bytes.get(..4) {
         Some(b"PK\x03\x04") | Some(b"PK\x05\x06") => Container::Npz,
         Some(b"\x93NUM") => Container::Npy,
+        _ if safetensors::looks_like(bytes) => Container::SafeTensors,
         _ => Container::Params,
     }
 }
@@ -168,7 +177,10 @@ fn foreign_format(head: &[u8]) -> Option<&'static str> {
     if head.len() > 9 && head[8] == b'{' {
         let n = u64::from_le_bytes(head[..8].try_into().ok()?);
         if (2..(1 << 32)).contains(&n) {
-            return Some("This is a safetensors file; read it with safetensors.numpy.load_file");
+            return Some(
+                "This looks like a safetensors file whose header runs past the end of the \
+                 file: it is truncated or not a safetensors file",
+            );
         }
     }
     if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
@@ -224,6 +236,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Loaded> {
             Container::Params => build::owned(bytes),
             Container::Npz => npz::load_npz(bytes, None),
             Container::Npy => npz::load_npy(bytes, None),
+            Container::SafeTensors => safetensors::load_owned(bytes),
         },
         bytes,
     )
@@ -237,6 +250,7 @@ pub fn from_shared(source: Arc<SharedSource>) -> Result<Loaded> {
         Container::Params => build::shared(&source),
         Container::Npz => npz::load_npz(bytes, Some(&source)),
         Container::Npy => npz::load_npy(bytes, Some(&source)),
+        Container::SafeTensors => safetensors::load_shared(&source),
     };
     hint_foreign(loaded, bytes)
 }
@@ -251,7 +265,11 @@ pub fn load(path: impl AsRef<Path>) -> Result<Loaded> {
 
 /// [`load`], stopping with [`Error::Interrupted`] once `cancel` is set.
 pub fn load_cancellable(path: impl AsRef<Path>, cancel: &Cancel) -> Result<Loaded> {
-    file_read::load_path(path.as_ref(), false, cancel)
+    let path = path.as_ref();
+    if safetensors::is_index_path(path) {
+        return safetensors::load_index(path, false);
+    }
+    file_read::load_path(path, false, cancel)
 }
 
 /// Memory-maps a file and returns zero-copy, read-only arrays viewing it. The
@@ -264,7 +282,11 @@ pub fn load_mmap(path: impl AsRef<Path>) -> Result<Loaded> {
 
 /// [`load_mmap`], stopping with [`Error::Interrupted`] once `cancel` is set.
 pub fn load_mmap_cancellable(path: impl AsRef<Path>, cancel: &Cancel) -> Result<Loaded> {
-    file_read::load_path(path.as_ref(), true, cancel)
+    let path = path.as_ref();
+    if safetensors::is_index_path(path) {
+        return safetensors::load_index(path, true);
+    }
+    file_read::load_path(path, true, cancel)
 }
 
 /// Loads one array record without file header or names (the bytes of a

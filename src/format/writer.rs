@@ -396,6 +396,39 @@ fn save_planned(
     }
 }
 
+/// Writes a file that `body` streams out, with the target rules of [`save`]:
+/// a symlink's target is replaced atomically, a FIFO or character device is
+/// written through, a read-only file is refused. Used by the other formats'
+/// writers so that every save follows one set of rules.
+pub(crate) fn save_streamed(
+    path: &Path,
+    fsync: bool,
+    cancel: &Cancel,
+    body: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
+    let run = || -> Result<()> {
+        match target::resolve(path)? {
+            Target::WriteThrough(dev) => {
+                let file = special::open_write(&dev, cancel)?;
+                let mut w =
+                    BufWriter::with_capacity(WRITE_BUF, special::Polled::new(&file, cancel));
+                body(&mut w)?;
+                w.flush()?;
+                Ok(())
+            }
+            Target::Replace { path, old } => {
+                atomic_write_file(&path, old.as_ref(), fsync, |file| {
+                    let mut w = BufWriter::with_capacity(WRITE_BUF, CancelWrite::new(file, cancel));
+                    body(&mut w)?;
+                    w.flush()?;
+                    Ok(())
+                })
+            }
+        }
+    };
+    run().map_err(|e| cancel::from_io(e).at_path(path))
+}
+
 /// Runs `body` against a temp file beside `path` (opened for reading and
 /// writing, so that it can be mapped) and renames it over `path`, which is
 /// a regular file or nothing (see [`target::resolve`]). The temp file is

@@ -166,8 +166,11 @@ def test_save_forms_and_errors(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="dict str->NDArray"):
         nd.save(tmp_path / "x.params", {1: a})  # type: ignore[dict-item]
     with pytest.raises(TypeError, match="list of NDArray"):
-        nd.save(tmp_path / "x.params", [a, np.zeros(3)])  # type: ignore[list-item]
+        nd.save(tmp_path / "x.params", [a, "not an array"])  # type: ignore[list-item]
     assert not (tmp_path / "x.params").exists()
+    # numpy arrays (and torch tensors) are saved with their own dtype (issue 12).
+    nd.save(tmp_path / "n.params", [a, np.zeros(3, np.float16)])  # type: ignore[list-item]
+    assert [x.dtype for x in nd.load(tmp_path / "n.params")] == [np.float32, np.float16]
 
 
 def test_load_accepts_pathlike_and_missing_file_raises(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod allocator;
 mod buffer;
 mod checkpoint;
+mod cli;
 mod context;
 mod convert;
 mod dlpack;
@@ -38,5 +39,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(random::fill_uniform, m)?)?;
     m.add_function(wrap_pyfunction!(random::fill_normal, m)?)?;
     m.add_function(wrap_pyfunction!(checkpoint::params_index, m)?)?;
+    cli::register(m)?;
     Ok(())
 }

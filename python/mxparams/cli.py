@@ -1,0 +1,56 @@
+"""The ``mxparams`` command (``python -m mxparams``): inspect, convert, diff
+and verify checkpoints. The command itself lives in the Rust core, which the
+Rust binary shares; this module hands it the formats only Python can read or
+write (PyTorch files, numpy ``.npz``/``.npy`` output, symbol graphs)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from . import _native
+
+
+class _Hooks:
+    """Readers and writers the core calls for formats it leaves to Python.
+    Each returns None (or False) for a format it does not handle."""
+
+    def read(self, path: str, fmt: str) -> tuple[list[str] | None, list[Any]] | None:
+        if fmt == "torch":
+            from ._torch_io import read_torch
+
+            return read_torch(path)
+        return None
+
+    def write(self, path: str, fmt: str, names: list[str], arrays: list[Any]) -> bool:
+        if fmt == "torch":
+            from ._torch_io import write_torch
+
+            write_torch(path, names, arrays)
+            return True
+        if fmt in ("npz", "npy"):
+            from ._torch_io import write_numpy
+
+            write_numpy(path, fmt, names, arrays)
+            return True
+        return False
+
+    def symbol(self, path: str, json: bool) -> str | None:
+        try:
+            from . import symbol  # type: ignore[attr-defined]
+        except ImportError:
+            return None
+        report = symbol.op_support(path)
+        if json:
+            import json as _json
+
+            return _json.dumps(report) + "\n" if not isinstance(report, str) else report
+        return str(report) if str(report).endswith("\n") else f"{report}\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    sys.stdout.flush()
+    return _native._cli_main(args, _Hooks())
