@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use crate::context::{Context, DeviceType};
 use crate::dtype::DType;
@@ -65,13 +65,16 @@ impl fmt::Display for SType {
     }
 }
 
-/// The parts of a sparse array beyond its values.
+/// The structure of a sparse array at one moment: its values block and aux
+/// arrays. [`NDArray::sparse_parts`] hands out such a snapshot.
 #[derive(Clone)]
 pub struct SparseParts {
     /// row_sparse or csr.
     pub stype: SType,
     /// Shape of the stored values block.
     pub values_shape: Vec<usize>,
+    /// The stored values (dense): the stored rows (row_sparse) or non-zeros (csr).
+    pub values: NDArray,
     /// Row indices (row_sparse) or column indices (csr), int64.
     pub indices: NDArray,
     /// Row pointers (csr only), int64, length rows + 1.
@@ -79,13 +82,19 @@ pub struct SparseParts {
 }
 
 /// A typed buffer on a context.
+///
+/// Dense arrays never change their buffer. A sparse array's structure (which
+/// rows or elements are stored) changes when it is assigned to, as MXNet's
+/// does; every clone of the array shares that structure, so a parameter's
+/// gradient seen from Python and from the autograd adapter stay one array.
 #[derive(Clone)]
 pub struct NDArray {
     shape: Vec<usize>,
     dtype: DType,
     context: Context,
+    /// Dense data; for sparse arrays an empty placeholder (the values live in `sparse`).
     buffer: Buffer,
-    sparse: Option<Arc<SparseParts>>,
+    sparse: Option<Arc<RwLock<SparseParts>>>,
 }
 
 /// Number of elements of `shape`, or an error on overflow.
@@ -173,14 +182,48 @@ impl NDArray {
             shape,
             dtype: values.dtype,
             context: values.context,
-            sparse: Some(Arc::new(SparseParts {
+            buffer: Buffer::zeroed(0)?,
+            sparse: Some(Arc::new(RwLock::new(SparseParts {
                 stype,
                 values_shape: values.shape.clone(),
+                values,
                 indices,
                 indptr,
-            })),
-            buffer: values.buffer,
+            }))),
         })
+    }
+
+    /// Replaces a sparse array's structure in place (seen by every clone):
+    /// `values`, `indices` and `indptr` as for [`NDArray::sparse`], with this
+    /// array's dtype. Dense arrays refuse.
+    pub fn replace_sparse(
+        &self,
+        values: NDArray,
+        indices: NDArray,
+        indptr: Option<NDArray>,
+    ) -> Result<()> {
+        let Some(cell) = &self.sparse else {
+            return Err(Error::invalid(
+                "cannot replace the structure of a dense array",
+            ));
+        };
+        if values.dtype != self.dtype {
+            return Err(Error::DTypeMismatch(format!(
+                "cannot store {} values in a {} array",
+                values.dtype, self.dtype
+            )));
+        }
+        let stype = self.stype();
+        crate::sparse::validate(stype, &self.shape, &values, &indices, indptr.as_ref())?;
+        let mut parts = cell.write().unwrap_or_else(|e| e.into_inner());
+        *parts = SparseParts {
+            stype,
+            values_shape: values.shape.clone(),
+            values,
+            indices,
+            indptr,
+        };
+        Ok(())
     }
 
     /// The logical (dense) shape.
@@ -210,15 +253,20 @@ impl NDArray {
 
     /// Storage type.
     pub fn stype(&self) -> SType {
-        self.sparse.as_ref().map_or(SType::Default, |s| s.stype)
+        self.sparse_parts().map_or(SType::Default, |s| s.stype)
     }
 
-    /// Sparse parts, for sparse arrays.
-    pub fn sparse_parts(&self) -> Option<&SparseParts> {
-        self.sparse.as_deref()
+    /// A snapshot of the structure, for sparse arrays.
+    pub fn sparse_parts(&self) -> Option<SparseParts> {
+        // A panic while the lock was held cannot leave the parts half-written:
+        // they are replaced whole.
+        self.sparse
+            .as_ref()
+            .map(|c| c.read().unwrap_or_else(|e| e.into_inner()).clone())
     }
 
-    /// The buffer holding the (dense or sparse-values) data.
+    /// The buffer holding a dense array's data. Sparse arrays keep their
+    /// values elsewhere (see [`NDArray::values`]); theirs is empty.
     pub fn buffer(&self) -> &Buffer {
         &self.buffer
     }
@@ -232,27 +280,24 @@ impl NDArray {
 
     /// Bytes of the stored data (the values block for sparse arrays).
     pub fn nbytes(&self) -> usize {
-        self.buffer.len()
+        match self.sparse_parts() {
+            None => self.buffer.len(),
+            Some(p) => p.values.buffer.len(),
+        }
     }
 
     /// For sparse arrays, the values block as a dense array sharing memory;
     /// for dense arrays, a clone.
     pub fn values(&self) -> NDArray {
-        match &self.sparse {
+        match self.sparse_parts() {
             None => self.clone(),
-            Some(s) => NDArray {
-                shape: s.values_shape.clone(),
-                dtype: self.dtype,
-                context: self.context,
-                buffer: self.buffer.clone(),
-                sparse: None,
-            },
+            Some(p) => p.values,
         }
     }
 
     /// Whether the data pointer is aligned to the item size.
     pub fn is_aligned(&self) -> bool {
-        (self.buffer.as_ptr() as usize) % self.dtype.itemsize() == 0
+        (self.values().buffer.as_ptr() as usize) % self.dtype.itemsize() == 0
     }
 
     /// The same array relabelled onto another host context (no copy). A
@@ -273,16 +318,18 @@ impl NDArray {
         NDArray::from_buffer(self.buffer.clone(), shape, self.dtype, self.context)
     }
 
-    /// A dense copy in owned memory on `context` (sparse arrays are
-    /// densified): a host copy, host-to-device, device-to-host,
-    /// device-to-device or peer copy as the two contexts require.
+    /// A copy in owned memory on `context`, of the same storage type: a
+    /// host copy, host-to-device, device-to-host, device-to-device or peer
+    /// copy as the two contexts require.
     pub fn copy_to(&self, context: Context) -> Result<NDArray> {
-        if self.sparse.is_some() {
-            let dense = crate::sparse::to_dense(self)?;
-            if context.is_host() {
-                return Ok(dense.with_context(context));
-            }
-            return dense.copy_to(context);
+        if let Some(p) = self.sparse_parts() {
+            return NDArray::sparse(
+                p.stype,
+                self.shape.clone(),
+                p.values.copy_to(context)?,
+                p.indices.copy_to(context)?,
+                p.indptr.as_ref().map(|i| i.copy_to(context)).transpose()?,
+            );
         }
         let buffer = match context.device_type {
             DeviceType::Cpu | DeviceType::CpuShared if !self.buffer.is_device() => {
@@ -300,8 +347,16 @@ impl NDArray {
         NDArray::from_buffer(buffer, self.shape.clone(), self.dtype, context)
     }
 
-    /// Copies `src`'s bytes into this array in place; shapes and dtypes must agree.
+    /// Copies `src`'s bytes into this array in place; shapes and dtypes must
+    /// agree. A sparse array takes `src`'s values as [`crate::sparse::assign`]
+    /// does; a dense one takes a sparse `src`'s dense values.
     pub fn assign(&self, src: &NDArray) -> Result<()> {
+        if self.sparse.is_some() {
+            return crate::sparse::assign(self, src, false);
+        }
+        if src.sparse.is_some() {
+            return self.assign(&crate::sparse::to_dense(src)?);
+        }
         if src.shape != self.shape {
             return Err(Error::ShapeMismatch(format!(
                 "cannot assign an array of shape {:?} to one of shape {:?}",

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _native
+from . import _native, sparse
 from ._native import Context, NDArray, cpu, current_context
 
 __all__ = [
@@ -75,6 +75,8 @@ def array(source_array: Any, ctx: Context | None = None, dtype: Any = None) -> N
         an NDArray source and to ``float32`` for everything else (numpy arrays
         of other dtypes included).
     """
+    if isinstance(source_array, sparse.BaseSparseNDArray):
+        return sparse.array(source_array, ctx, dtype)  # keeps the storage type, as MXNet
     if isinstance(source_array, NDArray):
         if dtype is None:
             dtype = source_array.dtype
@@ -105,9 +107,12 @@ def zeros(
     return _native._zeros(_shape(shape), ctx, _DEFAULT_DTYPE if dtype is None else dtype)
 
 
-def empty(shape: ShapeLike, ctx: Context | None = None, dtype: Any = None) -> NDArray:
-    """An array whose contents are unspecified (here: zeros, which costs nothing extra)."""
-    return zeros(shape, ctx, dtype)
+def empty(
+    shape: ShapeLike, ctx: Context | None = None, dtype: Any = None, stype: str | None = None
+) -> NDArray:
+    """An array whose contents are unspecified (here: zeros, which costs nothing
+    extra); a sparse ``stype`` gives an array with nothing stored, as in MXNet."""
+    return zeros(shape, ctx, dtype, stype)
 
 
 def full(shape: ShapeLike, val: Any, ctx: Context | None = None, dtype: Any = None) -> NDArray:
@@ -244,71 +249,3 @@ def load_frombuffer(buf: bytes | bytearray | memoryview) -> list[NDArray] | dict
     """Loads ``.params`` bytes: a list or a dict, as ``load``."""
     names, arrays = _native._load_frombuffer(bytes(buf))
     return _result(names, arrays)
-
-
-class _Sparse:
-    """``nd.sparse``: building row_sparse and csr arrays from their parts."""
-
-    @staticmethod
-    def zeros(
-        stype: str, shape: ShapeLike, ctx: Context | None = None, dtype: Any = None
-    ) -> NDArray:
-        """An all-zero sparse array: no stored rows (row_sparse) or values (csr)."""
-        dims = _shape(shape)
-        dtype = _DEFAULT_DTYPE if dtype is None else dtype
-        if stype == "row_sparse":
-            if not dims:
-                raise ValueError("row_sparse arrays need ndim >= 1")
-            return _native._sparse(
-                stype,
-                dims,
-                _native._zeros([0, *dims[1:]], ctx, dtype),
-                _native._zeros([0], ctx, "int64"),
-            )
-        if stype == "csr":
-            if len(dims) != 2:
-                raise ValueError(f"csr arrays are 2-D, got shape {tuple(dims)}")
-            return _native._sparse(
-                stype,
-                dims,
-                _native._zeros([0], ctx, dtype),
-                _native._zeros([0], ctx, "int64"),
-                _native._zeros([dims[0] + 1], ctx, "int64"),
-            )
-        raise ValueError(f"unknown sparse storage type {stype!r}: expected 'row_sparse' or 'csr'")
-
-    @staticmethod
-    def csr_matrix(
-        arg1: tuple[Any, Any, Any],
-        shape: Sequence[int],
-        ctx: Context | None = None,
-        dtype: Any = None,
-    ) -> NDArray:
-        """A csr array from ``(data, indices, indptr)`` and its dense ``shape``."""
-        data, indices, indptr = arg1
-        return _native._sparse(
-            "csr",
-            _shape(shape),
-            array(data, ctx, dtype),
-            array(indices, ctx, "int64"),
-            array(indptr, ctx, "int64"),
-        )
-
-    @staticmethod
-    def row_sparse_array(
-        arg1: tuple[Any, Any],
-        shape: Sequence[int],
-        ctx: Context | None = None,
-        dtype: Any = None,
-    ) -> NDArray:
-        """A row_sparse array from ``(data, indices)`` and its dense ``shape``."""
-        data, indices = arg1
-        return _native._sparse(
-            "row_sparse",
-            _shape(shape),
-            array(data, ctx, dtype),
-            array(indices, ctx, "int64"),
-        )
-
-
-sparse = _Sparse()

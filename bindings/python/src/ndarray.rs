@@ -28,7 +28,7 @@ use super::errors::IntoPyResult;
 /// Arrays are made by `mxparams.nd` (`array`, `zeros`, `load`, ...). Compute
 /// with numpy, PyTorch or any DLPack consumer: `numpy.asarray(arr)` and
 /// `torch.from_dlpack(arr)` share memory with the array on CPU contexts.
-#[pyclass(name = "NDArray", module = "mxparams", frozen)]
+#[pyclass(name = "NDArray", module = "mxparams", frozen, subclass)]
 pub struct PyNDArray {
     pub(crate) inner: NDArray,
 }
@@ -79,20 +79,95 @@ impl PyNDArray {
             return Ok(slf.clone());
         }
         let a = me.inner.clone();
-        if a.buffer().is_device() {
-            let host = slf.py().detach(move || a.copy_to(Context::cpu(0))).py()?;
-            return wrap(slf.py(), host);
-        }
         let ctx = if a.context().is_host() {
             a.context()
         } else {
             Context::cpu(0)
         };
-        let d = slf
-            .py()
-            .detach(move || mxparams::sparse::to_dense(&a).map(|d| d.with_context(ctx)));
+        let d = slf.py().detach(move || -> mxparams::Result<NDArray> {
+            let host = if a.context().is_host() {
+                a
+            } else {
+                a.copy_to(Context::cpu(0))?
+            };
+            Ok(mxparams::sparse::to_dense(&host)?.with_context(ctx))
+        });
         wrap(slf.py(), d.py()?)
     }
+
+    /// `arr[key] = value` on a sparse array: only `[:]`, as in MXNet. A
+    /// scalar fills every row of a row_sparse array (csr refuses scalars);
+    /// arrays are written as `copyto` writes them.
+    fn set_sparse_item<'py>(
+        slf: &Bound<'py, Self>,
+        key: &Bound<'py, PyAny>,
+        value: &Bound<'py, PyAny>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let me = &slf.get().inner;
+        let full = key.cast::<pyo3::types::PySlice>().is_ok_and(|s| {
+            ["start", "stop", "step"]
+                .iter()
+                .all(|a| s.getattr(*a).is_ok_and(|v| v.is_none()))
+        });
+        if !full {
+            return Err(PyValueError::new_err(format!(
+                "{} arrays support only full-slice assignment arr[:] = value",
+                me.stype()
+            )));
+        }
+        if let Ok(src) = value.cast::<PyNDArray>() {
+            return Self::copyto(src, slf.as_any()).map(|_| ());
+        }
+        let np = py.import("numpy")?;
+        let is_scalar = np.getattr("isscalar")?.call1((value,))?.is_truthy()?
+            || value.is_instance_of::<pyo3::types::PyFloat>()
+            || value.is_instance_of::<pyo3::types::PyInt>();
+        if is_scalar && me.stype() == SType::Csr {
+            return Err(PyValueError::new_err(
+                "Assigning numeric types to CSRNDArray is not implemented yet.",
+            ));
+        }
+        let dtype = numpy_dtype(py, me.dtype())?;
+        let kw = pyo3::types::PyDict::new(py);
+        kw.set_item("dtype", dtype)?;
+        let shape = PyTuple::new(py, me.shape())?;
+        let dense = np
+            .getattr("broadcast_to")?
+            .call1((np.getattr("asarray")?.call((value,), Some(&kw))?, shape))?;
+        let dense = np.getattr("ascontiguousarray")?.call1((dense,))?;
+        let src = from_numpy(dense.cast::<numpy::PyUntypedArray>()?, Context::cpu(0))?;
+        let dst = me.clone();
+        py.detach(move || mxparams::sparse::assign(&dst, &src, is_scalar))
+            .py()
+    }
+}
+
+/// numpy 2 refuses `x[i] = np.array([v])` (a size-1 array into one element)
+/// where numpy 1 and MXNet accept it; MXNet drops the value's leading unit
+/// dimensions until it fits the target. Returns the value so reshaped, or
+/// None when that does not apply.
+fn squeezed_value<'py>(
+    target: &Bound<'py, PyAny>,
+    key: &Bound<'py, PyAny>,
+    value: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let np = target.py().import("numpy")?;
+    let mut v = np.getattr("asarray")?.call1((value,))?;
+    let want = np
+        .getattr("ndim")?
+        .call1((target.get_item(key)?,))?
+        .extract::<usize>()?;
+    let mut changed = false;
+    loop {
+        let shape: Vec<usize> = v.getattr("shape")?.extract()?;
+        if shape.len() <= want || shape.first() != Some(&1) {
+            break;
+        }
+        v = v.get_item(0)?;
+        changed = true;
+    }
+    Ok(changed.then_some(v))
 }
 
 impl PyNDArray {
@@ -379,6 +454,20 @@ impl PyNDArray {
                     d.shape()
                 )));
             }
+            if d.stype() != SType::Default {
+                // MXNet copies dense into either sparse type, and a sparse
+                // array only into its own type.
+                let (s, t) = (me.inner.stype(), d.stype());
+                if s != SType::Default && s != t {
+                    return Err(PyTypeError::new_err(format!(
+                        "copyto does not support destination NDArray stype {t}"
+                    )));
+                }
+                let (src, dst_a) = (me.inner.clone(), d.clone());
+                py.detach(move || mxparams::sparse::assign(&dst_a, &src, false))
+                    .py()?;
+                return Ok(other.clone());
+            }
             if d.dtype() == me.inner.dtype()
                 && d.stype() == SType::Default
                 && me.inner.stype() == SType::Default
@@ -526,15 +615,26 @@ impl PyNDArray {
         key: &Bound<'py, PyAny>,
         value: &Bound<'py, PyAny>,
     ) -> PyResult<()> {
+        if slf.get().inner.stype() != SType::Default {
+            return Self::set_sparse_item(slf, key, value);
+        }
         if slf.get().inner.buffer().is_device() {
             return Self::set_device_item(slf, key, value);
         }
         let v = Self::view(slf)?;
-        if let Ok(src) = value.cast::<PyNDArray>() {
-            let sv = Self::__array__(src, None, None)?;
-            return v.set_item(key, sv);
+        let value = match value.cast::<PyNDArray>() {
+            Ok(src) => Self::__array__(src, None, None)?,
+            Err(_) => value.clone(),
+        };
+        match v.set_item(key, &value) {
+            Err(e) if e.is_instance_of::<PyValueError>(slf.py()) => {
+                match squeezed_value(&v, key, &value)? {
+                    Some(s) => v.set_item(key, s),
+                    None => Err(e),
+                }
+            }
+            other => other,
         }
-        v.set_item(key, value)
     }
 
     fn __len__(&self) -> PyResult<usize> {
