@@ -92,6 +92,9 @@ def _numpy_view(arr: Any) -> np.ndarray | None:
     """A writable numpy array sharing ``arr``'s memory, or None if there is none."""
     if isinstance(arr, np.ndarray):
         return arr if arr.flags.writeable else None
+    if isinstance(arr, NDArray) and arr.stype != "default":
+        # np.asarray densifies a sparse array into a copy: fill it through arr[:].
+        return None
     if type(arr) is NDArray and arr.context.device_type.startswith("cpu"):
         # Host NDArrays convert zero-copy (read-only for memory-mapped ones).
         view = np.asarray(arr)

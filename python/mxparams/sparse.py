@@ -46,7 +46,7 @@ class _ByStorageType(type):
 class BaseSparseNDArray(NDArray, metaclass=_ByStorageType):
     """Any sparse NDArray (row_sparse or csr)."""
 
-    _stypes = _STYPES
+    _stypes: tuple[str, ...] = _STYPES
 
 
 class RowSparseNDArray(BaseSparseNDArray):
