@@ -436,20 +436,26 @@ class Parameter(_native.ParameterBase):
         """The rows ``row_id`` of the copy on ``row_id.context``, as a row_sparse
         array there. MXNet pulls them from its Trainer's kvstore into that copy;
         here they come from the local copy, which is left whole."""
-        return self._row_sparse_data(_row_ids(self, row_id), row_id.context)
+        _check_row_sparse(self)
+        ctx = row_id.context  # MXNet reads it before checking row_id's type
+        return self._row_sparse_data(_row_ids(self, row_id), ctx)
 
     def list_row_sparse_data(self, row_id: NDArray) -> list[NDArray]:
         """``row_sparse_data`` for every context, in the order of ``list_ctx()``."""
         return self._list_row_sparse_data(_row_ids(self, row_id))
 
 
-def _row_ids(param: Parameter, row_id: Any) -> list[int]:
-    # MXNet checks the storage type first, then the argument's type.
+def _check_row_sparse(param: Parameter) -> None:
     if param._stype != "row_sparse":
         raise RuntimeError(
             f"Cannot return a copy of Parameter {param.name} via row_sparse_data() because "
             f"its storage type is {param._stype}. Please use data() instead."
         )
+
+
+def _row_ids(param: Parameter, row_id: Any) -> list[int]:
+    # MXNet checks the storage type first, then the argument's type.
+    _check_row_sparse(param)
     if not isinstance(row_id, NDArray):
         raise TypeError(f"row_id must have NDArray type, but {type(row_id)} is given")
     ids: list[int] = np.asarray(row_id).astype(np.int64).ravel().tolist()

@@ -281,8 +281,9 @@ def test_sparse_attributes() -> None:
     assert repr(csr) == "\n<CSRNDArray 3x4 @cpu(0)>"
     c2 = csr.tostype("csr")
     assert c2.stype == "csr" and c2.asnumpy().tolist() == dense.asnumpy().tolist()
+    assert dense.tostype("csr").indptr.asnumpy().tolist() == [0, 2, 2, 3]
     with pytest.raises(ValueError, match="not supported"):
-        dense.tostype("csr")
+        csr.tostype("row_sparse")
     with pytest.raises(ValueError, match="numeric types to CSRNDArray"):
         csr[:] = 0  # MXNet refuses scalars for csr
     with pytest.raises(ValueError, match="without a copy"):

@@ -552,8 +552,10 @@ impl PyNDArray {
         self.inner.clone().into()
     }
 
-    /// Converts the storage type; only `'default'` (densify) and the array's
-    /// own stype (a copy) are supported.
+    /// Converts the storage type: to `'default'` (densify), from dense to a
+    /// sparse type (the non-zero rows or elements, as MXNet), or to the
+    /// array's own stype (a copy). row_sparse and csr do not convert into
+    /// each other.
     fn tostype<'py>(slf: &Bound<'py, Self>, stype: &str) -> PyResult<Bound<'py, PyNDArray>> {
         let py = slf.py();
         let me = &slf.get().inner;
@@ -562,6 +564,14 @@ impl PyNDArray {
             let a = me.clone();
             let d = py.detach(move || mxparams::sparse::to_dense(&a)).py()?;
             return wrap(py, d);
+        }
+        if me.stype() == SType::Default {
+            // MXNet's cast_storage: the rows (csr: elements) holding a non-zero.
+            let a = me.clone();
+            let out = py
+                .detach(move || mxparams::sparse::from_dense(&a, target, false))
+                .py()?;
+            return wrap(py, out);
         }
         if target == me.stype() {
             let a = me.clone();
