@@ -301,3 +301,40 @@ def test_param_dict_save_writes_row_sparse(tmp_path: Path, mxnet: Any) -> None:
 
 def test_both_sides_ran_the_same_cases(expected: dict[str, Any], ours: dict[str, Any]) -> None:
     assert sorted(ours) == sorted(expected)
+
+
+EMBEDDING_MXNET = """
+from mxnet import gluon, autograd
+emb = gluon.nn.Embedding(5, 3, sparse_grad=True)
+emb.initialize(mx.init.One())
+with autograd.record():
+    out = emb(mx.nd.array([3, 1, 3])).sum()
+out.backward()
+g = emb.weight.grad()
+result = {
+    "grad_stype": emb.weight._grad_stype,
+    "stype": g.stype,
+    "indices": g.indices.asnumpy().tolist(),
+    "data": g.data.asnumpy().tolist(),
+}
+"""
+
+
+@pytest.mark.torch
+def test_torch_embedding_gradient_matches_mxnet_embedding(mxnet: Any) -> None:
+    torch = pytest.importorskip("torch")
+    import mxparams.torch as mt
+
+    pd = mp.ParameterDict()
+    p = pd.get("weight", shape=(5, 3), grad_stype="row_sparse")
+    pd.initialize(mp.init.One())
+    t = mt.tensor(p)
+    torch.nn.functional.embedding(torch.tensor([3, 1, 3]), t, sparse=True).sum().backward()
+    g = p.grad()
+    ours = {
+        "grad_stype": p._grad_stype,
+        "stype": g.stype,
+        "indices": g.indices.asnumpy().tolist(),
+        "data": g.data.asnumpy().tolist(),
+    }
+    assert ours == mxnet(EMBEDDING_MXNET)
