@@ -450,3 +450,94 @@ pub fn deliver(dst: &NDArray, src: &NDArray, add: bool) -> Result<()> {
     crate::reduce::accumulate(&sum, &more)?;
     assign(dst, &sum, false)
 }
+
+/// `a` converted to `dtype`, keeping its storage type and structure (a
+/// sparse array's values are converted; its aux arrays are shared).
+pub fn cast(a: &NDArray, dtype: DType) -> Result<NDArray> {
+    match a.sparse_parts() {
+        None => convert::cast(a, dtype),
+        Some(p) => NDArray::sparse(
+            p.stype,
+            a.shape().to_vec(),
+            cast_to(p.values, dtype)?,
+            p.indices,
+            p.indptr,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dense(values: &[f32], shape: &[usize]) -> NDArray {
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        NDArray::from_bytes(&bytes, shape, DType::Float32, Context::cpu(0)).unwrap()
+    }
+
+    fn floats(a: &NDArray) -> Vec<f32> {
+        let d = to_dense(a).unwrap();
+        let b = d.buffer().try_read().unwrap();
+        b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    }
+
+    #[test]
+    fn dense_to_row_sparse_keeps_nonzero_rows_unless_all_are_asked_for() {
+        let d = dense(&[1.0, 2.0, 0.0, -0.0, 3.0, 4.0], &[3, 2]);
+        let some = from_dense(&d, SType::RowSparse, false).unwrap();
+        assert_eq!(
+            int64s(&some.sparse_parts().unwrap().indices).unwrap(),
+            [0, 2]
+        );
+        let all = from_dense(&d, SType::RowSparse, true).unwrap();
+        assert_eq!(
+            int64s(&all.sparse_parts().unwrap().indices).unwrap(),
+            [0, 1, 2]
+        );
+        assert_eq!(floats(&some), floats(&all));
+        let csr = from_dense(&d, SType::Csr, false).unwrap();
+        let p = csr.sparse_parts().unwrap();
+        assert_eq!(int64s(&p.indices).unwrap(), [0, 1, 0, 1]);
+        assert_eq!(int64s(&p.indptr.unwrap()).unwrap(), [0, 2, 2, 4]);
+    }
+
+    #[test]
+    fn assignment_replaces_the_structure_for_every_clone() {
+        let dst = zeros(SType::RowSparse, &[3, 2], DType::Float64, Context::cpu(0)).unwrap();
+        let handle = dst.clone();
+        let src = dense(&[0.0, 0.0, 5.0, 6.0, 0.0, 0.0], &[3, 2]);
+        dst.assign(&src).unwrap();
+        assert_eq!(handle.dtype(), DType::Float64);
+        assert_eq!(
+            int64s(&handle.sparse_parts().unwrap().indices).unwrap(),
+            [1]
+        );
+        clear(&dst).unwrap();
+        assert_eq!(handle.sparse_parts().unwrap().values_shape, [0, 2]);
+        let csr = zeros(SType::Csr, &[3, 2], DType::Float32, Context::cpu(0)).unwrap();
+        assert!(assign(&dst, &csr, false).is_err(), "csr into row_sparse");
+    }
+
+    #[test]
+    fn retain_rows_takes_the_stored_rows_asked_for() {
+        let d = dense(&[1.0, 2.0, 0.0, 0.0, 3.0, 4.0], &[3, 2]);
+        let rs = from_dense(&d, SType::RowSparse, false).unwrap();
+        let got = retain_rows(&rs, &[2, 1, 2], Context::cpu(1)).unwrap();
+        assert_eq!(got.context(), Context::cpu(1));
+        assert_eq!(int64s(&got.sparse_parts().unwrap().indices).unwrap(), [2]);
+        assert_eq!(floats(&got), [0.0, 0.0, 0.0, 0.0, 3.0, 4.0]);
+        assert!(retain_rows(&rs, &[3], Context::cpu(0)).is_err());
+        assert!(retain_rows(&rs, &[-1], Context::cpu(0)).is_err());
+    }
+
+    #[test]
+    fn casting_keeps_the_structure() {
+        let d = dense(&[1.0, 2.0, 0.0, 0.0], &[2, 2]);
+        let rs = from_dense(&d, SType::RowSparse, false).unwrap();
+        let c = cast(&rs, DType::Float16).unwrap();
+        assert_eq!(c.stype(), SType::RowSparse);
+        assert_eq!(c.sparse_parts().unwrap().values_shape, [1, 2]);
+    }
+}

@@ -589,7 +589,7 @@ impl Parameter {
         let cast_all = |arrays: &Option<Vec<NDArray>>| -> Result<Option<Vec<NDArray>>> {
             arrays
                 .as_ref()
-                .map(|v| v.iter().map(|a| convert::cast(a, dtype)).collect())
+                .map(|v| v.iter().map(|a| crate::sparse::cast(a, dtype)).collect())
                 .transpose()
         };
         let data = cast_all(&self.data)?;
