@@ -468,7 +468,8 @@ def _mark(params: Any) -> None:
     if not _autograd.active_adapters():
         return
     for p in params:
-        if p._is_initialized() and p.grad_req != "null":
+        # Sparse-stype data has no dense copies for adapters to view.
+        if p._is_initialized() and p.grad_req != "null" and p._stype == "default":
             _autograd.mark_variables(p.list_data(), p.list_grad(), p.grad_req)
 
 
