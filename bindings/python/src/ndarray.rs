@@ -181,10 +181,15 @@ impl PyNDArray {
     ) -> PyResult<()> {
         let py = slf.py();
         let host = Self::asnumpy(slf)?;
-        if let Ok(src) = value.cast::<PyNDArray>() {
-            host.set_item(key, Self::asnumpy(src)?)?;
-        } else {
-            host.set_item(key, value)?;
+        let value = match value.cast::<PyNDArray>() {
+            Ok(src) => Self::asnumpy(src)?,
+            Err(_) => value.clone(),
+        };
+        if let Err(e) = host.set_item(key, &value) {
+            match squeezed_value(&host, key, &value)? {
+                Some(v) if e.is_instance_of::<PyValueError>(py) => host.set_item(key, v)?,
+                _ => return Err(e),
+            }
         }
         let bytes = host.call_method0("tobytes")?;
         let bytes = bytes.cast::<PyBytes>()?.as_bytes().to_vec();
