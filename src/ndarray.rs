@@ -265,6 +265,17 @@ impl NDArray {
             .map(|c| c.read().unwrap_or_else(|e| e.into_inner()).clone())
     }
 
+    /// This array as it is now: for a sparse array, a handle on its current
+    /// structure that later assignments to `self` do not change (so that a
+    /// writer reads one consistent structure); for a dense array, a clone.
+    pub fn snapshot(&self) -> NDArray {
+        let mut out = self.clone();
+        if let Some(parts) = self.sparse_parts() {
+            out.sparse = Some(Arc::new(RwLock::new(parts)));
+        }
+        out
+    }
+
     /// The buffer holding a dense array's data. Sparse arrays keep their
     /// values elsewhere (see [`NDArray::values`]); theirs is empty.
     pub fn buffer(&self) -> &Buffer {

@@ -133,6 +133,8 @@ fn write_record<W: Write>(
     v: Concrete,
 ) -> Result<()> {
     scratch.clear();
+    // One structure for header and body, even if another thread assigns to a sparse `a`.
+    let a = &a.snapshot();
     record_header(scratch, a, ctx, v)?;
     w.write_all(scratch)?;
     w.write_all(&a.values().buffer().try_read()?)?;
