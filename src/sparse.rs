@@ -319,6 +319,11 @@ pub fn assign(dst: &NDArray, src: &NDArray, all_rows: bool) -> Result<()> {
     if stype == SType::Default {
         return Err(bad("sparse::assign needs a sparse destination".into()));
     }
+    if !dst.values().buffer().is_writable() {
+        return Err(Error::ReadOnly(
+            "this sparse array is a read-only view (memory-mapped); copy it first".into(),
+        ));
+    }
     if src.shape() != dst.shape() {
         return Err(Error::ShapeMismatch(format!(
             "cannot assign an array of shape {:?} to one of shape {:?}",

@@ -127,3 +127,16 @@ def test_torch_sparse_gradients_accumulate_under_add() -> None:
     with mp.autograd.pause():
         torch.nn.functional.embedding(torch.tensor([2]), t, sparse=True).sum().backward()
     assert g.indices.asnumpy().tolist() == []
+
+
+def test_memory_mapped_sparse_arrays_are_read_only(tmp_path: Path) -> None:
+    f = tmp_path / "s.params"
+    nd.save(f, [nd.array([[1, 2], [0, 0]]).tostype("row_sparse")])
+    (m,) = nd.load(f, mmap=True)
+    assert m.readonly and m.stype == "row_sparse"
+    with pytest.raises(ValueError, match="read-only"):
+        m[:] = 3
+    copy = m.copyto(mp.cpu())
+    assert not copy.readonly
+    copy[:] = 3
+    assert copy.indices.asnumpy().tolist() == [0, 1]

@@ -249,7 +249,7 @@ impl PyNDArray {
     /// Whether the array is a read-only view (of a memory-mapped file).
     #[getter]
     fn readonly(&self) -> bool {
-        !self.inner.buffer().is_writable()
+        !self.inner.values().buffer().is_writable()
     }
 
     /// Values of a sparse array (row_sparse: the stored rows; csr: the non-zeros).
