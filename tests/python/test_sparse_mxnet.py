@@ -106,6 +106,8 @@ for stype in ("row_sparse", "csr"):
     case(f"One {stype}", lambda: initialized(init.One(), stype))
     case(f"bias {stype}", lambda: initialized(init.Uniform(), stype, "bias"))
     case(f"Constant(array) {stype}", lambda: initialized(init.Constant(np.array(M)), stype))
+    # Random draws that are all zero: row_sparse still stores every row.
+    case(f"Uniform(0) {stype}", lambda: initialized(init.Uniform(0), stype))
     for ini in ("Uniform", "Normal", "Xavier", "Orthogonal", "MSRAPrelu"):
         case(f"{ini} {stype}", lambda: initialized(getattr(init, ini)(), stype), values=False)
 
