@@ -11,7 +11,7 @@ use half::{bf16, f16};
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::ndarray::NDArray;
+use crate::ndarray::{NDArray, SType};
 use crate::storage::Buffer;
 
 /// A value on its way between two dtypes: integers stay exact.
@@ -284,6 +284,18 @@ pub fn cast(src: &NDArray, dtype: DType) -> Result<NDArray> {
 /// Writes `src` into `dst` in place, converting the dtype if they differ.
 /// Shapes must have the same number of elements.
 pub fn assign_cast(dst: &NDArray, src: &NDArray) -> Result<()> {
+    if dst.sparse_parts().is_some() {
+        let src = match src.stype() {
+            SType::Default if src.shape() != dst.shape() && src.size() == dst.size() => {
+                src.reshaped(dst.shape().to_vec())?
+            }
+            _ => src.clone(),
+        };
+        return crate::sparse::assign(dst, &src, false);
+    }
+    if src.sparse_parts().is_some() {
+        return assign_cast(dst, &crate::sparse::to_dense(src)?);
+    }
     if dst.size() != src.size() {
         return Err(Error::ShapeMismatch(format!(
             "cannot assign an array of shape {:?} to one of shape {:?}",

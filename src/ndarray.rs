@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use crate::context::{Context, DeviceType};
 use crate::dtype::DType;
@@ -65,13 +65,16 @@ impl fmt::Display for SType {
     }
 }
 
-/// The parts of a sparse array beyond its values.
+/// The structure of a sparse array at one moment: its values block and aux
+/// arrays. [`NDArray::sparse_parts`] hands out such a snapshot.
 #[derive(Clone)]
 pub struct SparseParts {
     /// row_sparse or csr.
     pub stype: SType,
     /// Shape of the stored values block.
     pub values_shape: Vec<usize>,
+    /// The stored values (dense): the stored rows (row_sparse) or non-zeros (csr).
+    pub values: NDArray,
     /// Row indices (row_sparse) or column indices (csr), int64.
     pub indices: NDArray,
     /// Row pointers (csr only), int64, length rows + 1.
@@ -79,13 +82,19 @@ pub struct SparseParts {
 }
 
 /// A typed buffer on a context.
+///
+/// Dense arrays never change their buffer. A sparse array's structure (which
+/// rows or elements are stored) changes when it is assigned to, as MXNet's
+/// does; every clone of the array shares that structure, so a parameter's
+/// gradient seen from Python and from the autograd adapter stay one array.
 #[derive(Clone)]
 pub struct NDArray {
-    shape: Vec<usize>,
-    dtype: DType,
-    context: Context,
-    buffer: Buffer,
-    sparse: Option<Arc<SparseParts>>,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) dtype: DType,
+    pub(crate) context: Context,
+    /// Dense data; for sparse arrays an empty placeholder (the values live in `sparse`).
+    pub(crate) buffer: Buffer,
+    pub(crate) sparse: Option<Arc<RwLock<SparseParts>>>,
 }
 
 /// Number of elements of `shape`, or an error on overflow.
@@ -158,29 +167,6 @@ impl NDArray {
         )
     }
 
-    /// A sparse array from parts its caller has validated (`NDArray::sparse`,
-    /// in `crate::sparse`, is the checked constructor).
-    pub(crate) fn from_validated_sparse(
-        stype: SType,
-        shape: Vec<usize>,
-        values: NDArray,
-        indices: NDArray,
-        indptr: Option<NDArray>,
-    ) -> NDArray {
-        NDArray {
-            shape,
-            dtype: values.dtype,
-            context: values.context,
-            sparse: Some(Arc::new(SparseParts {
-                stype,
-                values_shape: values.shape.clone(),
-                indices,
-                indptr,
-            })),
-            buffer: values.buffer,
-        }
-    }
-
     /// The logical (dense) shape.
     pub fn shape(&self) -> &[usize] {
         &self.shape
@@ -208,69 +194,31 @@ impl NDArray {
 
     /// Storage type.
     pub fn stype(&self) -> SType {
-        self.sparse.as_ref().map_or(SType::Default, |s| s.stype)
+        self.sparse_parts().map_or(SType::Default, |s| s.stype)
     }
 
-    /// Sparse parts, for sparse arrays.
-    pub fn sparse_parts(&self) -> Option<&SparseParts> {
-        self.sparse.as_deref()
+    /// A snapshot of the structure, for sparse arrays.
+    pub fn sparse_parts(&self) -> Option<SparseParts> {
+        // A panic while the lock was held cannot leave the parts half-written:
+        // they are replaced whole.
+        self.sparse
+            .as_ref()
+            .map(|c| c.read().unwrap_or_else(|e| e.into_inner()).clone())
     }
 
-    /// The elements of an int64 array (a sparse array's aux array), in host order.
-    pub(crate) fn int64s(&self) -> Result<Vec<i64>> {
-        Ok(self
-            .buffer
-            .try_read()?
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-            .collect())
-    }
-
-    /// The dense form of this array in owned memory on its context: a copy
-    /// for a dense array, the scattered values for a (validated) sparse one.
-    pub fn to_dense(&self) -> Result<NDArray> {
-        let Some(parts) = self.sparse_parts() else {
-            return self.copy_to(self.context());
-        };
-        let out = NDArray::zeros(self.shape(), self.dtype(), self.context())?;
-        let item = self.dtype().itemsize();
-        let row_elems: usize = self.shape().iter().skip(1).product();
-        let row_bytes = row_elems * item;
-        let idx = parts.indices.int64s()?;
-        let vals = self.buffer().try_read()?;
-        {
-            let mut dst = out.buffer().write()?;
-            match parts.stype {
-                SType::RowSparse => {
-                    for (j, &r) in idx.iter().enumerate() {
-                        let r = r as usize;
-                        dst[r * row_bytes..(r + 1) * row_bytes]
-                            .copy_from_slice(&vals[j * row_bytes..(j + 1) * row_bytes]);
-                    }
-                }
-                SType::Csr => {
-                    let ptr = parts
-                        .indptr
-                        .as_ref()
-                        .map(NDArray::int64s)
-                        .transpose()?
-                        .unwrap_or_default();
-                    for r in 0..ptr.len().saturating_sub(1) {
-                        for k in ptr[r] as usize..ptr[r + 1] as usize {
-                            let c = idx[k] as usize;
-                            let at = (r * row_elems + c) * item;
-                            dst[at..at + item].copy_from_slice(&vals[k * item..(k + 1) * item]);
-                        }
-                    }
-                }
-                SType::Default => {}
-            }
+    /// This array as it is now: for a sparse array, a handle on its current
+    /// structure that later assignments to `self` do not change (so that a
+    /// writer reads one consistent structure); for a dense array, a clone.
+    pub fn snapshot(&self) -> NDArray {
+        let mut out = self.clone();
+        if let Some(parts) = self.sparse_parts() {
+            out.sparse = Some(Arc::new(RwLock::new(parts)));
         }
-        drop(vals);
-        Ok(out)
+        out
     }
 
-    /// The buffer holding the (dense or sparse-values) data.
+    /// The buffer holding a dense array's data. Sparse arrays keep their
+    /// values elsewhere (see [`NDArray::values`]); theirs is empty.
     pub fn buffer(&self) -> &Buffer {
         &self.buffer
     }
@@ -284,27 +232,24 @@ impl NDArray {
 
     /// Bytes of the stored data (the values block for sparse arrays).
     pub fn nbytes(&self) -> usize {
-        self.buffer.len()
+        match self.sparse_parts() {
+            None => self.buffer.len(),
+            Some(p) => p.values.buffer.len(),
+        }
     }
 
     /// For sparse arrays, the values block as a dense array sharing memory;
     /// for dense arrays, a clone.
     pub fn values(&self) -> NDArray {
-        match &self.sparse {
+        match self.sparse_parts() {
             None => self.clone(),
-            Some(s) => NDArray {
-                shape: s.values_shape.clone(),
-                dtype: self.dtype,
-                context: self.context,
-                buffer: self.buffer.clone(),
-                sparse: None,
-            },
+            Some(p) => p.values,
         }
     }
 
     /// Whether the data pointer is aligned to the item size.
     pub fn is_aligned(&self) -> bool {
-        (self.buffer.as_ptr() as usize) % self.dtype.itemsize() == 0
+        (self.values().buffer.as_ptr() as usize) % self.dtype.itemsize() == 0
     }
 
     /// The same array relabelled onto another host context (no copy). A
@@ -325,16 +270,18 @@ impl NDArray {
         NDArray::from_buffer(self.buffer.clone(), shape, self.dtype, self.context)
     }
 
-    /// A dense copy in owned memory on `context` (sparse arrays are
-    /// densified): a host copy, host-to-device, device-to-host,
-    /// device-to-device or peer copy as the two contexts require.
+    /// A copy in owned memory on `context`, of the same storage type: a
+    /// host copy, host-to-device, device-to-host, device-to-device or peer
+    /// copy as the two contexts require.
     pub fn copy_to(&self, context: Context) -> Result<NDArray> {
-        if self.sparse.is_some() {
-            let dense = self.to_dense()?;
-            if context.is_host() {
-                return Ok(dense.with_context(context));
-            }
-            return dense.copy_to(context);
+        if let Some(p) = self.sparse_parts() {
+            return NDArray::sparse(
+                p.stype,
+                self.shape.clone(),
+                p.values.copy_to(context)?,
+                p.indices.copy_to(context)?,
+                p.indptr.as_ref().map(|i| i.copy_to(context)).transpose()?,
+            );
         }
         let buffer = match context.device_type {
             DeviceType::Cpu | DeviceType::CpuShared if !self.buffer.is_device() => {
@@ -352,8 +299,17 @@ impl NDArray {
         NDArray::from_buffer(buffer, self.shape.clone(), self.dtype, context)
     }
 
-    /// Copies `src`'s bytes into this array in place; shapes and dtypes must agree.
+    /// Copies `src`'s bytes into this array in place; shapes and dtypes must
+    /// agree. A sparse array takes `src`'s values as `assign_to_sparse`
+    /// (in the `sparse` module) does; a dense one takes a sparse `src`'s
+    /// dense values.
     pub fn assign(&self, src: &NDArray) -> Result<()> {
+        if self.sparse.is_some() {
+            return self.assign_to_sparse(src);
+        }
+        if src.sparse.is_some() {
+            return self.assign(&src.to_dense()?);
+        }
         if src.shape != self.shape {
             return Err(Error::ShapeMismatch(format!(
                 "cannot assign an array of shape {:?} to one of shape {:?}",

@@ -191,8 +191,8 @@ fn resaving_reproduces_mxnet_bytes() {
             for (a, b) in again.arrays.iter().zip(&arrays) {
                 assert_eq!(a.shape(), b.shape(), "{name}");
                 assert_eq!(
-                    &*a.buffer().try_read().expect("host-readable"),
-                    &*b.buffer().try_read().expect("host-readable"),
+                    &*a.values().buffer().try_read().expect("host-readable"),
+                    &*b.values().buffer().try_read().expect("host-readable"),
                     "{name}"
                 );
             }
@@ -242,22 +242,22 @@ fn load_paths_agree_with_from_bytes() {
             assert_eq!(x.stype(), z.stype());
             assert_eq!(x.context(), Context::cpu(0));
             assert!(
-                x.buffer().is_writable() && !z.buffer().is_writable(),
+                x.values().buffer().is_writable() && !z.values().buffer().is_writable(),
                 "{name}"
             );
             assert_eq!(
-                x.buffer().as_ptr() as usize % 64,
+                x.values().buffer().as_ptr() as usize % 64,
                 0,
                 "{name}: owned not aligned"
             );
             assert_eq!(
-                &*x.buffer().try_read().expect("host-readable"),
-                &*y.buffer().try_read().expect("host-readable"),
+                &*x.values().buffer().try_read().expect("host-readable"),
+                &*y.values().buffer().try_read().expect("host-readable"),
                 "{name}"
             );
             assert_eq!(
-                &*x.buffer().try_read().expect("host-readable"),
-                &*z.buffer().try_read().expect("host-readable"),
+                &*x.values().buffer().try_read().expect("host-readable"),
+                &*z.values().buffer().try_read().expect("host-readable"),
                 "{name}"
             );
         }

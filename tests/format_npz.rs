@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use mxparams::format::{self, SaveOptions};
 use mxparams::SharedSource;
-use mxparams::{Context, DType, Error, NDArray, SType};
+use mxparams::{DType, Error, NDArray, SType};
 
 /// `np.savez_compressed(f, a=arange(6, f4).reshape(2, 3), b=array(True), c=zeros((2, 0), i2))`
 /// written by numpy 1.23 (deflated members, zip64 local headers).
@@ -210,7 +210,7 @@ fn mxnet2_members() -> Vec<(&'static str, Vec<u8>)> {
 }
 
 fn dense_f32(a: &NDArray) -> Vec<f32> {
-    let d = a.copy_to(Context::cpu(0)).expect("dense");
+    let d = mxparams::sparse::to_dense(a).expect("dense");
     let b = d.buffer().try_read().expect("host-readable");
     b.chunks(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -228,7 +228,11 @@ fn numpy_written_archives_load() {
     assert_eq!(dense_f32(&l.arrays[0]), [0., 1., 2., 3., 4., 5.]);
     assert_eq!((l.arrays[1].dtype(), l.arrays[1].ndim()), (DType::Bool, 0));
     assert_eq!(
-        &*l.arrays[1].buffer().try_read().expect("host-readable"),
+        &*l.arrays[1]
+            .values()
+            .buffer()
+            .try_read()
+            .expect("host-readable"),
         &[1]
     );
     assert_eq!(
@@ -241,11 +245,19 @@ fn numpy_written_archives_load() {
         Some(&["arr_0".to_string(), "arr_1".into()][..])
     );
     assert_eq!(
-        &*l.arrays[0].buffer().try_read().expect("host-readable"),
+        &*l.arrays[0]
+            .values()
+            .buffer()
+            .try_read()
+            .expect("host-readable"),
         &i64s(&[0, 1, 2])[..]
     );
     assert_eq!(
-        &*l.arrays[1].buffer().try_read().expect("host-readable"),
+        &*l.arrays[1]
+            .values()
+            .buffer()
+            .try_read()
+            .expect("host-readable"),
         &1.5f64.to_le_bytes()
     );
 }
@@ -284,17 +296,20 @@ fn stored_members_are_zero_copy_under_mmap() {
     let path = dir.path().join("m.npz");
     std::fs::write(&path, zip(&mxnet2_members(), false)).expect("write");
     let l = format::load_mmap(&path).expect("mmap");
-    assert!(l.arrays.iter().all(|a| a.buffer().is_shared()));
+    assert!(l.arrays.iter().all(|a| a.values().buffer().is_shared()));
     assert_eq!(dense_f32(&l.arrays[0]), [0., 1., 2., 3.]);
     // int32 indices were widened, so that aux array is owned.
     let r = l.arrays[2].sparse_parts().expect("sparse");
-    assert!(!r.indices.buffer().is_shared());
+    assert!(!r.indices.values().buffer().is_shared());
     let owned = format::load(&path).expect("load");
-    assert!(owned.arrays.iter().all(|a| a.buffer().is_writable()));
+    assert!(owned
+        .arrays
+        .iter()
+        .all(|a| a.values().buffer().is_writable()));
     // Deflated members are inflated into owned memory even under mmap.
     std::fs::write(&path, zip(&mxnet2_members(), true)).expect("write");
     let l = format::load_mmap(&path).expect("mmap deflated");
-    assert!(l.arrays[0].buffer().is_writable());
+    assert!(l.arrays[0].values().buffer().is_writable());
 }
 
 #[test]
@@ -328,7 +343,7 @@ fn bare_npy_is_a_one_element_list() {
         (&[2, 2][..], DType::Float64)
     );
     let shared = format::from_shared(Arc::new(SharedSource::Bytes(bytes))).expect("shared");
-    assert!(shared.arrays[0].buffer().is_shared());
+    assert!(shared.arrays[0].values().buffer().is_shared());
     assert!(shared.arrays[0].is_aligned());
 }
 
@@ -441,31 +456,38 @@ fn corpus_arrays_match_expected_npz() {
             if a.dtype() != DType::BFloat16 {
                 assert_eq!(a.dtype(), e.dtype(), "{stem}/{key}");
             }
-            let dense = a.copy_to(Context::cpu(0)).expect("dense");
+            let dense = mxparams::sparse::to_dense(a).expect("dense");
             assert!(
-                *dense.buffer().try_read().expect("host-readable")
-                    == *e.buffer().try_read().expect("host-readable"),
+                *dense.values().buffer().try_read().expect("host-readable")
+                    == *e.values().buffer().try_read().expect("host-readable"),
                 "{stem}/{key}: values differ"
             );
             if let Some(p) = a.sparse_parts() {
                 assert!(
-                    *a.buffer().try_read().expect("host-readable")
+                    *a.values().buffer().try_read().expect("host-readable")
                         == *get(&format!("{key}/data"))
+                            .values()
                             .buffer()
                             .try_read()
                             .expect("host-readable")
                 );
                 assert!(
-                    *p.indices.buffer().try_read().expect("host-readable")
+                    *p.indices
+                        .values()
+                        .buffer()
+                        .try_read()
+                        .expect("host-readable")
                         == *get(&format!("{key}/indices"))
+                            .values()
                             .buffer()
                             .try_read()
                             .expect("host-readable")
                 );
                 if let Some(ip) = &p.indptr {
                     assert!(
-                        *ip.buffer().try_read().expect("host-readable")
+                        *ip.values().buffer().try_read().expect("host-readable")
                             == *get(&format!("{key}/indptr"))
+                                .values()
                                 .buffer()
                                 .try_read()
                                 .expect("host-readable")
@@ -530,8 +552,8 @@ proptest::proptest! {
         proptest::prop_assert_eq!(l.names.as_ref(), Some(&names));
         for (((d, shape, _), a), b) in arrays.iter().zip(&l.arrays).zip(&s.arrays) {
             proptest::prop_assert_eq!((a.dtype(), a.shape()), (*d, shape.as_slice()));
-            proptest::prop_assert!(*a.buffer().try_read().expect("host-readable") == *b.buffer().try_read().expect("host-readable"));
-            proptest::prop_assert_eq!(b.buffer().is_shared(), !deflate);
+            proptest::prop_assert!(*a.values().buffer().try_read().expect("host-readable") == *b.values().buffer().try_read().expect("host-readable"));
+            proptest::prop_assert_eq!(b.values().buffer().is_shared(), !deflate);
         }
     }
 }

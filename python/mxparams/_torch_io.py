@@ -14,36 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from ._errors import MXParamsValueError
 from ._native import NDArray
-from .nd import _from_numpy, _np_dtype
+from .nd import _np_dtype, to_ndarray
 
 PathLike = str | os.PathLike[str]
-
-
-def tensor_to_numpy(t: Any) -> np.ndarray[Any, Any]:
-    """A host numpy array with the tensor's values and dtype (a view when the
-    tensor is a contiguous CPU tensor)."""
-    import torch
-
-    t = t.detach()
-    if t.device.type != "cpu":
-        t = t.cpu()
-    t = t.contiguous()
-    if t.dtype == torch.bfloat16:
-        t = t.view(torch.int16)
-        out: np.ndarray[Any, Any] = t.numpy().view(_np_dtype("bfloat16"))
-        return out
-    host: np.ndarray[Any, Any] = t.numpy()
-    return host
-
-
-def to_ndarray(value: Any) -> NDArray:
-    """An NDArray copy of a torch tensor or numpy array, dtype kept."""
-    if isinstance(value, NDArray):
-        return value
-    if isinstance(value, np.ndarray):
-        return _from_numpy(value, None)
-    return _from_numpy(tensor_to_numpy(value), None)
 
 
 def to_tensor(array: NDArray) -> Any:
@@ -66,7 +41,9 @@ def _state_dict_of(obj: Any, path: PathLike) -> Mapping[str, Any]:
     if not isinstance(obj, Mapping) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
     ):
-        raise ValueError(f"{os.fspath(path)} does not hold a state_dict (a dict of str to tensors)")
+        raise MXParamsValueError(
+            f"{os.fspath(path)} does not hold a state_dict (a dict of str to tensors)"
+        )
     return obj
 
 
@@ -112,7 +89,7 @@ def write_numpy(path: PathLike, fmt: str, names: list[str], arrays: list[NDArray
     host = {}
     for n, a in zip(names, arrays, strict=True):
         if a.dtype == _np_dtype("bfloat16"):
-            raise ValueError(
+            raise MXParamsValueError(
                 f"numpy files cannot hold bfloat16 ({n}): use --dtype float32 or safetensors"
             )
         host[n] = np.asarray(a.tostype("default") if a.stype != "default" else a)
@@ -152,7 +129,7 @@ def _arrays_of(source: Any) -> dict[str, NDArray]:
         return {str(k): to_ndarray(v) for k, v in source.items()}
     loaded = load(source)
     if not isinstance(loaded, dict):
-        raise ValueError(f"{os.fspath(source)} holds no names (a list file)")
+        raise MXParamsValueError(f"{os.fspath(source)} holds no names (a list file)")
     return loaded
 
 
@@ -178,19 +155,21 @@ def load_into(
         p = pair([(n, tuple(a.shape)) for n, a in arrays.items()], target)
         pairs, method = p.pairs, p.method
     else:
-        raise ValueError(f"mapping must be 'auto' or a dict, not {mapping!r}")
+        raise MXParamsValueError(f"mapping must be 'auto' or a dict, not {mapping!r}")
     tshapes = dict(target)
     new = {}
     for s, d in pairs:
         if d not in tshapes:
-            raise ValueError(f"{s} maps to {d}, which the module does not have")
+            raise MXParamsValueError(f"{s} maps to {d}, which the module does not have")
         if tuple(arrays[s].shape) != tshapes[d]:
-            raise ValueError(f"shape mismatch: {s} {tuple(arrays[s].shape)} for {d} {tshapes[d]}")
+            raise MXParamsValueError(
+                f"shape mismatch: {s} {tuple(arrays[s].shape)} for {d} {tshapes[d]}"
+            )
         new[d] = to_tensor(arrays[s]).to(sd[d].dtype)
     missing = [n for n, _ in target if n not in new]
     unexpected = [s for s in arrays if s not in dict(pairs)]
     if strict and (missing or unexpected):
-        raise ValueError(f"load_into: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        raise MXParamsValueError(f"load_into: missing {missing[:5]}, unexpected {unexpected[:5]}")
     module.load_state_dict(new, strict=False)
     return LoadReport(method, pairs, missing, unexpected)
 
@@ -209,5 +188,5 @@ def state_dict(source: Any, *, mapping: Any = "gluon") -> dict[str, NDArray]:
     elif mapping == "gluon":
         names = torch_to_gluon(names)
     elif mapping is not None:
-        raise ValueError(f"mapping must be 'gluon', None or a dict, not {mapping!r}")
+        raise MXParamsValueError(f"mapping must be 'gluon', None or a dict, not {mapping!r}")
     return {n: to_ndarray(t) for n, (_, t) in zip(names, items, strict=True)}

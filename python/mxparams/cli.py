@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import _native
+import mxparams._native as _native
 
 
 class _Hooks:

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from . import random as _random
+from . import sparse as _sparse
 from ._errors import MXParamsNotImplementedError, MXParamsTypeError, MXParamsValueError
 from ._native import NDArray
 
@@ -93,6 +94,9 @@ def _numpy_view(arr: Any) -> np.ndarray | None:
     """A writable numpy array sharing ``arr``'s memory, or None if there is none."""
     if isinstance(arr, np.ndarray):
         return arr if arr.flags.writeable else None
+    if isinstance(arr, NDArray) and arr.stype != "default":
+        # np.asarray densifies a sparse array into a copy: fill it through arr[:].
+        return None
     if type(arr) is NDArray and arr.context.device_type.startswith("cpu"):
         # Host NDArrays convert zero-copy (read-only for memory-mapped ones).
         view = np.asarray(arr)
@@ -142,6 +146,12 @@ def _fill_random(kind: str, arr: Any, a: float, b: float) -> None:
     dtype = _dtype_of(arr)
     tmp = np.empty(tuple(arr.shape), dtype if dtype in _FLOAT_DTYPES else np.float32)
     _random._fill(kind, tmp, a, b)
+    if isinstance(arr, NDArray) and arr.stype == "row_sparse":
+        # MXNet's random operators store every row of a row_sparse output,
+        # even rows whose draws (cast to arr's dtype) are all zero.
+        rows = np.arange(tmp.shape[0], dtype=np.int64)
+        _assign(arr, _sparse.row_sparse_array((tmp, rows), tmp.shape, dtype=tmp.dtype))
+        return
     _assign(arr, tmp)
 
 

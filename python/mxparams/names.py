@@ -19,7 +19,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from . import _native
+import mxparams._native as _native
+
+from ._errors import MXParamsValueError
 
 __all__ = ["Pairing", "gluon_to_torch", "pair", "rename", "torch_to_gluon"]
 
@@ -126,7 +128,7 @@ def _pair_layers(
                 break
         else:
             names = [target[i][0] for i in g]
-            raise ValueError(f"no checkpoint layer with shapes {sig} for {names}")
+            raise MXParamsValueError(f"no checkpoint layer with shapes {sig} for {names}")
     return pairs
 
 
@@ -157,7 +159,7 @@ def pair(source: Sequence[tuple[str, Shape]], target: Sequence[tuple[str, Shape]
         method = "names"
     else:
         if len(source) != len(target):
-            raise ValueError(
+            raise MXParamsValueError(
                 f"cannot pair {len(source)} checkpoint arrays with {len(target)} module "
                 "entries by structure: pass mapping= a dict"
             )
@@ -166,7 +168,7 @@ def pair(source: Sequence[tuple[str, Shape]], target: Sequence[tuple[str, Shape]
     shapes = dict(source)
     for s, t in pairs:
         if tuple(shapes[s]) != tuple(tgt[t]):
-            raise ValueError(
+            raise MXParamsValueError(
                 f"shape mismatch pairing {s} {tuple(shapes[s])} with {t} {tuple(tgt[t])} "
                 f"(by {method})"
             )

@@ -15,6 +15,7 @@ import numpy as np
 
 import mxparams._native as _native
 
+from . import sparse
 from ._errors import MXParamsTypeError, MXParamsValueError
 from ._native import Context, NDArray, cpu, current_context
 
@@ -92,6 +93,8 @@ def array(source_array: Any, ctx: Context | None = None, dtype: Any = None) -> N
         an NDArray source and to ``float32`` for everything else (numpy arrays
         of other dtypes included).
     """
+    if isinstance(source_array, sparse.BaseSparseNDArray):
+        return sparse.array(source_array, ctx, dtype)  # keeps the storage type, as MXNet
     if isinstance(source_array, NDArray):
         if dtype is None:
             dtype = source_array.dtype
@@ -122,9 +125,12 @@ def zeros(
     return _native._zeros(_shape(shape), ctx, _DEFAULT_DTYPE if dtype is None else dtype)
 
 
-def empty(shape: ShapeLike, ctx: Context | None = None, dtype: Any = None) -> NDArray:
-    """An array whose contents are unspecified (here: zeros, which costs nothing extra)."""
-    return zeros(shape, ctx, dtype)
+def empty(
+    shape: ShapeLike, ctx: Context | None = None, dtype: Any = None, stype: str | None = None
+) -> NDArray:
+    """An array whose contents are unspecified (here: zeros, which costs nothing
+    extra); a sparse ``stype`` gives an array with nothing stored, as in MXNet."""
+    return zeros(shape, ctx, dtype, stype)
 
 
 def full(shape: ShapeLike, val: Any, ctx: Context | None = None, dtype: Any = None) -> NDArray:
@@ -193,12 +199,36 @@ def _joined(names: list[str] | None) -> str | None:
     return None if names is None else "\0".join(names)
 
 
+def tensor_to_numpy(t: Any) -> np.ndarray[Any, Any]:
+    """A host numpy array with the tensor's values and dtype (a view when the
+    tensor is a contiguous CPU tensor)."""
+    import torch
+
+    t = t.detach()
+    if t.device.type != "cpu":
+        t = t.cpu()
+    t = t.contiguous()
+    if t.dtype == torch.bfloat16:
+        t = t.view(torch.int16)
+        out: np.ndarray[Any, Any] = t.numpy().view(_np_dtype("bfloat16"))
+        return out
+    host: np.ndarray[Any, Any] = t.numpy()
+    return host
+
+
+def to_ndarray(value: Any) -> NDArray:
+    """An NDArray copy of a torch tensor or numpy array, dtype kept."""
+    if isinstance(value, NDArray):
+        return value
+    if isinstance(value, np.ndarray):
+        return _from_numpy(value, None)
+    return _from_numpy(tensor_to_numpy(value), None)
+
+
 def _coerced(arrays: list[Any]) -> list[Any]:
     # numpy arrays and torch tensors are saved with their own dtype.
     if all(isinstance(a, NDArray) for a in arrays):
         return arrays
-    from ._torch_io import to_ndarray
-
     return [
         to_ndarray(a) if isinstance(a, np.ndarray) or hasattr(a, "__dlpack__") else a
         for a in arrays
@@ -237,7 +267,7 @@ def save(
     arrays = _coerced(arrays)
     if path.endswith(".safetensors"):
         if names is None:
-            raise ValueError("a safetensors file holds named arrays: pass a dict")
+            raise MXParamsValueError("a safetensors file holds named arrays: pass a dict")
         _native._save_safetensors(path, names, arrays, None if metadata is None else dict(metadata))
         return
     _checked(lambda n, a, v: _native._save(path, n, a, v), names, arrays, version)
@@ -293,73 +323,3 @@ def load_frombuffer(buf: bytes | bytearray | memoryview) -> list[NDArray] | dict
     """Loads ``.params`` bytes: a list or a dict, as ``load``."""
     names, arrays = _native._load_frombuffer(bytes(buf))
     return _result(names, arrays)
-
-
-class _Sparse:
-    """``nd.sparse``: building row_sparse and csr arrays from their parts."""
-
-    @staticmethod
-    def zeros(
-        stype: str, shape: ShapeLike, ctx: Context | None = None, dtype: Any = None
-    ) -> NDArray:
-        """An all-zero sparse array: no stored rows (row_sparse) or values (csr)."""
-        dims = _shape(shape)
-        dtype = _DEFAULT_DTYPE if dtype is None else dtype
-        if stype == "row_sparse":
-            if not dims:
-                raise MXParamsValueError("row_sparse arrays need ndim >= 1")
-            return _native._sparse(
-                stype,
-                dims,
-                _native._zeros([0, *dims[1:]], ctx, dtype),
-                _native._zeros([0], ctx, "int64"),
-            )
-        if stype == "csr":
-            if len(dims) != 2:
-                raise MXParamsValueError(f"csr arrays are 2-D, got shape {tuple(dims)}")
-            return _native._sparse(
-                stype,
-                dims,
-                _native._zeros([0], ctx, dtype),
-                _native._zeros([0], ctx, "int64"),
-                _native._zeros([dims[0] + 1], ctx, "int64"),
-            )
-        raise MXParamsValueError(
-            f"unknown sparse storage type {stype!r}: expected 'row_sparse' or 'csr'"
-        )
-
-    @staticmethod
-    def csr_matrix(
-        arg1: tuple[Any, Any, Any],
-        shape: Sequence[int],
-        ctx: Context | None = None,
-        dtype: Any = None,
-    ) -> NDArray:
-        """A csr array from ``(data, indices, indptr)`` and its dense ``shape``."""
-        data, indices, indptr = arg1
-        return _native._sparse(
-            "csr",
-            _shape(shape),
-            array(data, ctx, dtype),
-            array(indices, ctx, "int64"),
-            array(indptr, ctx, "int64"),
-        )
-
-    @staticmethod
-    def row_sparse_array(
-        arg1: tuple[Any, Any],
-        shape: Sequence[int],
-        ctx: Context | None = None,
-        dtype: Any = None,
-    ) -> NDArray:
-        """A row_sparse array from ``(data, indices)`` and its dense ``shape``."""
-        data, indices = arg1
-        return _native._sparse(
-            "row_sparse",
-            _shape(shape),
-            array(data, ctx, dtype),
-            array(indices, ctx, "int64"),
-        )
-
-
-sparse = _Sparse()

@@ -25,7 +25,13 @@ from . import autograd as _autograd
 from . import init as _initmod
 from . import nd as _nd
 from . import random as _random
-from ._errors import DeferredInitializationError, MXParamsKeyError, MXParamsValueError
+from ._errors import (
+    DeferredInitializationError,
+    MXParamsError,
+    MXParamsKeyError,
+    MXParamsTypeError,
+    MXParamsValueError,
+)
 from ._native import NDArray
 from .context import Context, current_context
 
@@ -432,6 +438,36 @@ class Parameter(_native.ParameterBase):
     def _set_trainer(self, trainer: Any) -> None:
         self._trainer = trainer
 
+    # --- row_sparse parameters (see docs/api.md, "Sparse arrays") ---
+    def row_sparse_data(self, row_id: NDArray) -> NDArray:
+        """The rows ``row_id`` of the copy on ``row_id.context``, as a row_sparse
+        array there. MXNet pulls them from its Trainer's kvstore into that copy;
+        here they come from the local copy, which is left whole."""
+        _check_row_sparse(self)
+        ctx = row_id.context  # MXNet reads it before checking row_id's type
+        return self._row_sparse_data(_row_ids(self, row_id), ctx)
+
+    def list_row_sparse_data(self, row_id: NDArray) -> list[NDArray]:
+        """``row_sparse_data`` for every context, in the order of ``list_ctx()``."""
+        return self._list_row_sparse_data(_row_ids(self, row_id))
+
+
+def _check_row_sparse(param: Parameter) -> None:
+    if param._stype != "row_sparse":
+        raise MXParamsError(
+            f"Cannot return a copy of Parameter {param.name} via row_sparse_data() because "
+            f"its storage type is {param._stype}. Please use data() instead."
+        )
+
+
+def _row_ids(param: Parameter, row_id: Any) -> list[int]:
+    # MXNet checks the storage type first, then the argument's type.
+    _check_row_sparse(param)
+    if not isinstance(row_id, NDArray):
+        raise MXParamsTypeError(f"row_id must have NDArray type, but {type(row_id)} is given")
+    ids: list[int] = np.asarray(row_id).astype(np.int64).ravel().tolist()
+    return ids
+
 
 def _mark(params: Any) -> None:
     """Tells active autograd adapters about (re)allocated gradient buffers,
@@ -439,7 +475,8 @@ def _mark(params: Any) -> None:
     if not _autograd.active_adapters():
         return
     for p in params:
-        if p._is_initialized() and p.grad_req != "null":
+        # Sparse-stype data has no dense copies for adapters to view.
+        if p._is_initialized() and p.grad_req != "null" and p._stype == "default":
             _autograd.mark_variables(p.list_data(), p.list_grad(), p.grad_req)
 
 

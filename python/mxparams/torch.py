@@ -41,6 +41,16 @@ device threads, where a ``pause()`` of the calling thread is not seen).
 ``backward(create_graph=True)`` works: the buffer gets the values and
 ``t.grad`` stays the graph-carrying tensor.
 
+Sparse gradients (``grad_stype='row_sparse'`` or ``'csr'``) have no dense
+buffer to view. For them ``t.grad`` is PyTorch's own gradient of the last
+backward pass (``t.grad`` is cleared before each pass) and the post hook
+delivers it into ``param.grad(ctx)`` with the parameter's ``grad_req``. A
+sparse COO gradient with one sparse dimension (``nn.Embedding(sparse=True)``,
+``F.embedding(..., sparse=True)``) lands as a row_sparse gradient holding
+exactly the rows looked up (duplicates summed); any other gradient is taken
+as dense values and keeps its non-zero rows (csr: elements), as MXNet's
+dense-to-sparse copy does.
+
 Changes of ``grad_req`` are honoured by tensors already handed out, through
 the :class:`TorchAdapter` (registered as ``'torch'`` in
 :mod:`mxparams.autograd` when the first tensor is handed out) and its
@@ -72,8 +82,9 @@ import torch
 from torch.utils.dlpack import from_dlpack as _from_dlpack
 
 from . import autograd as _autograd
+from . import nd
 from ._errors import MXParamsError, MXParamsTypeError
-from .context import Context
+from .context import Context, cpu
 from .parameter import Parameter, ParameterDict
 
 __all__ = [
@@ -157,6 +168,15 @@ class _Entry:
             t.requires_grad_(False)
             return
         gnd = param.grad(self.ctx)
+        if gnd.stype != "default":
+            # No view of a sparse buffer: the post hook delivers into it.
+            self.grad_nd = gnd
+            self.grad_view = None
+            t.requires_grad_(True)
+            if not self.hooked:
+                _make_hooks(self, t)
+                self.hooked = True
+            return
         if gnd is not self.grad_nd or self.grad_view is None:
             self.grad_nd = gnd
             self.grad_view = _from_dlpack(gnd)
@@ -174,6 +194,9 @@ class _Entry:
         t = self.t
         if req == "null":
             return torch.zeros_like(g)  # cleared again after accumulation
+        if self.grad_nd is not None and self.grad_nd.stype != "default":
+            t.grad = None  # PyTorch stores this pass's gradient alone
+            return torch.zeros_like(g) if _autograd.is_paused() else None
         view = self.grad_view
         if view is None:  # pragma: no cover - sync() attaches one for non-null
             raise self._stale_error("it has no gradient buffer")
@@ -199,6 +222,10 @@ class _Entry:
         if self.param.grad_req == "null":
             t.grad = None
             return
+        if self.grad_nd is not None and self.grad_nd.stype != "default":
+            if not _autograd.is_paused() and t.grad is not None:
+                _deliver_sparse(self.param, self.ctx, t.grad.detach())
+            return
         view = self.grad_view
         grad = t.grad
         if view is None or grad is view or grad is None:
@@ -209,6 +236,20 @@ class _Entry:
             t.grad = view
         # else backward(create_graph=True): keep the graph-carrying tensor as
         # .grad; the buffer holds its values.
+
+
+def _deliver_sparse(param: Parameter, ctx: Context, grad: torch.Tensor) -> None:
+    """Delivers PyTorch's gradient into a sparse gradient buffer (see the module notes)."""
+    shape = tuple(grad.shape)
+    if grad.is_sparse and grad.sparse_dim() == 1 and param.grad(ctx).stype == "row_sparse":
+        g = grad.coalesce()
+        rows = g.indices()[0].cpu().numpy()
+        values = g.values().cpu().numpy()
+        delivered = nd.sparse.row_sparse_array((values, rows), shape, cpu(), values.dtype)
+    else:
+        dense = grad.to_dense() if grad.is_sparse else grad
+        delivered = nd.array(dense.cpu().numpy(), cpu(), dense.cpu().numpy().dtype)
+    param._deliver_grad(delivered, ctx)
 
 
 def _entries(param: Parameter) -> dict[Context, _Entry]:

@@ -110,14 +110,14 @@ fn record_header(out: &mut Vec<u8>, a: &NDArray, ctx: Context, v: Concrete) -> R
     out.extend_from_slice(&magic.to_le_bytes());
     out.extend_from_slice(&(a.stype() as i32).to_le_bytes());
     let sparse = a.sparse_parts();
-    if let Some(p) = sparse {
+    if let Some(p) = &sparse {
         push_shape(out, &p.values_shape)?;
     }
     push_shape(out, a.shape())?;
     out.extend_from_slice(&ctx.device_type.id().to_le_bytes());
     out.extend_from_slice(&(ctx.device_id as i32).to_le_bytes());
     out.extend_from_slice(&a.dtype().flag().to_le_bytes());
-    if let Some(p) = sparse {
+    if let Some(p) = &sparse {
         for aux in p.indptr.iter().chain(std::iter::once(&p.indices)) {
             out.extend_from_slice(&aux.dtype().flag().to_le_bytes());
             push_shape(out, aux.shape())?;
@@ -134,9 +134,11 @@ fn write_record<W: Write>(
     v: Concrete,
 ) -> Result<()> {
     scratch.clear();
+    // One structure for header and body, even if another thread assigns to a sparse `a`.
+    let a = &a.snapshot();
     record_header(scratch, a, ctx, v)?;
     w.write_all(scratch)?;
-    w.write_all(&a.buffer().try_read()?)?;
+    w.write_all(&a.values().buffer().try_read()?)?;
     if let Some(p) = a.sparse_parts() {
         for aux in p.indptr.iter().chain(std::iter::once(&p.indices)) {
             w.write_all(&aux.buffer().try_read()?)?;

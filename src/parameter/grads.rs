@@ -7,7 +7,7 @@ use super::{next_version, shape_str, GradReq, Parameter};
 use crate::context::Context;
 use crate::convert;
 use crate::error::{Error, Result};
-use crate::ndarray::NDArray;
+use crate::ndarray::{NDArray, SType};
 use crate::reduce;
 
 impl Parameter {
@@ -43,7 +43,10 @@ impl Parameter {
         let data = self.data.as_deref().unwrap_or_default();
         let grads = data
             .iter()
-            .map(|d| NDArray::zeros(d.shape(), d.dtype(), d.context()))
+            .map(|d| match self.grad_stype {
+                SType::Default => NDArray::zeros(d.shape(), d.dtype(), d.context()),
+                st => crate::sparse::zeros(st, d.shape(), d.dtype(), d.context()),
+            })
             .collect::<Result<Vec<_>>>()?;
         self.grad = Some(grads);
         Ok(())
@@ -89,7 +92,11 @@ impl Parameter {
     /// Zeroes every gradient buffer (a no-op without gradients).
     pub fn zero_grad(&self) -> Result<()> {
         for g in self.grad.as_deref().unwrap_or_default() {
-            g.buffer().fill_zero()?;
+            match g.stype() {
+                // MXNet's zeros_like: a sparse gradient keeps nothing stored.
+                SType::Default => g.buffer().fill_zero()?,
+                _ => crate::sparse::clear(g)?,
+            }
         }
         Ok(())
     }
@@ -99,6 +106,9 @@ impl Parameter {
     /// another dtype (it is converted).
     pub fn deliver_grad(&self, ctx: Option<Context>, src: &NDArray) -> Result<()> {
         let dst = self.grad_for_delivery(ctx)?;
+        if dst.stype() != SType::Default || src.stype() != SType::Default {
+            return crate::sparse::deliver(dst, src, self.grad_req == GradReq::Add);
+        }
         if src.size() != dst.size() {
             return Err(Error::ShapeMismatch(format!(
                 "gradient of shape {} delivered to Parameter '{}' of shape {}",
@@ -124,6 +134,10 @@ impl Parameter {
     /// parameter's dtype.
     pub fn deliver_grad_bytes(&self, ctx: Option<Context>, bytes: &[u8]) -> Result<()> {
         let dst = self.grad_for_delivery(ctx)?;
+        if dst.stype() != SType::Default {
+            let src = NDArray::from_bytes(bytes, dst.shape(), dst.dtype(), Context::cpu(0))?;
+            return self.deliver_grad(ctx, &src);
+        }
         if bytes.len() != dst.nbytes() {
             return Err(Error::ShapeMismatch(format!(
                 "gradient of {} bytes delivered to Parameter '{}' of {} bytes",

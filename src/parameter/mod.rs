@@ -385,6 +385,7 @@ impl Parameter {
         } else {
             convert::cast(data, self.dtype)?
         };
+        let src = crate::sparse::as_stype(&src, self.stype)?;
         // One host-to-device copy; further GPUs copy from the first device copy.
         let mut copies: Vec<NDArray> = Vec::with_capacity(ctxs.len());
         let mut on_device: Option<usize> = None;
@@ -417,6 +418,7 @@ impl Parameter {
         let host = ctxs.iter().copied().enumerate().find(|(_, c)| c.is_host());
         let movable = data.dtype() == self.dtype
             && data.stype() == SType::Default
+            && self.stype == SType::Default
             && data.context().is_host();
         let Some((host, host_ctx)) = host.filter(|_| movable) else {
             return self.init_from_host(&data, ctxs);
@@ -493,7 +495,41 @@ impl Parameter {
     pub fn reduce(&self) -> Result<NDArray> {
         let data = self.data.as_deref().ok_or_else(|| self.not_initialized())?;
         let refs: Vec<&NDArray> = data.iter().collect();
-        reduce::average(&refs, Context::cpu(0))
+        let mean = reduce::average(&refs, Context::cpu(0))?;
+        crate::sparse::as_stype(&mean, self.stype)
+    }
+
+    /// The rows `rows` of the copy on `ctx` (`None`: the only copy, or the
+    /// current context's) as a row_sparse array on `out_ctx` (default: that
+    /// copy's context). MXNet pulls them from the Trainer's kvstore; here they
+    /// come from the local copy. Only row_sparse parameters have this.
+    pub fn row_sparse_data(
+        &self,
+        ctx: Option<Context>,
+        rows: &[i64],
+        out_ctx: Option<Context>,
+    ) -> Result<NDArray> {
+        if self.stype != SType::RowSparse {
+            return Err(Error::NotInitialized(format!(
+                "Cannot return a copy of Parameter {} via row_sparse_data() because its \
+                 storage type is {}. Please use data() instead.",
+                self.name, self.stype
+            )));
+        }
+        let data = self.data.as_deref().ok_or_else(|| self.not_initialized())?;
+        let copy = &data[self.index_in(data.len(), ctx)?];
+        crate::sparse::retain_rows(copy, rows, out_ctx.unwrap_or(copy.context()))
+    }
+
+    /// [`Parameter::row_sparse_data`] for every context, in context order.
+    pub fn list_row_sparse_data(&self, rows: &[i64]) -> Result<Vec<NDArray>> {
+        let ctxs = self.ctx.contexts().to_vec();
+        if self.data.is_none() {
+            return self.row_sparse_data(None, rows, None).map(|a| vec![a]);
+        }
+        ctxs.into_iter()
+            .map(|c| self.row_sparse_data(Some(c), rows, None))
+            .collect()
     }
 
     /// Moves the parameter to `ctxs`, keeping its value (the mean of the copies).
@@ -551,7 +587,7 @@ impl Parameter {
         let cast_all = |arrays: &Option<Vec<NDArray>>| -> Result<Option<Vec<NDArray>>> {
             arrays
                 .as_ref()
-                .map(|v| v.iter().map(|a| convert::cast(a, dtype)).collect())
+                .map(|v| v.iter().map(|a| crate::sparse::cast(a, dtype)).collect())
                 .transpose()
         };
         let data = cast_all(&self.data)?;

@@ -79,3 +79,17 @@ def test_parameter_dict_round_trip(tmp_path: Path) -> None:
     other.get("b", shape=(4,))
     other.load(tmp_path / "p.params", ctx=mp.cpu(0), restore_prefix="net_")
     np.testing.assert_array_equal(w2.data().asnumpy(), w.data(mp.cpu(1)).asnumpy())
+
+
+def test_size_one_array_into_one_element() -> None:
+    # MXNet 1.9.1 accepts these under either numpy major (numpy 2 alone refuses
+    # a size-1 array where a scalar goes); test_sparse_mxnet.py compares with it.
+    b = nd.zeros((3,))
+    b[0] = np.array([5.0])
+    b[1] = np.array([[6.0]])
+    b[2] = nd.array([7.0])
+    assert b.asnumpy().tolist() == [5.0, 6.0, 7.0]
+    c = nd.zeros((2, 3))
+    c[0, 1] = np.array([8.0])
+    c[1] = np.array([9.0])
+    assert c.asnumpy().tolist() == [[0.0, 8.0, 0.0], [9.0, 9.0, 9.0]]

@@ -147,7 +147,7 @@ fn _rename(
         Some("torch") => Convention::Torch,
         Some("gluon") => Convention::Gluon,
         Some(c) => {
-            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            return Err(crate::errors::MXParamsValueError::new_err(format!(
                 "convention must be None, 'torch' or 'gluon', not {c:?}"
             )))
         }

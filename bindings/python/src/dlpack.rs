@@ -236,7 +236,9 @@ pub fn export<'py>(
             want == (KDL_CPU, 0) && !array.context().is_host() && opts.copy != Some(false);
         if to_host {
             let a = array.clone();
-            let host = py.detach(move || a.copy_to(Context::cpu(0))).py()?;
+            let host = py
+                .detach(move || mxparams::sparse::to_dense(&a.copy_to(Context::cpu(0))?))
+                .py()?;
             let opts = ExportOptions {
                 versioned: opts.versioned,
                 copy: Some(false),
@@ -274,7 +276,8 @@ fn export_inner<'py>(
     let copied = must_copy || opts.copy == Some(true) || (read_only && opts.copy.is_none());
     let exported = if copied && !already_copied {
         let a = array.clone();
-        py.detach(move || a.copy_to(a.context())).py()?
+        // to_dense: a sparse array leaves as its dense values.
+        py.detach(move || mxparams::sparse::to_dense(&a)).py()?
     } else {
         array.clone()
     };

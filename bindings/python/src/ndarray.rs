@@ -10,6 +10,7 @@
 //! and the extension targets abi3-py39; `__array__` and DLPack cover numpy,
 //! PyTorch and the rest without it.
 
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
@@ -20,14 +21,14 @@ use super::buffer;
 use super::context::PyContext;
 use super::convert::{from_numpy, numpy_dtype, numpy_view, to_dtype};
 use super::dlpack;
-use super::errors::IntoPyResult;
+use super::errors::{IntoPyResult, MXParamsTypeError, MXParamsValueError};
 
 /// A typed, C-contiguous array on a context.
 ///
 /// Arrays are made by `mxparams.nd` (`array`, `zeros`, `load`, ...). Compute
 /// with numpy, PyTorch or any DLPack consumer: `numpy.asarray(arr)` and
 /// `torch.from_dlpack(arr)` share memory with the array on CPU contexts.
-#[pyclass(name = "NDArray", module = "mxparams", frozen)]
+#[pyclass(name = "NDArray", module = "mxparams", frozen, subclass)]
 pub struct PyNDArray {
     pub(crate) inner: NDArray,
 }
@@ -78,20 +79,95 @@ impl PyNDArray {
             return Ok(slf.clone());
         }
         let a = me.inner.clone();
-        if a.buffer().is_device() {
-            let host = slf.py().detach(move || a.copy_to(Context::cpu(0))).py()?;
-            return wrap(slf.py(), host);
-        }
         let ctx = if a.context().is_host() {
             a.context()
         } else {
             Context::cpu(0)
         };
-        let d = slf
-            .py()
-            .detach(move || mxparams::sparse::to_dense(&a).map(|d| d.with_context(ctx)));
+        let d = slf.py().detach(move || -> mxparams::Result<NDArray> {
+            let host = if a.context().is_host() {
+                a
+            } else {
+                a.copy_to(Context::cpu(0))?
+            };
+            Ok(mxparams::sparse::to_dense(&host)?.with_context(ctx))
+        });
         wrap(slf.py(), d.py()?)
     }
+
+    /// `arr[key] = value` on a sparse array: only `[:]`, as in MXNet. A
+    /// scalar fills every row of a row_sparse array (csr refuses scalars);
+    /// arrays are written as `copyto` writes them.
+    fn set_sparse_item<'py>(
+        slf: &Bound<'py, Self>,
+        key: &Bound<'py, PyAny>,
+        value: &Bound<'py, PyAny>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let me = &slf.get().inner;
+        let full = key.cast::<pyo3::types::PySlice>().is_ok_and(|s| {
+            ["start", "stop", "step"]
+                .iter()
+                .all(|a| s.getattr(*a).is_ok_and(|v| v.is_none()))
+        });
+        if !full {
+            return Err(MXParamsValueError::new_err(format!(
+                "{} arrays support only full-slice assignment arr[:] = value",
+                me.stype()
+            )));
+        }
+        if let Ok(src) = value.cast::<PyNDArray>() {
+            return Self::copyto(src, slf.as_any()).map(|_| ());
+        }
+        let np = py.import("numpy")?;
+        let is_scalar = np.getattr("isscalar")?.call1((value,))?.is_truthy()?
+            || value.is_instance_of::<pyo3::types::PyFloat>()
+            || value.is_instance_of::<pyo3::types::PyInt>();
+        if is_scalar && me.stype() == SType::Csr {
+            return Err(MXParamsValueError::new_err(
+                "Assigning numeric types to CSRNDArray is not implemented yet.",
+            ));
+        }
+        let dtype = numpy_dtype(py, me.dtype())?;
+        let kw = pyo3::types::PyDict::new(py);
+        kw.set_item("dtype", dtype)?;
+        let shape = PyTuple::new(py, me.shape())?;
+        let dense = np
+            .getattr("broadcast_to")?
+            .call1((np.getattr("asarray")?.call((value,), Some(&kw))?, shape))?;
+        let dense = np.getattr("ascontiguousarray")?.call1((dense,))?;
+        let src = from_numpy(dense.cast::<numpy::PyUntypedArray>()?, Context::cpu(0))?;
+        let dst = me.clone();
+        py.detach(move || mxparams::sparse::assign(&dst, &src, is_scalar))
+            .py()
+    }
+}
+
+/// numpy 2 refuses `x[i] = np.array([v])` (a size-1 array into one element)
+/// where numpy 1 and MXNet accept it; MXNet drops the value's leading unit
+/// dimensions until it fits the target. Returns the value so reshaped, or
+/// None when that does not apply.
+fn squeezed_value<'py>(
+    target: &Bound<'py, PyAny>,
+    key: &Bound<'py, PyAny>,
+    value: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let np = target.py().import("numpy")?;
+    let mut v = np.getattr("asarray")?.call1((value,))?;
+    let want = np
+        .getattr("ndim")?
+        .call1((target.get_item(key)?,))?
+        .extract::<usize>()?;
+    let mut changed = false;
+    loop {
+        let shape: Vec<usize> = v.getattr("shape")?.extract()?;
+        if shape.len() <= want || shape.first() != Some(&1) {
+            break;
+        }
+        v = v.get_item(0)?;
+        changed = true;
+    }
+    Ok(changed.then_some(v))
 }
 
 impl PyNDArray {
@@ -105,10 +181,15 @@ impl PyNDArray {
     ) -> PyResult<()> {
         let py = slf.py();
         let host = Self::asnumpy(slf)?;
-        if let Ok(src) = value.cast::<PyNDArray>() {
-            host.set_item(key, Self::asnumpy(src)?)?;
-        } else {
-            host.set_item(key, value)?;
+        let value = match value.cast::<PyNDArray>() {
+            Ok(src) => Self::asnumpy(src)?,
+            Err(_) => value.clone(),
+        };
+        if let Err(e) = host.set_item(key, &value) {
+            match squeezed_value(&host, key, &value)? {
+                Some(v) if e.is_instance_of::<PyValueError>(py) => host.set_item(key, v)?,
+                _ => return Err(e),
+            }
         }
         let bytes = host.call_method0("tobytes")?;
         let bytes = bytes.cast::<PyBytes>()?.as_bytes().to_vec();
@@ -168,7 +249,7 @@ impl PyNDArray {
     /// Whether the array is a read-only view (of a memory-mapped file).
     #[getter]
     fn readonly(&self) -> bool {
-        !self.inner.buffer().is_writable()
+        !self.inner.values().buffer().is_writable()
     }
 
     /// Values of a sparse array (row_sparse: the stored rows; csr: the non-zeros).
@@ -389,6 +470,20 @@ impl PyNDArray {
                     d.shape()
                 )));
             }
+            if d.stype() != SType::Default {
+                // MXNet copies dense into either sparse type, and a sparse
+                // array only into its own type.
+                let (s, t) = (me.inner.stype(), d.stype());
+                if s != SType::Default && s != t {
+                    return Err(MXParamsTypeError::new_err(format!(
+                        "copyto does not support destination NDArray stype {t}"
+                    )));
+                }
+                let (src, dst_a) = (me.inner.clone(), d.clone());
+                py.detach(move || mxparams::sparse::assign(&dst_a, &src, false))
+                    .py()?;
+                return Ok(other.clone());
+            }
             if d.dtype() == me.inner.dtype()
                 && d.stype() == SType::Default
                 && me.inner.stype() == SType::Default
@@ -476,8 +571,10 @@ impl PyNDArray {
         self.inner.clone().into()
     }
 
-    /// Converts the storage type; only `'default'` (densify) and the array's
-    /// own stype (a copy) are supported.
+    /// Converts the storage type: to `'default'` (densify), from dense to a
+    /// sparse type (the non-zero rows or elements, as MXNet), or to the
+    /// array's own stype (a copy). row_sparse and csr do not convert into
+    /// each other.
     fn tostype<'py>(slf: &Bound<'py, Self>, stype: &str) -> PyResult<Bound<'py, PyNDArray>> {
         let py = slf.py();
         let me = &slf.get().inner;
@@ -486,6 +583,14 @@ impl PyNDArray {
             let a = me.clone();
             let d = py.detach(move || mxparams::sparse::to_dense(&a)).py()?;
             return wrap(py, d);
+        }
+        if me.stype() == SType::Default {
+            // MXNet's cast_storage: the rows (csr: elements) holding a non-zero.
+            let a = me.clone();
+            let out = py
+                .detach(move || mxparams::sparse::from_dense(&a, target, false))
+                .py()?;
+            return wrap(py, out);
         }
         if target == me.stype() {
             let a = me.clone();
@@ -539,15 +644,26 @@ impl PyNDArray {
         key: &Bound<'py, PyAny>,
         value: &Bound<'py, PyAny>,
     ) -> PyResult<()> {
+        if slf.get().inner.stype() != SType::Default {
+            return Self::set_sparse_item(slf, key, value);
+        }
         if slf.get().inner.buffer().is_device() {
             return Self::set_device_item(slf, key, value);
         }
         let v = Self::view(slf)?;
-        if let Ok(src) = value.cast::<PyNDArray>() {
-            let sv = Self::__array__(src, None, None)?;
-            return v.set_item(key, sv);
+        let value = match value.cast::<PyNDArray>() {
+            Ok(src) => Self::__array__(src, None, None)?,
+            Err(_) => value.clone(),
+        };
+        match v.set_item(key, &value) {
+            Err(e) if e.is_instance_of::<PyValueError>(slf.py()) => {
+                match squeezed_value(&v, key, &value)? {
+                    Some(s) => v.set_item(key, s),
+                    None => Err(e),
+                }
+            }
+            other => other,
         }
-        v.set_item(key, value)
     }
 
     fn __len__(&self) -> PyResult<usize> {

@@ -427,6 +427,32 @@ impl PyParameter {
         Ok(PyNDArray::from(a))
     }
 
+    /// The rows `rows` of the copy on `ctx` as a row_sparse array there
+    /// (row_sparse parameters only).
+    #[pyo3(signature = (rows, ctx=None))]
+    fn _row_sparse_data(
+        &self,
+        py: Python<'_>,
+        rows: Vec<i64>,
+        ctx: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyNDArray> {
+        let ctx = opt_ctx(ctx)?;
+        let inner = self.inner.clone();
+        let a = py
+            .detach(move || read(&inner).row_sparse_data(ctx, &rows, ctx))
+            .py()?;
+        Ok(PyNDArray::from(a))
+    }
+
+    /// `_row_sparse_data` for every context, in context order.
+    fn _list_row_sparse_data(&self, py: Python<'_>, rows: Vec<i64>) -> PyResult<Vec<PyNDArray>> {
+        let inner = self.inner.clone();
+        let arrays = py
+            .detach(move || read(&inner).list_row_sparse_data(&rows))
+            .py()?;
+        Ok(arrays.into_iter().map(PyNDArray::from).collect())
+    }
+
     /// Re-assigns the parameter to other contexts, keeping its value.
     fn _reset_ctx(&self, py: Python<'_>, ctx: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let ctxs = ctx_list(ctx)?;
