@@ -388,6 +388,17 @@ pub enum Distribution {
 }
 
 impl Distribution {
+    /// Whether the parameters are ones MXNet samples from: finite, with
+    /// `low <= high`, or a positive standard deviation.
+    pub fn is_valid(self) -> bool {
+        match self {
+            Distribution::Uniform { low, high } => {
+                low.is_finite() && high.is_finite() && low <= high
+            }
+            Distribution::Normal { mean, std } => mean.is_finite() && std.is_finite() && std > 0.0,
+        }
+    }
+
     /// Fills a typed slice ([`fill_uniform`] or [`fill_normal`]).
     ///
     /// # Errors

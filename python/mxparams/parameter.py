@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections import OrderedDict
-from collections.abc import ItemsView, Iterator, KeysView, ValuesView
+from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
 from os import PathLike
 from typing import Any, Union
 
@@ -46,10 +45,6 @@ def _norm_shape(shape: Any) -> tuple[int, ...] | None:
         shape = (shape,)
     # -1 is MXNet's numpy-mode spelling of an unknown dim; 0 is ours.
     return tuple(0 if int(d) == -1 else int(d) for d in shape)
-
-
-def _np_dtype(dtype: Any) -> np.dtype[Any]:
-    return _native.ParameterBase._canon_dtype(dtype)
 
 
 def _brief_print_list(lst: Any, limit: int = 7) -> str:
@@ -319,7 +314,7 @@ class Parameter(_native.ParameterBase):
     ) -> None:
         if init is None:
             init = default_init if self.init is None else self.init
-        spec = _initmod._fast_fill_spec(init, default_init, self._shape)
+        spec = _initmod._fill_spec(init, default_init)
         if spec is not None and self._fast_init(ctx, init, default_init, force_reinit, spec):
             return
         state, arr = self._init_start(ctx, (init, default_init), force_reinit)
@@ -347,22 +342,20 @@ class Parameter(_native.ParameterBase):
         init: Any,
         default_init: Any,
         force_reinit: bool,
-        spec: tuple[int, float, float],
+        spec: _native.FillSpec,
     ) -> bool:
         """Initializes through one native call for a built-in fill (see
-        ``init._fast_fill_spec``); False when the dtype needs the general path."""
-        gen = _random._GENERATOR
-        with gen._lock:
-            try:
-                state, used = self._init_fill(
-                    ctx, (init, default_init), force_reinit, *spec, gen._seed, gen._stream
-                )
-            except BaseException:
-                if self._is_deferred() and self._shape is not None and 0 not in self._shape:
-                    self._take_deferred()  # failed after the request: uninitialised, as MXNet
-                raise
-            if used:
-                gen._stream += 1
+        ``init._fill_spec``); False when the fill does not suit the parameter
+        and the general path must run."""
+        token = (init, default_init)
+        try:
+            state = _random._GENERATOR.draw_block(
+                lambda seed, stream: self._init_fill(ctx, token, force_reinit, spec, (seed, stream))
+            )
+        except BaseException:
+            if self._is_deferred() and self._shape is not None and 0 not in self._shape:
+                self._take_deferred()  # failed after the request: uninitialised, as MXNet
+            raise
         if state == "unsupported":
             return False
         if state == "initialized":
@@ -510,6 +503,7 @@ class Constant(Parameter):
             init=init_name,
             differentiable=False,
         )
+        self._configure_constant(value)
 
     def __repr__(self) -> str:
         return f"Constant {self.name} (shape={self.shape}, dtype={self.dtype})"
@@ -529,6 +523,29 @@ class Constant(Parameter):
             )
 
 
+# ``ParameterDict.get`` attributes merged natively (the others are Python's).
+_NATIVE_ATTRS = ("shape", "dtype", "grad_req", "lr_mult", "wd_mult")
+
+
+class _Members(Mapping[str, "Parameter"]):
+    """A read-only Mapping over the native map, for the dict views."""
+
+    def __init__(self, core: _native.ParameterDictCore) -> None:
+        self._core = core
+
+    def __getitem__(self, key: str) -> Parameter:
+        return self._core[key]  # type: ignore[return-value]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._core.keys())
+
+    def __len__(self) -> int:
+        return len(self._core)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._core
+
+
 class ParameterDict:
     """A dictionary managing a set of parameters.
 
@@ -541,57 +558,48 @@ class ParameterDict:
     """
 
     def __init__(self, prefix: str = "", shared: ParameterDict | None = None) -> None:
-        self._prefix = prefix
-        self._params: OrderedDict[str, Parameter] = OrderedDict()
         self._shared = shared
-        self._core = _native.ParameterDictCore(prefix)
+        shared_core = None if shared is None else shared._core
+        self._core: _native.ParameterDictCore = _native.ParameterDictCore(prefix, shared_core)
 
-    def _bind(self, name: str, param: Parameter) -> None:
-        self._params[name] = param
-        self._core.insert(name, param)
+    @property
+    def _params(self) -> _native.ParameterDictCore:
+        """The name -> Parameter map (MXNet's private ``_params``), a native view."""
+        return self._core
 
     def __repr__(self) -> str:
-        name = self._prefix + " " if self._prefix else ""
-        content = "\n".join(_indent(f"  {v}", 2) for v in self.values())
+        name = self.prefix + " " if self.prefix else ""
+        content = "\n".join(_indent(f"  {v}", 2) for v in self._core.values())
         return f"{name}(\n{content}\n)"
 
     def __getitem__(self, key: str) -> Parameter:
-        return self._params[key]
+        return self._core[key]  # type: ignore[return-value]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._params)
+        return iter(self._core.keys())
 
     def __len__(self) -> int:
-        return len(self._params)
+        return len(self._core)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._params
+        return key in self._core
 
     def items(self) -> ItemsView[str, Parameter]:
         """(name, Parameter) pairs in insertion order."""
-        return self._params.items()
+        return ItemsView(_Members(self._core))
 
     def keys(self) -> KeysView[str]:
         """Names in insertion order."""
-        return self._params.keys()
+        return KeysView(_Members(self._core))
 
     def values(self) -> ValuesView[Parameter]:
         """Parameters in insertion order."""
-        return self._params.values()
+        return ValuesView(_Members(self._core))
 
     @property
     def prefix(self) -> str:
         """The prefix prepended to names created by :py:meth:`get`."""
-        return self._prefix
-
-    def _get_impl(self, name: str) -> Parameter | None:
-        if name in self._params:
-            return self._params[name]
-        if self._shared is not None and name in self._shared._params:
-            param = self._shared._params[name]
-            self._bind(name, param)
-            return param
-        return None
+        return self._core.prefix
 
     def get(self, name: str, **kwargs: Any) -> Parameter:
         """The parameter ``prefix + name``: from this dict, then the shared
@@ -599,72 +607,43 @@ class ParameterDict:
         agree with the given attributes (unknown shape dims are filled in);
         otherwise ValueError."""
         name = self.prefix + name
-        param = self._get_impl(name)
+        native = {k: kwargs[k] for k in _NATIVE_ATTRS if kwargs.get(k) is not None}
+        if "shape" in native:
+            native["shape"] = _norm_shape(native["shape"])
+        param: Parameter | None = self._core.get_existing(name, **native)  # type: ignore[assignment]
         if param is None:
             param = Parameter(name, **kwargs)
-            self._bind(name, param)
+            self._core[name] = param
             return param
+        # Attributes the Python class keeps (``init``, anything MXNet's loose
+        # kwargs set): MXNet's rule, set when absent, else they must agree.
         for k, v in kwargs.items():
+            if k in _NATIVE_ATTRS:
+                continue
             existing = getattr(param, k, None)
             if existing is None:
                 setattr(param, k, v)
-                continue
-            if k == "shape" and v is not None:
-                want = _norm_shape(v)
-                if want is not None and len(want) == len(existing):
-                    merged = []
-                    for d1, d2 in zip(want, existing, strict=False):
-                        if d1 != d2 and d1 > 0 and d2 > 0:
-                            break
-                        merged.append(d2 if d1 == 0 else d1)
-                    else:
-                        param._force_shape(tuple(merged))
-                        continue
-            elif k == "dtype" and v is not None and _np_dtype(v) == _np_dtype(existing):
-                continue
-            if v is not None and v != existing:
-                raise ValueError(
-                    f"Cannot retrieve Parameter '{name}' because desired attribute does not "
-                    f"match with stored for attribute '{k}': desired '{v}' vs stored "
-                    f"'{getattr(param, k)}'."
-                )
+            elif v is not None and v != existing:
+                conflict = _native.ParameterDictCore._conflict
+                raise ValueError(conflict(name, k, str(v), str(existing)))
         return param
 
     def get_constant(self, name: str, value: Any = None) -> Constant:
         """The :py:class:`Constant` ``prefix + name``, created from ``value``
         when absent (KeyError without a value; ValueError on a mismatch)."""
         name = self.prefix + name
-        param = self._get_impl(name)
+        if value is not None and not isinstance(value, NDArray):
+            value = _nd.array(value)
+        param = self._core.get_constant_existing(name, value)
         if param is None:
-            if value is None:
-                raise KeyError(
-                    f"No constant named '{name}'. Please specify value if you want to "
-                    "create a new constant."
-                )
             param = Constant(name, value)
-            self._bind(name, param)
-        elif value is not None:
-            if not isinstance(param, Constant):
-                raise ValueError(f"Parameter '{name}' already exists but it is not a constant.")
-            value = value.asnumpy() if isinstance(value, NDArray) else np.asarray(value)
-            stored = param.value.asnumpy()
-            if param.shape != value.shape or not (stored == value).all():
-                raise ValueError(
-                    f"Constant '{name}' already exists but it's value doesn't match new value"
-                )
+            self._core[name] = param
         return param  # type: ignore[return-value]
 
     def update(self, other: ParameterDict) -> None:
         """Copies all parameters of ``other`` into self (ValueError if a name is
         bound to a different parameter here)."""
-        for k, v in other.items():
-            if k in self._params and self._params[k] is not v:
-                raise ValueError(
-                    "Cannot update self with other because they have different "
-                    f"Parameters with the same name '{k}'"
-                )
-        for k, v in other.items():
-            self._bind(k, v)
+        self._core.update(other._core)
 
     def initialize(
         self,
@@ -679,7 +658,7 @@ class ParameterDict:
             init.set_verbosity(verbose=verbose)
         if ctx is None:
             ctx = [current_context()]
-        params = list(self.values())
+        params: list[Parameter] = self._core.values()  # type: ignore[assignment]
         with _autograd.pause():
             i = 0
             while i < len(params):
@@ -697,31 +676,22 @@ class ParameterDict:
         parameter that needs the general path (a custom initializer, or a fill
         its dtype does not take); returns that parameter's index. Values and
         random streams are those of initializing one by one."""
-        positions: list[int] = []
-        tokens: list[Any] = []
-        kinds: list[int] = []
-        lows: list[float] = []
-        highs: list[float] = []
+        requests: list[tuple[int, Any, _native.FillSpec]] = []
         for j in range(start, len(params)):
             p = params[j]
             p_init = init if p.init is None else p.init
-            spec = _initmod._fast_fill_spec(p_init, init, p._shape)
+            spec = _initmod._fill_spec(p_init, init)
             if spec is None:
                 break
-            positions.append(j)
-            tokens.append((p_init, init))
-            kinds.append(spec[0])
-            lows.append(spec[1])
-            highs.append(spec[2])
-        if not positions:
+            requests.append((j, (p_init, init), spec))
+        if not requests:
             return start
-        gen = _random._GENERATOR
-        with gen._lock:
-            states, used = self._core._initialize_fast(
-                positions, ctx, tokens, kinds, lows, highs, force_reinit, gen._seed, gen._stream
+        states = _random._GENERATOR.draw_block(
+            lambda seed, stream: self._core._initialize_fast(
+                requests, ctx, force_reinit, seed, stream
             )
-            gen._stream += used
-        for j, state in zip(positions, states, strict=False):
+        )
+        for (j, _, _), state in zip(requests, states, strict=False):
             if state == "initialized":
                 _warn_initialized(params[j].name, stacklevel=4)
         return start + len(states)

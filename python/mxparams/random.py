@@ -16,8 +16,8 @@ from __future__ import annotations
 import numbers
 import os
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import ml_dtypes
 import numpy as np
@@ -34,6 +34,7 @@ _FLOAT_DTYPE_SET = frozenset(
 )
 
 ShapeLike = int | Sequence[int]
+_T = TypeVar("_T")
 
 
 class _Generator:
@@ -48,6 +49,16 @@ class _Generator:
         with self._lock:
             self._seed = value & _MASK64
             self._stream = 0
+
+    def draw_block(self, fill: Callable[[int, int], tuple[_T, int]]) -> _T:
+        """Runs ``fill(seed, first_stream)``, a native fill that draws
+        consecutive streams from ``first_stream`` and returns its result and
+        the number of streams it drew; no other draw runs meanwhile. A fill
+        that raises draws nothing."""
+        with self._lock:
+            result, used = fill(self._seed, self._stream)
+            self._stream += used
+            return result
 
     def next_key(self) -> tuple[int, int]:
         with self._lock:

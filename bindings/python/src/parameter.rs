@@ -19,14 +19,14 @@ use super::context::PyContext;
 use super::convert::{from_numpy, numpy_dtype, to_dtype};
 use super::errors::IntoPyResult;
 use super::ndarray::PyNDArray;
+use super::param_dict::state_name;
+use super::random::PyFillSpec;
 use mxparams::context::Context;
 use mxparams::ndarray::SType;
-use mxparams::param_dict::{read, write, SharedParameter};
+use mxparams::param_dict::{
+    read, write, FillRequest, ParameterDict, SharedParameter, StreamCounter,
+};
 use mxparams::parameter::{DTypeSource, DeferredInit, GradReq, InitRequest, Parameter};
-use mxparams::random::{Distribution as Dist, StreamKey};
-
-/// Fills above this size run with the GIL released (and in parallel).
-const PARALLEL_FILL_BYTES: usize = 1 << 16;
 
 /// Cached Python arrays for one version of a parameter's data and gradients.
 #[derive(Default)]
@@ -253,6 +253,12 @@ impl PyParameter {
         Ok(())
     }
 
+    /// Makes the parameter Gluon's `Constant` holding `value` (what
+    /// `ParameterDict.get_constant` compares a requested value with).
+    fn _configure_constant(&self, value: &Bound<'_, PyNDArray>) {
+        write(&self.inner).set_constant_value(value.get().inner.clone());
+    }
+
     /// The parameter's name.
     #[getter]
     fn name(&self) -> String {
@@ -269,11 +275,6 @@ impl PyParameter {
     /// Sets the shape: unknown dims may be filled in, known ones never change.
     fn _set_shape(&self, shape: Vec<usize>) -> PyResult<()> {
         write(&self.inner).set_shape(&shape).py()
-    }
-
-    /// Replaces the shape without checks (ParameterDict.get merging).
-    fn _force_shape(&self, shape: Vec<usize>) {
-        write(&self.inner).set_shape_unchecked(shape);
     }
 
     /// The numpy dtype.
@@ -485,91 +486,37 @@ impl PyParameter {
         }
     }
 
-    /// `initialize` for the built-in fills, in one call: request, allocate,
-    /// fill and finish. `kind`: 0 zeros, 1 the constant `a`, 2 uniform on
-    /// `[a, b)`, 3 normal `N(a, b²)`; random fills use stream `(seed,
-    /// stream)`. Returns the `_init_start` state, or `'unsupported'` (nothing
-    /// done) when the dtype cannot take the fill, and whether the stream was
-    /// used.
-    #[allow(clippy::too_many_arguments)]
+    /// `initialize` with a built-in fill, in one call (the batched
+    /// initialisation of a one-parameter dict): random fills take stream
+    /// `key = (seed, stream)`. Returns the `_init_start` state, or `'unsupported'`
+    /// (nothing done) when the fill does not suit the parameter, and the
+    /// number of streams drawn (0 or 1).
     fn _init_fill(
         &self,
         py: Python<'_>,
         ctx: Option<&Bound<'_, PyAny>>,
         token: Py<PyAny>,
         force_reinit: bool,
-        kind: u8,
-        a: f64,
-        b: f64,
-        seed: u64,
-        stream: u64,
-    ) -> PyResult<(&'static str, bool)> {
+        spec: PyRef<'_, PyFillSpec>,
+        key: (u64, u64),
+    ) -> PyResult<(&'static str, u64)> {
+        let (seed, stream) = key;
         let ctxs = ctx_list(ctx)?;
-        let dist = match kind {
-            0 => None,
-            1 => Some(Dist::Uniform { low: a, high: a }),
-            2 => Some(Dist::Uniform { low: a, high: b }),
-            3 => Some(Dist::Normal { mean: a, std: b }),
-            _ => return Err(PyValueError::new_err("unknown fill kind")),
+        let mut one = ParameterDict::new("", None);
+        one.insert(String::new(), self.inner.clone());
+        let request = FillRequest {
+            position: 0,
+            token: Some(Box::new(token)),
+            fill: spec.fill,
         };
-        let (r, arr, dtype) = {
-            let mut p = write(&self.inner);
-            let dtype = p.dtype();
-            if dist.is_some() && !dtype.is_float() {
-                return Ok(("unsupported", false));
-            }
-            let r = p
-                .request_init(&ctxs, Some(Box::new(token)), force_reinit)
-                .py()?;
-            let arr = match r {
-                InitRequest::Ready => Some(p.zeros_host().py()?),
-                _ => None,
-            };
-            (r, arr, dtype)
-        };
+        let mut streams = StreamCounter { seed, next: stream };
+        let r = py
+            .detach(|| one.initialize_filled(&ctxs, force_reinit, vec![request], &mut streams))
+            .py();
         self.drop_stale();
-        let arr = match (r, arr) {
-            (InitRequest::Ready, Some(arr)) => arr,
-            (InitRequest::AlreadyInitialized, _) => return Ok(("initialized", false)),
-            _ => return Ok(("deferred", false)),
-        };
-        // The parameter lock is not held here: a detached fill must not block
-        // a thread that holds the GIL and wants the parameter.
-        let mut used = false;
-        if let Some(dist) = dist.filter(|_| arr.nbytes() > 0) {
-            if kind == 1 {
-                mxparams::random::fill_constant(&mut arr.buffer().write().py()?, dtype, a).py()?;
-            } else {
-                let key = StreamKey::new(seed, stream);
-                let fill = |arr: &mxparams::ndarray::NDArray| -> mxparams::error::Result<()> {
-                    dist.fill_bytes(&mut arr.buffer().write()?, dtype, key)
-                };
-                if arr.nbytes() >= PARALLEL_FILL_BYTES {
-                    py.detach(|| fill(&arr)).py()?;
-                } else {
-                    fill(&arr).py()?;
-                }
-                used = true;
-            }
-        }
-        let r = {
-            let mut p = write(&self.inner);
-            match p.take_deferred() {
-                Ok(Some(record)) => {
-                    let ctxs = record.ctx.clone();
-                    p.init_from_owned(arr, &ctxs)
-                        .inspect_err(|_| p.restore_deferred(record))
-                }
-                Ok(None) => Err(mxparams::error::Error::NotInitialized(format!(
-                    "Parameter '{}' has no pending initialization",
-                    p.name()
-                ))),
-                Err(e) => Err(e),
-            }
-        };
-        self.drop_stale();
-        r.py()?;
-        Ok(("ready", used))
+        let out = r?;
+        let state = out.states.first().map_or("unsupported", |s| state_name(*s));
+        Ok((state, out.streams_used))
     }
 
     /// Completes what `_init_start` began with the filled array.
