@@ -210,6 +210,26 @@ class Parameter(_native.ParameterBase):
     def __repr__(self) -> str:
         return f"Parameter {self.name} (shape={self.shape}, dtype={self.dtype})"
 
+    # -- copy, deepcopy, pickle ---------------------------------------------
+    # As MXNet, whose Parameter is copied through its __dict__: a shallow copy
+    # shares the data and gradient arrays, a deep copy or a pickle copies
+    # them; every attribute (contexts, grad_req, a pending deferred
+    # initialisation with its initializers, ...) is carried. The native state
+    # travels as NDArray handles, so the copy module decides sharing.
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_parameter, (type(self), self.name), self.__getstate__())
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_native_state"] = self._native_state()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        self._set_native_state(state.pop("_native_state"))
+        self.__dict__.update(state)
+
     # -- attributes ---------------------------------------------------------
 
     @property
@@ -425,6 +445,16 @@ class Parameter(_native.ParameterBase):
         self._trainer = trainer
 
 
+def _rebuild_parameter(cls: type[Parameter], name: str) -> Parameter:
+    """An empty ``cls`` named ``name``, for ``__setstate__`` to fill (unpickling, copies)."""
+    return cls.__new__(cls, name)
+
+
+def _rebuild_dict(cls: type[ParameterDict]) -> ParameterDict:
+    """An empty ``cls``, for ``__setstate__`` to fill (unpickling, deep copies)."""
+    return cls.__new__(cls)
+
+
 def _mark(params: Any) -> None:
     """Tells active autograd adapters about (re)allocated gradient buffers,
     as MXNet's ``_init_grad`` calls ``autograd.mark_variables``."""
@@ -561,6 +591,32 @@ class ParameterDict:
         self._shared = shared
         shared_core = None if shared is None else shared._core
         self._core: _native.ParameterDictCore = _native.ParameterDictCore(prefix, shared_core)
+
+    # As MXNet: a shallow copy shares the name -> parameter map with the
+    # original; a deep copy or a pickle copies the parameters (each once, so
+    # a parameter also reachable through ``shared`` stays one parameter).
+
+    def __copy__(self) -> ParameterDict:
+        new = _rebuild_dict(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_dict, (type(self),), self.__getstate__())
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: v for k, v in self.__dict__.items() if k != "_core"}
+        state["_prefix"] = self.prefix
+        state["_members"] = self._core.items()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        prefix, members = state.pop("_prefix"), state.pop("_members")
+        ParameterDict.__init__(self, prefix, state.pop("_shared"))
+        for name, param in members:
+            self._core[name] = param
+        self.__dict__.update(state)
 
     @property
     def _params(self) -> _native.ParameterDictCore:

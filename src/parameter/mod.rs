@@ -7,6 +7,7 @@
 //! hands it to [`Parameter::init_from_host`]. Nothing here calls back into a
 //! caller while holding state, so a parameter behind a lock never calls out.
 
+mod copy;
 mod ctx_map;
 mod deferred;
 mod grad_req;
@@ -17,6 +18,7 @@ use std::any::Any;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use copy::ParameterArrays;
 pub use ctx_map::CtxMap;
 pub use deferred::{DeferredInit, InitRequest};
 pub use grad_req::GradReq;

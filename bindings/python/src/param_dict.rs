@@ -50,8 +50,7 @@ type Dict = ParameterDict<PyEntry>;
 /// The native half of `mxparams.ParameterDict`.
 #[pyclass(name = "ParameterDictCore", module = "mxparams._native", frozen)]
 pub struct PyParamDictCore {
-    /// Shared with the dicts that name this one as `shared`, and with
-    /// shallow copies (which, as in MXNet, share the mapping).
+    /// Shared with the dicts that name this one as `shared`.
     inner: Arc<RwLock<Dict>>,
 }
 
@@ -114,14 +113,6 @@ impl PyParamDictCore {
         let shared = shared.map(|s| s.get().inner.clone());
         PyParamDictCore {
             inner: Arc::new(RwLock::new(ParameterDict::new(prefix, shared))),
-        }
-    }
-
-    /// A second view of the same mapping (what `copy.copy` gives, as MXNet's
-    /// shallow copy shares its `_params`).
-    fn _view(&self) -> Self {
-        PyParamDictCore {
-            inner: self.inner.clone(),
         }
     }
 

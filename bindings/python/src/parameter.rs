@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use numpy::PyUntypedArray;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyTuple};
+use pyo3::types::{PyDict, PyList, PyTuple};
 
 use super::context::PyContext;
 use super::convert::{from_numpy, numpy_dtype, to_dtype};
@@ -22,11 +22,13 @@ use super::ndarray::PyNDArray;
 use super::param_dict::state_name;
 use super::random::PyFillSpec;
 use mxparams::context::Context;
-use mxparams::ndarray::SType;
+use mxparams::ndarray::{NDArray, SType};
 use mxparams::param_dict::{
-    read, write, FillRequest, ParameterDict, SharedParameter, StreamCounter,
+    read, write, FillRequest, ParamAttrs, ParameterDict, SharedParameter, StreamCounter,
 };
-use mxparams::parameter::{DTypeSource, DeferredInit, GradReq, InitRequest, Parameter};
+use mxparams::parameter::{
+    DTypeSource, DeferredInit, GradReq, InitRequest, Parameter, ParameterArrays,
+};
 
 /// Cached Python arrays for one version of a parameter's data and gradients.
 #[derive(Default)]
@@ -257,6 +259,140 @@ impl PyParameter {
     /// `ParameterDict.get_constant` compares a requested value with).
     fn _configure_constant(&self, value: &Bound<'_, PyNDArray>) {
         write(&self.inner).set_constant_value(value.get().inner.clone());
+    }
+
+    /// What a copy or a pickle of the parameter carries, as a dict: the
+    /// attributes, the arrays per context (`NDArray` handles sharing this
+    /// parameter's storage: a shallow copy shares them, a deep copy or a
+    /// pickle copies them), a pending deferred initialisation and a
+    /// constant's value.
+    fn _native_state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let (attrs, arrays, deferred, constant) = {
+            let p = read(&self.inner);
+            let attrs = (
+                p.shape().map(<[usize]>::to_vec),
+                p.dtype(),
+                p.grad_req().name(),
+                p.lr_mult,
+                p.wd_mult,
+                p.differentiable(),
+                p.allow_deferred_init(),
+                (p.stype().name(), p.grad_stype().name()),
+            );
+            let deferred = p.deferred().map(|d| {
+                let token = d
+                    .token
+                    .as_ref()
+                    .and_then(|t| t.downcast_ref::<Py<PyAny>>())
+                    .map(|t| t.clone_ref(py));
+                (d.ctx.clone(), d.data.clone(), token)
+            });
+            (attrs, p.arrays(), deferred, p.constant_value().cloned())
+        };
+        let (shape, dtype, grad_req, lr_mult, wd_mult, differentiable, deferrable, stypes) = attrs;
+        let nd = |a: NDArray| Py::new(py, PyNDArray::from(a));
+        let nds = |v: Vec<NDArray>| v.into_iter().map(nd).collect::<PyResult<Vec<_>>>();
+        let state = PyDict::new(py);
+        state.set_item("shape", shape)?;
+        state.set_item("dtype", numpy_dtype(py, dtype)?)?;
+        state.set_item("grad_req", grad_req)?;
+        state.set_item("lr_mult", lr_mult)?;
+        state.set_item("wd_mult", wd_mult)?;
+        state.set_item("differentiable", differentiable)?;
+        state.set_item("allow_deferred_init", deferrable)?;
+        state.set_item("stype", stypes.0)?;
+        state.set_item("grad_stype", stypes.1)?;
+        match arrays {
+            Some(a) => {
+                state.set_item("ctx", contexts_to_py(py, &a.ctx)?)?;
+                state.set_item("data", nds(a.data)?)?;
+                state.set_item("grad", a.grad.map(nds).transpose()?)?;
+            }
+            None => {
+                state.set_item("ctx", py.None())?;
+                state.set_item("data", py.None())?;
+                state.set_item("grad", py.None())?;
+            }
+        }
+        match deferred {
+            Some((ctx, data, token)) => state.set_item(
+                "deferred",
+                (contexts_to_py(py, &ctx)?, data.map(nd).transpose()?, token),
+            )?,
+            None => state.set_item("deferred", py.None())?,
+        }
+        state.set_item("constant", constant.map(nd).transpose()?)?;
+        Ok(state)
+    }
+
+    /// Rebuilds the parameter from what `_native_state` gave (of a parameter
+    /// with this name); ValueError when the parts do not fit together.
+    fn _set_native_state(&self, state: &Bound<'_, PyDict>) -> PyResult<()> {
+        let item = |key: &str| -> PyResult<Bound<'_, PyAny>> {
+            state
+                .get_item(key)?
+                .ok_or_else(|| PyValueError::new_err(format!("parameter state lacks '{key}'")))
+        };
+        let name = read(&self.inner).name().to_string();
+        let nd = |o: Bound<'_, PyAny>| -> PyResult<NDArray> {
+            Ok(o.cast::<PyNDArray>()?.get().inner.clone())
+        };
+        let nds = |o: Bound<'_, PyAny>| -> PyResult<Option<Vec<NDArray>>> {
+            if o.is_none() {
+                return Ok(None);
+            }
+            o.try_iter()?
+                .map(|a| nd(a?))
+                .collect::<PyResult<Vec<_>>>()
+                .map(Some)
+        };
+        let attrs = ParamAttrs {
+            shape: item("shape")?.extract()?,
+            dtype: Some(to_dtype(&item("dtype")?)?),
+            grad_req: Some(item("grad_req")?.extract::<&str>()?.parse().py()?),
+            lr_mult: Some(item("lr_mult")?.extract()?),
+            wd_mult: Some(item("wd_mult")?.extract()?),
+            allow_deferred_init: Some(item("allow_deferred_init")?.extract()?),
+            differentiable: Some(item("differentiable")?.extract()?),
+            stype: Some(stype_arg(&name, "stype", item("stype")?.extract()?)?),
+            grad_stype: Some(stype_arg(
+                &name,
+                "grad_stype",
+                item("grad_stype")?.extract()?,
+            )?),
+        };
+        let mut q = Parameter::from_attrs(name, &attrs);
+        if let Some(data) = nds(item("data")?)? {
+            let arrays = ParameterArrays {
+                ctx: ctx_list(Some(&item("ctx")?))?,
+                data,
+                grad: nds(item("grad")?)?,
+            };
+            q.adopt_arrays(arrays).py()?;
+        }
+        let deferred = item("deferred")?;
+        if !deferred.is_none() {
+            let (ctx, data, token): (Bound<'_, PyAny>, Bound<'_, PyAny>, Py<PyAny>) =
+                deferred.extract()?;
+            let data = if data.is_none() {
+                None
+            } else {
+                Some(nd(data)?)
+            };
+            q.set_deferred(DeferredInit {
+                ctx: ctx_list(Some(&ctx))?,
+                data,
+                token: Some(Box::new(token)),
+            })
+            .py()?;
+        }
+        let constant = item("constant")?;
+        if !constant.is_none() {
+            q.set_constant_value(nd(constant)?);
+        }
+        *write(&self.inner) = q;
+        self.drop_stale();
+        Ok(())
     }
 
     /// The parameter's name.
