@@ -191,15 +191,15 @@ class Parameter(_native.ParameterBase):
         grad_stype: str = "default",
     ) -> None:
         self._configure(
-            grad_req,
-            _norm_shape(shape),
-            "float32" if dtype is None else dtype,
-            float(lr_mult),
-            float(wd_mult),
-            allow_deferred_init,
-            differentiable,
-            stype,
-            grad_stype,
+            grad_req=grad_req,
+            shape=_norm_shape(shape),
+            dtype="float32" if dtype is None else dtype,
+            lr_mult=float(lr_mult),
+            wd_mult=float(wd_mult),
+            allow_deferred_init=allow_deferred_init,
+            differentiable=differentiable,
+            stype=stype,
+            grad_stype=grad_stype,
         )
         self._lr_mult_obj = lr_mult
         self._wd_mult_obj = wd_mult

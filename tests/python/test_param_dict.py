@@ -456,3 +456,26 @@ def test_fill_spec_xavier_scale_is_the_initializers() -> None:
     arr = np.zeros((6, 4), np.float32)
     mpinit.Xavier()(mpinit.InitDesc("p_weight"), arr)
     np.testing.assert_array_equal(p.data().asnumpy(), arr)
+
+
+def test_reference_cycle_through_the_dict_is_collected() -> None:
+    import gc
+    import weakref
+
+    pd = mp.ParameterDict()
+    p = pd.get("w", shape=(2,))
+    p.owner = pd  # type: ignore[attr-defined]  # a cycle: dict -> parameter -> dict
+    ref = weakref.ref(p)
+    del pd, p
+    gc.collect()
+    assert ref() is None
+
+
+def test_missing_keys_raise_key_error() -> None:
+    pd = mp.ParameterDict()
+    with pytest.raises(KeyError):
+        pd["nothing"]
+    with pytest.raises(KeyError):
+        pd[1]  # type: ignore[index]
+    with pytest.raises(KeyError):
+        del pd._params["nothing"]

@@ -101,10 +101,6 @@ fn load_options(
     })
 }
 
-fn key_error(name: &str) -> PyErr {
-    PyKeyError::new_err(name.to_string())
-}
-
 #[pymethods]
 impl PyParamDictCore {
     #[new]
@@ -131,9 +127,15 @@ impl PyParamDictCore {
             .is_ok_and(|n| self.dict().contains(n))
     }
 
-    fn __getitem__(&self, py: Python<'_>, name: &str) -> PyResult<Py<PyAny>> {
-        let entry = self.dict().param(name).cloned();
-        entry.map(|e| e.object(py)).ok_or_else(|| key_error(name))
+    fn __getitem__(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let entry = name
+            .extract::<&str>()
+            .ok()
+            .and_then(|n| self.dict().param(n).cloned());
+        // Any other key is missing, as in the dict MXNet keeps.
+        entry
+            .map(|e| e.object(py))
+            .ok_or_else(|| PyKeyError::new_err(name.clone().unbind()))
     }
 
     /// Binds `name` to `param` (replacing any previous binding in place).
@@ -146,7 +148,9 @@ impl PyParamDictCore {
 
     fn __delitem__(&self, name: &str) -> PyResult<()> {
         let removed = self.dict_mut().remove(name);
-        removed.map(drop).ok_or_else(|| key_error(name))
+        removed
+            .map(drop)
+            .ok_or_else(|| PyKeyError::new_err(name.to_string()))
     }
 
     fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {

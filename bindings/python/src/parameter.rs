@@ -212,6 +212,30 @@ fn opt_ctx(ctx: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Context>> {
     }
 }
 
+/// A parameter's attributes from a dict holding every one of them by name
+/// (what `_configure` is given and `_native_state` writes).
+fn attrs_from_dict(name: &str, d: &Bound<'_, PyDict>) -> PyResult<ParamAttrs> {
+    let item = |key: &str| -> PyResult<Bound<'_, PyAny>> {
+        d.get_item(key)?
+            .ok_or_else(|| PyValueError::new_err(format!("missing parameter attribute '{key}'")))
+    };
+    // Checked in this order, as before: grad_req, the storage types, dtype.
+    let grad_req: GradReq = item("grad_req")?.extract::<&str>()?.parse().py()?;
+    let grad_stype = stype_arg(name, "grad_stype", item("grad_stype")?.extract()?)?;
+    let stype = stype_arg(name, "stype", item("stype")?.extract()?)?;
+    Ok(ParamAttrs {
+        shape: item("shape")?.extract()?,
+        dtype: Some(to_dtype(&item("dtype")?)?),
+        grad_req: Some(grad_req),
+        lr_mult: Some(item("lr_mult")?.extract()?),
+        wd_mult: Some(item("wd_mult")?.extract()?),
+        allow_deferred_init: Some(item("allow_deferred_init")?.extract()?),
+        differentiable: Some(item("differentiable")?.extract()?),
+        stype: Some(stype),
+        grad_stype: Some(grad_stype),
+    })
+}
+
 #[pymethods]
 impl PyParameter {
     #[new]
@@ -220,38 +244,17 @@ impl PyParameter {
         PyParameter::from_shared(Arc::new(RwLock::new(Parameter::new(name))))
     }
 
-    /// Sets the construction-time attributes (called by the Python `__init__`).
-    #[pyo3(signature = (grad_req, shape, dtype, lr_mult, wd_mult, allow_deferred_init, differentiable, stype, grad_stype))]
-    #[allow(clippy::too_many_arguments)]
-    fn _configure(
-        &self,
-        grad_req: &str,
-        shape: Option<Vec<usize>>,
-        dtype: &Bound<'_, PyAny>,
-        lr_mult: f64,
-        wd_mult: f64,
-        allow_deferred_init: bool,
-        differentiable: bool,
-        stype: &str,
-        grad_stype: &str,
-    ) -> PyResult<()> {
-        let mut p = write(&self.inner);
-        let name = p.name().to_string();
-        let req: GradReq = grad_req.parse().py()?;
-        let grad_stype = stype_arg(&name, "grad_stype", grad_stype)?;
-        let stype = stype_arg(&name, "stype", stype)?;
-        let mut q = Parameter::new(name)
-            .with_dtype(to_dtype(dtype)?)
-            .with_allow_deferred_init(allow_deferred_init)
-            .with_differentiable(differentiable)
-            .with_stypes(stype, grad_stype)
-            .with_grad_req(req);
-        if let Some(s) = shape {
-            q = q.with_shape(&s);
-        }
-        q.lr_mult = lr_mult;
-        q.wd_mult = wd_mult;
-        *p = q;
+    /// Sets the construction-time attributes (called by the Python
+    /// `__init__`), all given by keyword: `grad_req`, `shape` (None or 0 for
+    /// unknown dims), `dtype`, `lr_mult`, `wd_mult`, `allow_deferred_init`,
+    /// `differentiable`, `stype`, `grad_stype`.
+    #[pyo3(signature = (**attrs))]
+    fn _configure(&self, py: Python<'_>, attrs: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
+        let name = read(&self.inner).name().to_string();
+        let attrs = attrs.cloned().unwrap_or_else(|| PyDict::new(py));
+        let q = Parameter::from_attrs(name.clone(), &attrs_from_dict(&name, &attrs)?);
+        *write(&self.inner) = q;
+        self.drop_stale();
         Ok(())
     }
 
@@ -346,21 +349,7 @@ impl PyParameter {
                 .collect::<PyResult<Vec<_>>>()
                 .map(Some)
         };
-        let attrs = ParamAttrs {
-            shape: item("shape")?.extract()?,
-            dtype: Some(to_dtype(&item("dtype")?)?),
-            grad_req: Some(item("grad_req")?.extract::<&str>()?.parse().py()?),
-            lr_mult: Some(item("lr_mult")?.extract()?),
-            wd_mult: Some(item("wd_mult")?.extract()?),
-            allow_deferred_init: Some(item("allow_deferred_init")?.extract()?),
-            differentiable: Some(item("differentiable")?.extract()?),
-            stype: Some(stype_arg(&name, "stype", item("stype")?.extract()?)?),
-            grad_stype: Some(stype_arg(
-                &name,
-                "grad_stype",
-                item("grad_stype")?.extract()?,
-            )?),
-        };
+        let attrs = attrs_from_dict(&name, state)?;
         let mut q = Parameter::from_attrs(name, &attrs);
         if let Some(data) = nds(item("data")?)? {
             let arrays = ParameterArrays {
