@@ -14,7 +14,7 @@ import json
 import warnings
 from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
 from os import PathLike
-from typing import Any, Union
+from typing import Any, Union, cast
 
 import numpy as np
 
@@ -662,15 +662,20 @@ class ParameterDict:
         dict, else a new one created with ``kwargs``. An existing parameter must
         agree with the given attributes (unknown shape dims are filled in);
         otherwise ValueError."""
-        name = self.prefix + name
-        native = {k: kwargs[k] for k in _NATIVE_ATTRS if kwargs.get(k) is not None}
-        if "shape" in native:
-            native["shape"] = _norm_shape(native["shape"])
-        param: Parameter | None = self._core.get_existing(name, **native)  # type: ignore[assignment]
-        if param is None:
-            param = Parameter(name, **kwargs)
-            self._core[name] = param
-            return param
+        if not kwargs:
+            name, found = self._core.get_existing(name)
+            if found is not None:
+                return found  # type: ignore[return-value]
+        else:
+            native = {k: kwargs[k] for k in _NATIVE_ATTRS if kwargs.get(k) is not None}
+            if "shape" in native:
+                native["shape"] = _norm_shape(native["shape"])
+            name, found = self._core.get_existing(name, **native)
+        if found is None:
+            created = Parameter(name, **kwargs)
+            self._core[name] = created
+            return created
+        param = cast(Parameter, found)
         # Attributes the Python class keeps (``init``, anything MXNet's loose
         # kwargs set): MXNet's rule, set when absent, else they must agree.
         for k, v in kwargs.items():

@@ -29,6 +29,32 @@ pub struct ParamAttrs {
     pub grad_stype: Option<SType>,
 }
 
+impl ParamAttrs {
+    /// Whether no attribute is given.
+    pub fn is_empty(&self) -> bool {
+        let ParamAttrs {
+            shape,
+            dtype,
+            grad_req,
+            lr_mult,
+            wd_mult,
+            allow_deferred_init,
+            differentiable,
+            stype,
+            grad_stype,
+        } = self;
+        shape.is_none()
+            && dtype.is_none()
+            && grad_req.is_none()
+            && lr_mult.is_none()
+            && wd_mult.is_none()
+            && allow_deferred_init.is_none()
+            && differentiable.is_none()
+            && stype.is_none()
+            && grad_stype.is_none()
+    }
+}
+
 /// MXNet's error for `get` of an existing parameter whose attribute `attr`
 /// is `stored` where `desired` was asked for (also raised by bindings for
 /// attributes they keep themselves).

@@ -197,6 +197,9 @@ impl<E: DictEntry> ParameterDict<E> {
         let Some(existing) = self.lookup(name) else {
             return Ok(None);
         };
+        if attrs.is_empty() {
+            return Ok(Some(existing));
+        }
         merge_attrs(&mut write(existing.parameter()), name, attrs)?;
         Ok(Some(existing))
     }

@@ -128,13 +128,13 @@ impl PyParamDictCore {
     }
 
     fn __getitem__(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let entry = name
+        let found = name
             .extract::<&str>()
             .ok()
-            .and_then(|n| self.dict().param(n).cloned());
+            .and_then(|n| self.dict().param(n).map(|e| e.0.clone_ref(py)));
         // Any other key is missing, as in the dict MXNet keeps.
-        entry
-            .map(|e| e.object(py))
+        found
+            .map(Py::into_any)
             .ok_or_else(|| PyKeyError::new_err(name.clone().unbind()))
     }
 
@@ -181,9 +181,9 @@ impl PyParamDictCore {
         PyList::new(py, pairs)
     }
 
-    /// The parameter `name` (full name) from this dict or the shared one
-    /// (bound here too), after merging the given attributes into it; None
-    /// when absent. A disagreeing attribute raises ValueError.
+    /// `(prefix + name, parameter)`: the parameter from this dict or the
+    /// shared one (bound here too) after merging the given attributes into
+    /// it, or None when absent. A disagreeing attribute raises ValueError.
     #[pyo3(signature = (name, shape=None, dtype=None, grad_req=None, lr_mult=None, wd_mult=None))]
     #[allow(clippy::too_many_arguments)] // keyword arguments, each optional
     fn get_existing(
@@ -195,7 +195,7 @@ impl PyParamDictCore {
         grad_req: Option<&str>,
         lr_mult: Option<f64>,
         wd_mult: Option<f64>,
-    ) -> PyResult<Option<Py<PyAny>>> {
+    ) -> PyResult<(String, Option<Py<PyAny>>)> {
         let attrs = ParamAttrs {
             shape,
             dtype: dtype.filter(|d| !d.is_none()).map(to_dtype).transpose()?,
@@ -204,8 +204,11 @@ impl PyParamDictCore {
             wd_mult,
             ..ParamAttrs::default()
         };
-        let found = self.dict_mut().get_existing(name, &attrs).py()?;
-        Ok(found.map(|e| e.object(py)))
+        let mut dict = self.dict_mut();
+        let full = dict.full_name(name);
+        let found = dict.get_existing(&full, &attrs).py()?;
+        drop(dict);
+        Ok((full, found.map(|e| e.object(py))))
     }
 
     /// The constant `name` (full name) from this dict or the shared one,

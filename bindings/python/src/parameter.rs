@@ -212,28 +212,58 @@ fn opt_ctx(ctx: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Context>> {
     }
 }
 
-/// A parameter's attributes from a dict holding every one of them by name
-/// (what `_configure` is given and `_native_state` writes).
+/// The attributes a parameter is built with, as Python gives them.
+struct ConstructionAttrs<'a, 'py> {
+    grad_req: &'a str,
+    shape: Option<Vec<usize>>,
+    dtype: &'a Bound<'py, PyAny>,
+    lr_mult: f64,
+    wd_mult: f64,
+    allow_deferred_init: bool,
+    differentiable: bool,
+    stype: &'a str,
+    grad_stype: &'a str,
+}
+
+impl ConstructionAttrs<'_, '_> {
+    /// Checked in this order: grad_req, the storage types, dtype.
+    fn parse(self, name: &str) -> PyResult<ParamAttrs> {
+        let grad_req: GradReq = self.grad_req.parse().py()?;
+        let grad_stype = stype_arg(name, "grad_stype", self.grad_stype)?;
+        let stype = stype_arg(name, "stype", self.stype)?;
+        Ok(ParamAttrs {
+            shape: self.shape,
+            dtype: Some(to_dtype(self.dtype)?),
+            grad_req: Some(grad_req),
+            lr_mult: Some(self.lr_mult),
+            wd_mult: Some(self.wd_mult),
+            allow_deferred_init: Some(self.allow_deferred_init),
+            differentiable: Some(self.differentiable),
+            stype: Some(stype),
+            grad_stype: Some(grad_stype),
+        })
+    }
+}
+
+/// A parameter's attributes from the dict `_native_state` writes.
 fn attrs_from_dict(name: &str, d: &Bound<'_, PyDict>) -> PyResult<ParamAttrs> {
     let item = |key: &str| -> PyResult<Bound<'_, PyAny>> {
         d.get_item(key)?
             .ok_or_else(|| PyValueError::new_err(format!("missing parameter attribute '{key}'")))
     };
-    // Checked in this order, as before: grad_req, the storage types, dtype.
-    let grad_req: GradReq = item("grad_req")?.extract::<&str>()?.parse().py()?;
-    let grad_stype = stype_arg(name, "grad_stype", item("grad_stype")?.extract()?)?;
-    let stype = stype_arg(name, "stype", item("stype")?.extract()?)?;
-    Ok(ParamAttrs {
+    let dtype = item("dtype")?;
+    ConstructionAttrs {
+        grad_req: item("grad_req")?.extract()?,
         shape: item("shape")?.extract()?,
-        dtype: Some(to_dtype(&item("dtype")?)?),
-        grad_req: Some(grad_req),
-        lr_mult: Some(item("lr_mult")?.extract()?),
-        wd_mult: Some(item("wd_mult")?.extract()?),
-        allow_deferred_init: Some(item("allow_deferred_init")?.extract()?),
-        differentiable: Some(item("differentiable")?.extract()?),
-        stype: Some(stype),
-        grad_stype: Some(grad_stype),
-    })
+        dtype: &dtype,
+        lr_mult: item("lr_mult")?.extract()?,
+        wd_mult: item("wd_mult")?.extract()?,
+        allow_deferred_init: item("allow_deferred_init")?.extract()?,
+        differentiable: item("differentiable")?.extract()?,
+        stype: item("stype")?.extract()?,
+        grad_stype: item("grad_stype")?.extract()?,
+    }
+    .parse(name)
 }
 
 #[pymethods]
@@ -245,14 +275,34 @@ impl PyParameter {
     }
 
     /// Sets the construction-time attributes (called by the Python
-    /// `__init__`), all given by keyword: `grad_req`, `shape` (None or 0 for
-    /// unknown dims), `dtype`, `lr_mult`, `wd_mult`, `allow_deferred_init`,
-    /// `differentiable`, `stype`, `grad_stype`.
-    #[pyo3(signature = (**attrs))]
-    fn _configure(&self, py: Python<'_>, attrs: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
+    /// `__init__`), all given by keyword; `shape` None or 0 for unknown dims.
+    #[pyo3(signature = (*, grad_req, shape, dtype, lr_mult, wd_mult, allow_deferred_init, differentiable, stype, grad_stype))]
+    #[allow(clippy::too_many_arguments)] // keyword-only, each required
+    fn _configure(
+        &self,
+        grad_req: &str,
+        shape: Option<Vec<usize>>,
+        dtype: &Bound<'_, PyAny>,
+        lr_mult: f64,
+        wd_mult: f64,
+        allow_deferred_init: bool,
+        differentiable: bool,
+        stype: &str,
+        grad_stype: &str,
+    ) -> PyResult<()> {
         let name = read(&self.inner).name().to_string();
-        let attrs = attrs.cloned().unwrap_or_else(|| PyDict::new(py));
-        let q = Parameter::from_attrs(name.clone(), &attrs_from_dict(&name, &attrs)?);
+        let attrs = ConstructionAttrs {
+            grad_req,
+            shape,
+            dtype,
+            lr_mult,
+            wd_mult,
+            allow_deferred_init,
+            differentiable,
+            stype,
+            grad_stype,
+        };
+        let q = Parameter::from_attrs(name.clone(), &attrs.parse(&name)?);
         *write(&self.inner) = q;
         self.drop_stale();
         Ok(())
