@@ -103,10 +103,7 @@ def _fill(kind: str, out: np.ndarray, a: float, b: float) -> np.ndarray:
     _check_out(out)
     a, b = float(a), float(b)
     # MXNet's sampling operators reject these; say so instead of filling NaN.
-    if kind == "uniform" and not a <= b:
-        raise ValueError(f"low must be less or equal to high in uniform distribution: {a} > {b}")
-    if kind == "normal" and not b > 0:
-        raise ValueError(f"scale parameter in gaussian has to be positive, got {b}")
+    (_native.FillSpec.uniform(a, b) if kind == "uniform" else _native.FillSpec.normal(a, b)).check()
     if out.size == 0:
         return out
     if out.flags.c_contiguous and out.flags.writeable:

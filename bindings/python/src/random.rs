@@ -186,6 +186,15 @@ impl PyFillSpec {
         Ok(PyFillSpec { fill })
     }
 
+    /// Raises ValueError when a random fill's parameters break MXNet's rule
+    /// (uniform: `low <= high`; normal: a positive standard deviation).
+    fn check(&self) -> PyResult<()> {
+        match self.fill {
+            Fill::Random(d) => d.check().py(),
+            _ => Ok(()),
+        }
+    }
+
     /// 'zeros', 'constant', 'uniform', 'normal' or 'xavier'.
     #[getter]
     fn kind(&self) -> &'static str {
