@@ -662,19 +662,18 @@ class ParameterDict:
         dict, else a new one created with ``kwargs``. An existing parameter must
         agree with the given attributes (unknown shape dims are filled in);
         otherwise ValueError."""
+        full, found = self._core.get_existing(name)
+        if found is None:
+            created = Parameter(full, **kwargs)
+            self._core[full] = created
+            return created
         if not kwargs:
-            name, found = self._core.get_existing(name)
-            if found is not None:
-                return found  # type: ignore[return-value]
-        else:
-            native = {k: kwargs[k] for k in _NATIVE_ATTRS if kwargs.get(k) is not None}
+            return found  # type: ignore[return-value]
+        native = {k: kwargs[k] for k in _NATIVE_ATTRS if kwargs.get(k) is not None}
+        if native:
             if "shape" in native:
                 native["shape"] = _norm_shape(native["shape"])
-            name, found = self._core.get_existing(name, **native)
-        if found is None:
-            created = Parameter(name, **kwargs)
-            self._core[name] = created
-            return created
+            self._core.get_existing(name, **native)  # merges, or raises on a conflict
         param = cast(Parameter, found)
         # Attributes the Python class keeps (``init``, anything MXNet's loose
         # kwargs set): MXNet's rule, set when absent, else they must agree.
@@ -686,20 +685,20 @@ class ParameterDict:
                 setattr(param, k, v)
             elif v is not None and v != existing:
                 conflict = _native.ParameterDictCore._conflict
-                raise ValueError(conflict(name, k, str(v), str(existing)))
+                raise ValueError(conflict(full, k, str(v), str(existing)))
         return param
 
     def get_constant(self, name: str, value: Any = None) -> Constant:
         """The :py:class:`Constant` ``prefix + name``, created from ``value``
         when absent (KeyError without a value; ValueError on a mismatch)."""
-        name = self.prefix + name
         if value is not None and not isinstance(value, NDArray):
             value = _nd.array(value)
-        param = self._core.get_constant_existing(name, value)
-        if param is None:
-            param = Constant(name, value)
-            self._core[name] = param
-        return param  # type: ignore[return-value]
+        full, found = self._core.get_constant_existing(name, value)
+        if found is None:
+            created = Constant(full, value)
+            self._core[full] = created
+            return created
+        return found  # type: ignore[return-value]
 
     def update(self, other: ParameterDict) -> None:
         """Copies all parameters of ``other`` into self (ValueError if a name is

@@ -211,25 +211,25 @@ impl PyParamDictCore {
         Ok((full, found.map(|e| e.object(py))))
     }
 
-    /// The constant `name` (full name) from this dict or the shared one,
-    /// compared with `value` when given; None when absent and a value is
-    /// given, KeyError when absent without one.
+    /// `(prefix + name, constant)`: the constant from this dict or the
+    /// shared one, compared with `value` when given; None when absent and a
+    /// value is given, KeyError when absent without one.
     #[pyo3(signature = (name, value=None))]
     fn get_constant_existing(
         &self,
         py: Python<'_>,
         name: &str,
         value: Option<&Bound<'_, PyNDArray>>,
-    ) -> PyResult<Option<Py<PyAny>>> {
+    ) -> PyResult<(String, Option<Py<PyAny>>)> {
         let value = value.map(|v| v.get().inner.clone());
-        let found = self
-            .dict_mut()
-            .get_constant_existing(name, value.as_ref())
-            .py()?;
+        let mut dict = self.dict_mut();
+        let full = dict.full_name(name);
+        let found = dict.get_constant_existing(&full, value.as_ref()).py()?;
+        drop(dict);
         match (found, value) {
-            (Some(e), _) => Ok(Some(e.object(py))),
-            (None, Some(_)) => Ok(None),
-            (None, None) => Err(super::errors::to_py(Dict::missing_constant(name))),
+            (Some(e), _) => Ok((full, Some(e.object(py)))),
+            (None, Some(_)) => Ok((full, None)),
+            (None, None) => Err(super::errors::to_py(Dict::missing_constant(&full))),
         }
     }
 
