@@ -2,10 +2,13 @@
 
 The state (per-context copies, gradients, the ``grad_req`` state machine, the
 context map, deferred initialisation) lives in Rust (``_native.ParameterBase``);
-``data()``/``grad()`` are answered there from a cache. This module adds MXNet's
-loose signatures, the initializer calls and ``var()``. Bulk ``ParameterDict``
-operations (``zero_grad``, ``reset_ctx``, ``save``, ``load``) are single native
-calls that release the GIL.
+``data()``/``grad()`` are answered there from a cache. A ``ParameterDict``'s
+name -> parameter map, its lookup rules (``shared``, the attribute and shape
+merge of ``get``, ``get_constant``'s comparison) and its bulk operations
+(``initialize`` with built-in fills, ``zero_grad``, ``reset_ctx``, ``save``,
+``load``) live in Rust too (``_native.ParameterDictCore``). This module adds
+MXNet's loose signatures, the initializer calls, the attributes only Python
+can hold (initializers, ``var()``) and copying/pickling.
 """
 
 from __future__ import annotations
