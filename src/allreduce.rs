@@ -13,7 +13,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::ndarray::{NDArray, SType};
-use crate::param_dict::{read, ParameterDict, SharedParameter};
+use crate::param_dict::{read, DictEntry, ParameterDict, SharedParameter};
 use crate::parameter::Parameter;
 use crate::reduce::accumulate_bytes;
 use crate::storage::WriteGuard;
@@ -139,11 +139,11 @@ impl Parameter {
     }
 }
 
-impl ParameterDict {
+impl<E: DictEntry> ParameterDict<E> {
     /// [`Parameter::allreduce_grads`] for every parameter, in parallel over
     /// parameters and chunks. Parameter locks are released before any work.
     pub fn allreduce_grads(&self) -> Result<()> {
-        let groups: Vec<Vec<NDArray>> = self.values().iter().map(grads_of).collect();
+        let groups: Vec<Vec<NDArray>> = self.parameters().map(grads_of).collect();
         allreduce_groups(&groups)
     }
 }

@@ -395,6 +395,37 @@ pub enum Distribution {
 }
 
 impl Distribution {
+    /// MXNet's rule for sampling parameters, with its messages: uniform
+    /// needs `low <= high`, normal a positive standard deviation.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when the rule is broken (NaN included).
+    pub fn check(self) -> Result<()> {
+        match self {
+            Distribution::Uniform { low, high } if !matches!(low.partial_cmp(&high), Some(o) if o.is_le()) => {
+                Err(Error::InvalidArgument(format!(
+                    "low must be less or equal to high in uniform distribution: {low:?} > {high:?}"
+                )))
+            }
+            Distribution::Normal { std, .. } if !matches!(std.partial_cmp(&0.0), Some(o) if o.is_gt()) => {
+                Err(Error::InvalidArgument(format!(
+                    "scale parameter in gaussian has to be positive, got {std:?}"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether a fill with these parameters runs: [`Distribution::check`]
+    /// passes and every parameter is finite.
+    pub fn is_valid(self) -> bool {
+        let finite = match self {
+            Distribution::Uniform { low, high } => low.is_finite() && high.is_finite(),
+            Distribution::Normal { mean, std } => mean.is_finite() && std.is_finite(),
+        };
+        finite && self.check().is_ok()
+    }
+
     /// Fills a typed slice ([`fill_uniform`] or [`fill_normal`]).
     ///
     /// # Errors

@@ -35,7 +35,7 @@ fn get_merges_and_conflicts() {
     let b = d.get("w", &shape(&[3, 0])).expect("merge");
     assert!(Arc::ptr_eq(&a, &b));
     assert_eq!(mxparams::param_dict::read(&a).shape(), Some(&[3, 4][..]));
-    assert_eq!(d.keys(), ["net_w".to_string()]);
+    assert_eq!(d.keys().collect::<Vec<_>>(), ["net_w"]);
     let e = d.get("w", &shape(&[5, 4])).expect_err("conflict");
     assert!(
         matches!(&e, Error::AttributeConflict(m) if m.contains("attribute 'shape': desired '(5, 4)' vs stored '(3, 4)'")),
@@ -88,12 +88,12 @@ fn shared_and_update() {
 #[test]
 fn bulk_operations() {
     let d = initialised("", 3, &[Context::cpu(0), Context::cpu(1)]);
-    for p in d.values() {
+    for p in d.parameters() {
         let p = mxparams::param_dict::read(p);
         p.deliver_grad(None, &f32s(&[1.0; 3], &[3])).expect("grad");
     }
     d.zero_grad().expect("zero");
-    for p in d.values() {
+    for p in d.parameters() {
         assert_eq!(
             values(&mxparams::param_dict::read(p).grad(None).expect("g")),
             vec![0.0; 3]
@@ -108,7 +108,7 @@ fn bulk_operations() {
     d.set_grad_req(GradReq::Null).expect("null");
     d.set_lr_mult(0.5);
     d.cast(DType::Float16).expect("cast");
-    let p = mxparams::param_dict::read(&d.values()[1]);
+    let p = mxparams::param_dict::read(d.parameters().nth(1).expect("p"));
     assert_eq!(p.lr_mult, 0.5);
     assert_eq!(p.dtype(), DType::Float16);
     assert!(matches!(p.grad(None), Err(Error::NoGradient(_))));
@@ -131,7 +131,7 @@ fn save_load_round_trip_and_policies() {
 
     // Into an initialised dict with the same names: values land in every copy.
     let target = initialised("net_", 9, &[Context::cpu(0), Context::cpu(1)]);
-    for p in target.values() {
+    for p in target.parameters() {
         mxparams::param_dict::read(p)
             .data(Some(Context::cpu(1)))
             .expect("d")
@@ -143,7 +143,7 @@ fn save_load_round_trip_and_policies() {
         ..Default::default()
     };
     target.load(&path, &opts).expect("load");
-    let p = mxparams::param_dict::read(&target.values()[4]);
+    let p = mxparams::param_dict::read(target.parameters().nth(4).expect("p"));
     assert_eq!(
         values(&p.data(Some(Context::cpu(1))).expect("d")),
         vec![4.0, 4.5, 5.0]

@@ -35,7 +35,7 @@ import numpy as np
 from . import random as _random
 from . import sparse as _sparse
 from ._errors import MXParamsNotImplementedError, MXParamsTypeError, MXParamsValueError
-from ._native import NDArray
+from ._native import FillSpec, NDArray
 
 __all__ = [
     "Bilinear",
@@ -456,15 +456,15 @@ def create(*args: Any, **kwargs: Any) -> Initializer:
     return klass(*args, **kwargs)
 
 
-def _fast_fill_spec(init: Any, default_init: Any, shape: Any) -> tuple[int, float, float] | None:
+def _fill_spec(init: Any, default_init: Any) -> FillSpec | None:
     """The native fill equivalent to ``default_init(InitDesc(name, {'__init__': init}), arr)``.
 
-    Returns ``(kind, a, b)`` for ``ParameterBase._init_fill`` (0 zeros, 1 the
-    constant ``a``, 2 uniform on ``[a, b)``, 3 normal ``N(a, b**2)``) when that
-    call would run a built-in initializer's ``_init_weight`` and nothing else;
-    None when the general path must run (custom classes, verbose logging,
-    invalid arguments whose errors the general path raises). ``shape`` is the
-    parameter's shape, used by Xavier.
+    A :class:`FillSpec` when that call would run a built-in initializer's
+    ``_init_weight`` and nothing else; None when the general path must run
+    (custom classes, verbose logging, arguments that are not numbers). The
+    native side declines a fill that does not suit the parameter (its dtype,
+    Xavier on a shape it rejects, invalid bounds) and the general path then
+    raises what MXNet raises.
     """
     if (
         not isinstance(default_init, Initializer)
@@ -480,45 +480,30 @@ def _fast_fill_spec(init: Any, default_init: Any, shape: Any) -> tuple[int, floa
         except Exception:  # the general path raises it
             return None
     kind = type(init)
-    if kind is Uniform:
-        scale = init.scale
-        if isinstance(scale, (int, float)) and 0 <= scale < math.inf:
-            return (2, -float(scale), float(scale))
-    elif kind is Normal:
-        sigma = init.sigma
-        if isinstance(sigma, (int, float)) and 0 < sigma < math.inf:
-            return (3, 0.0, float(sigma))
-    elif kind is Zero:
-        return (0, 0.0, 0.0)
-    elif kind is One:
-        return (1, 1.0, 0.0)
-    elif kind is Constant:
-        value = init.value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return (1, float(value), 0.0)
-    elif kind is Xavier or kind is MSRAPrelu:
-        return _xavier_spec(init, shape)
+    try:
+        if kind is Uniform:
+            scale = _number(init.scale)
+            return FillSpec.uniform(-scale, scale)
+        if kind is Normal:
+            return FillSpec.normal(0.0, _number(init.sigma))
+        if kind is Zero:
+            return FillSpec.zeros()
+        if kind is One:
+            return FillSpec.constant(1.0)
+        if kind is Constant:
+            return FillSpec.constant(_number(init.value))
+        if kind is Xavier or kind is MSRAPrelu:
+            return FillSpec.xavier(init.rnd_type, init.factor_type, init.magnitude)
+    except (TypeError, ValueError):  # not a plain number or name: the general path decides
+        return None
     return None
 
 
-def _xavier_spec(init: Xavier, shape: Any) -> tuple[int, float, float] | None:
-    if shape is None or len(shape) < 2 or 0 in shape:
-        return None
-    hw_scale = int(np.prod(shape[2:])) if len(shape) > 2 else 1
-    fan_in, fan_out = shape[1] * hw_scale, shape[0] * hw_scale
-    if not init.magnitude >= 0:
-        return None
-    factor = {"avg": (fan_in + fan_out) / 2.0, "in": fan_in, "out": fan_out}.get(init.factor_type)
-    if not factor:
-        return None
-    scale = math.sqrt(init.magnitude / factor)
-    if not 0 < scale < math.inf:
-        return None
-    if init.rnd_type == "uniform":
-        return (2, -scale, scale)
-    if init.rnd_type == "gaussian":
-        return (3, 0.0, scale)
-    return None
+def _number(value: Any) -> float:
+    """``value`` as a float when it is a plain int or float (TypeError otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MXParamsTypeError(f"not a plain number: {value!r}")
+    return float(value)
 
 
 # ---------------------------------------------------------------------------
@@ -766,31 +751,12 @@ class Xavier(Initializer):
 
     def _init_weight(self, name: str, arr: Any) -> None:
         shape = tuple(arr.shape)
-        if len(shape) < 2:
-            raise MXParamsValueError(
-                f"Xavier initializer cannot be applied to vector {name}. It requires at least 2D."
-            )
-        hw_scale = int(np.prod(shape[2:])) if len(shape) > 2 else 1
-        fan_in, fan_out = shape[1] * hw_scale, shape[0] * hw_scale
-        if self.factor_type == "avg":
-            factor = (fan_in + fan_out) / 2.0
-        elif self.factor_type == "in":
-            factor = float(fan_in)
-        elif self.factor_type == "out":
-            factor = float(fan_out)
-        else:
-            raise MXParamsValueError("Incorrect factor type")
-        if factor == 0:
-            raise MXParamsValueError(
-                f"Xavier initializer cannot be applied to {name} of shape {shape}"
-            )
-        scale = math.sqrt(self.magnitude / factor)
-        if self.rnd_type == "uniform":
-            _fill_random("uniform", arr, -scale, scale)
-        elif self.rnd_type == "gaussian":
-            _fill_random("normal", arr, 0.0, scale)
-        else:
-            raise MXParamsValueError("Unknown random type")
+        # The scale (and MXNet's checks) come from the native Xavier, the
+        # same one native initialisation fills with.
+        spec = FillSpec.xavier(self.rnd_type, self.factor_type, self.magnitude)
+        fill = spec.resolve(str(name), [int(d) for d in shape])
+        a, b = fill.args
+        _fill_random(fill.kind, arr, a, b)
 
 
 @register

@@ -2,20 +2,22 @@
 
 The state (per-context copies, gradients, the ``grad_req`` state machine, the
 context map, deferred initialisation) lives in Rust (``_native.ParameterBase``);
-``data()``/``grad()`` are answered there from a cache. This module adds MXNet's
-loose signatures, the initializer calls and ``var()``. Bulk ``ParameterDict``
-operations (``zero_grad``, ``reset_ctx``, ``save``, ``load``) are single native
-calls that release the GIL.
+``data()``/``grad()`` are answered there from a cache. A ``ParameterDict``'s
+name -> parameter map, its lookup rules (``shared``, the attribute and shape
+merge of ``get``, ``get_constant``'s comparison) and its bulk operations
+(``initialize`` with built-in fills, ``zero_grad``, ``reset_ctx``, ``save``,
+``load``) live in Rust too (``_native.ParameterDictCore``). This module adds
+MXNet's loose signatures, the initializer calls, the attributes only Python
+can hold (initializers, ``var()``) and copying/pickling.
 """
 
 from __future__ import annotations
 
 import json
 import warnings
-from collections import OrderedDict
-from collections.abc import ItemsView, Iterator, KeysView, ValuesView
+from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
 from os import PathLike
-from typing import Any, Union
+from typing import Any, Union, cast
 
 import numpy as np
 
@@ -28,7 +30,6 @@ from . import random as _random
 from ._errors import (
     DeferredInitializationError,
     MXParamsError,
-    MXParamsKeyError,
     MXParamsTypeError,
     MXParamsValueError,
 )
@@ -53,10 +54,6 @@ def _norm_shape(shape: Any) -> tuple[int, ...] | None:
         shape = (shape,)
     # -1 is MXNet's numpy-mode spelling of an unknown dim; 0 is ours.
     return tuple(0 if d == -1 else d for d in map(_nd._dim, shape))
-
-
-def _np_dtype(dtype: Any) -> np.dtype[Any]:
-    return _native.ParameterBase._canon_dtype(dtype)
 
 
 def _brief_print_list(lst: Any, limit: int = 7) -> str:
@@ -203,15 +200,15 @@ class Parameter(_native.ParameterBase):
         grad_stype: str = "default",
     ) -> None:
         self._configure(
-            grad_req,
-            _norm_shape(shape),
-            "float32" if dtype is None else dtype,
-            float(lr_mult),
-            float(wd_mult),
-            allow_deferred_init,
-            differentiable,
-            stype,
-            grad_stype,
+            grad_req=grad_req,
+            shape=_norm_shape(shape),
+            dtype="float32" if dtype is None else dtype,
+            lr_mult=float(lr_mult),
+            wd_mult=float(wd_mult),
+            allow_deferred_init=allow_deferred_init,
+            differentiable=differentiable,
+            stype=stype,
+            grad_stype=grad_stype,
         )
         self._lr_mult_obj = lr_mult
         self._wd_mult_obj = wd_mult
@@ -221,6 +218,26 @@ class Parameter(_native.ParameterBase):
 
     def __repr__(self) -> str:
         return f"Parameter {self.name} (shape={self.shape}, dtype={self.dtype})"
+
+    # -- copy, deepcopy, pickle ---------------------------------------------
+    # As MXNet, whose Parameter is copied through its __dict__: a shallow copy
+    # shares the data and gradient arrays, a deep copy or a pickle copies
+    # them; every attribute (contexts, grad_req, a pending deferred
+    # initialisation with its initializers, ...) is carried. The native state
+    # travels as NDArray handles, so the copy module decides sharing.
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_parameter, (type(self), self.name), self.__getstate__())
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_native_state"] = self._native_state()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        self._set_native_state(state.pop("_native_state"))
+        self.__dict__.update(state)
 
     # -- attributes ---------------------------------------------------------
 
@@ -326,7 +343,7 @@ class Parameter(_native.ParameterBase):
     ) -> None:
         if init is None:
             init = default_init if self.init is None else self.init
-        spec = _initmod._fast_fill_spec(init, default_init, self._shape)
+        spec = _initmod._fill_spec(init, default_init)
         if spec is not None and self._fast_init(ctx, init, default_init, force_reinit, spec):
             return
         state, arr = self._init_start(ctx, (init, default_init), force_reinit)
@@ -354,22 +371,20 @@ class Parameter(_native.ParameterBase):
         init: Any,
         default_init: Any,
         force_reinit: bool,
-        spec: tuple[int, float, float],
+        spec: _native.FillSpec,
     ) -> bool:
         """Initializes through one native call for a built-in fill (see
-        ``init._fast_fill_spec``); False when the dtype needs the general path."""
-        gen = _random._GENERATOR
-        with gen._lock:
-            try:
-                state, used = self._init_fill(
-                    ctx, (init, default_init), force_reinit, *spec, gen._seed, gen._stream
-                )
-            except BaseException:
-                if self._is_deferred() and self._shape is not None and 0 not in self._shape:
-                    self._take_deferred()  # failed after the request: uninitialised, as MXNet
-                raise
-            if used:
-                gen._stream += 1
+        ``init._fill_spec``); False when the fill does not suit the parameter
+        and the general path must run."""
+        token = (init, default_init)
+        try:
+            state = _random._GENERATOR.draw_block(
+                lambda seed, stream: self._init_fill(ctx, token, force_reinit, spec, (seed, stream))
+            )
+        except BaseException:
+            if self._is_deferred() and self._shape is not None and 0 not in self._shape:
+                self._take_deferred()  # failed after the request: uninitialised, as MXNet
+            raise
         if state == "unsupported":
             return False
         if state == "initialized":
@@ -469,6 +484,16 @@ def _row_ids(param: Parameter, row_id: Any) -> list[int]:
     return ids
 
 
+def _rebuild_parameter(cls: type[Parameter], name: str) -> Parameter:
+    """An empty ``cls`` named ``name``, for ``__setstate__`` to fill (unpickling, copies)."""
+    return cls.__new__(cls, name)
+
+
+def _rebuild_dict(cls: type[ParameterDict]) -> ParameterDict:
+    """An empty ``cls``, for ``__setstate__`` to fill (unpickling, deep copies)."""
+    return cls.__new__(cls)
+
+
 def _mark(params: Any) -> None:
     """Tells active autograd adapters about (re)allocated gradient buffers,
     as MXNet's ``_init_grad`` calls ``autograd.mark_variables``."""
@@ -548,6 +573,7 @@ class Constant(Parameter):
             init=init_name,
             differentiable=False,
         )
+        self._configure_constant(value)
 
     def __repr__(self) -> str:
         return f"Constant {self.name} (shape={self.shape}, dtype={self.dtype})"
@@ -567,6 +593,29 @@ class Constant(Parameter):
             )
 
 
+# ``ParameterDict.get`` attributes merged natively (the others are Python's).
+_NATIVE_ATTRS = ("shape", "dtype", "grad_req", "lr_mult", "wd_mult")
+
+
+class _Members(Mapping[str, "Parameter"]):
+    """A read-only Mapping over the native map, for the dict views."""
+
+    def __init__(self, core: _native.ParameterDictCore) -> None:
+        self._core = core
+
+    def __getitem__(self, key: str) -> Parameter:
+        return self._core[key]  # type: ignore[return-value]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._core.keys())
+
+    def __len__(self) -> int:
+        return len(self._core)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._core
+
+
 class ParameterDict:
     """A dictionary managing a set of parameters.
 
@@ -579,135 +628,122 @@ class ParameterDict:
     """
 
     def __init__(self, prefix: str = "", shared: ParameterDict | None = None) -> None:
-        self._prefix = prefix
-        self._params: OrderedDict[str, Parameter] = OrderedDict()
         self._shared = shared
-        self._core = _native.ParameterDictCore(prefix)
+        shared_core = None if shared is None else shared._core
+        self._core: _native.ParameterDictCore = _native.ParameterDictCore(prefix, shared_core)
 
-    def _bind(self, name: str, param: Parameter) -> None:
-        self._params[name] = param
-        self._core.insert(name, param)
+    # As MXNet: a shallow copy shares the name -> parameter map with the
+    # original; a deep copy or a pickle copies the parameters (each once, so
+    # a parameter also reachable through ``shared`` stays one parameter).
+
+    def __copy__(self) -> ParameterDict:
+        new = _rebuild_dict(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_dict, (type(self),), self.__getstate__())
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: v for k, v in self.__dict__.items() if k != "_core"}
+        state["_prefix"] = self.prefix
+        state["_members"] = self._core.items()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        prefix, members = state.pop("_prefix"), state.pop("_members")
+        ParameterDict.__init__(self, prefix, state.pop("_shared"))
+        for name, param in members:
+            self._core[name] = param
+        self.__dict__.update(state)
+
+    @property
+    def _params(self) -> _native.ParameterDictCore:
+        """The name -> Parameter map (MXNet's private ``_params``), a native view."""
+        return self._core
 
     def __repr__(self) -> str:
-        name = self._prefix + " " if self._prefix else ""
-        content = "\n".join(_indent(f"  {v}", 2) for v in self.values())
+        name = self.prefix + " " if self.prefix else ""
+        content = "\n".join(_indent(f"  {v}", 2) for v in self._core.values())
         return f"{name}(\n{content}\n)"
 
     def __getitem__(self, key: str) -> Parameter:
-        try:
-            return self._params[key]
-        except KeyError:
-            raise MXParamsKeyError(key) from None
+        return self._core[key]  # type: ignore[return-value]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._params)
+        return iter(self._core.keys())
 
     def __len__(self) -> int:
-        return len(self._params)
+        return len(self._core)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._params
+        return key in self._core
 
     def items(self) -> ItemsView[str, Parameter]:
         """(name, Parameter) pairs in insertion order."""
-        return self._params.items()
+        return ItemsView(_Members(self._core))
 
     def keys(self) -> KeysView[str]:
         """Names in insertion order."""
-        return self._params.keys()
+        return KeysView(_Members(self._core))
 
     def values(self) -> ValuesView[Parameter]:
         """Parameters in insertion order."""
-        return self._params.values()
+        return ValuesView(_Members(self._core))
 
     @property
     def prefix(self) -> str:
         """The prefix prepended to names created by :py:meth:`get`."""
-        return self._prefix
-
-    def _get_impl(self, name: str) -> Parameter | None:
-        if name in self._params:
-            return self._params[name]
-        if self._shared is not None and name in self._shared._params:
-            param = self._shared._params[name]
-            self._bind(name, param)
-            return param
-        return None
+        return self._core.prefix
 
     def get(self, name: str, **kwargs: Any) -> Parameter:
         """The parameter ``prefix + name``: from this dict, then the shared
         dict, else a new one created with ``kwargs``. An existing parameter must
         agree with the given attributes (unknown shape dims are filled in);
         otherwise ValueError."""
-        name = self.prefix + name
-        param = self._get_impl(name)
-        if param is None:
-            param = Parameter(name, **kwargs)
-            self._bind(name, param)
-            return param
+        full, found = self._core.get_existing(name)
+        if found is None:
+            created = Parameter(full, **kwargs)
+            self._core[full] = created
+            return created
+        if not kwargs:
+            return found  # type: ignore[return-value]
+        native = {k: kwargs[k] for k in _NATIVE_ATTRS if kwargs.get(k) is not None}
+        if native:
+            if "shape" in native:
+                native["shape"] = _norm_shape(native["shape"])
+            self._core.get_existing(name, **native)  # merges, or raises on a conflict
+        param = cast(Parameter, found)
+        # Attributes the Python class keeps (``init``, anything MXNet's loose
+        # kwargs set): MXNet's rule, set when absent, else they must agree.
         for k, v in kwargs.items():
+            if k in _NATIVE_ATTRS:
+                continue
             existing = getattr(param, k, None)
             if existing is None:
                 setattr(param, k, v)
-                continue
-            if k == "shape" and v is not None:
-                want = _norm_shape(v)
-                if want is not None and len(want) == len(existing):
-                    merged = []
-                    for d1, d2 in zip(want, existing, strict=False):
-                        if d1 != d2 and d1 > 0 and d2 > 0:
-                            break
-                        merged.append(d2 if d1 == 0 else d1)
-                    else:
-                        param._force_shape(tuple(merged))
-                        continue
-            elif k == "dtype" and v is not None and _np_dtype(v) == _np_dtype(existing):
-                continue
-            if v is not None and v != existing:
-                raise MXParamsValueError(
-                    f"Cannot retrieve Parameter '{name}' because desired attribute does not "
-                    f"match with stored for attribute '{k}': desired '{v}' vs stored "
-                    f"'{getattr(param, k)}'."
-                )
+            elif v is not None and v != existing:
+                conflict = _native.ParameterDictCore._conflict
+                raise MXParamsValueError(conflict(full, k, str(v), str(existing)))
         return param
 
     def get_constant(self, name: str, value: Any = None) -> Constant:
         """The :py:class:`Constant` ``prefix + name``, created from ``value``
         when absent (KeyError without a value; ValueError on a mismatch)."""
-        name = self.prefix + name
-        param = self._get_impl(name)
-        if param is None:
-            if value is None:
-                raise MXParamsKeyError(
-                    f"No constant named '{name}'. Please specify value if you want to "
-                    "create a new constant."
-                )
-            param = Constant(name, value)
-            self._bind(name, param)
-        elif value is not None:
-            if not isinstance(param, Constant):
-                raise MXParamsValueError(
-                    f"Parameter '{name}' already exists but it is not a constant."
-                )
-            value = value.asnumpy() if isinstance(value, NDArray) else np.asarray(value)
-            stored = param.value.asnumpy()
-            if param.shape != value.shape or not (stored == value).all():
-                raise MXParamsValueError(
-                    f"Constant '{name}' already exists but it's value doesn't match new value"
-                )
-        return param  # type: ignore[return-value]
+        if value is not None and not isinstance(value, NDArray):
+            value = _nd.array(value)
+        full, found = self._core.get_constant_existing(name, value)
+        if found is None:
+            created = Constant(full, value)
+            self._core[full] = created
+            return created
+        return found  # type: ignore[return-value]
 
     def update(self, other: ParameterDict) -> None:
         """Copies all parameters of ``other`` into self (ValueError if a name is
         bound to a different parameter here)."""
-        for k, v in other.items():
-            if k in self._params and self._params[k] is not v:
-                raise MXParamsValueError(
-                    "Cannot update self with other because they have different "
-                    f"Parameters with the same name '{k}'"
-                )
-        for k, v in other.items():
-            self._bind(k, v)
+        self._core.update(other._core)
 
     def initialize(
         self,
@@ -722,7 +758,7 @@ class ParameterDict:
             init.set_verbosity(verbose=verbose)
         if ctx is None:
             ctx = [current_context()]
-        params = list(self.values())
+        params: list[Parameter] = self._core.values()  # type: ignore[assignment]
         with _autograd.pause():
             i = 0
             while i < len(params):
@@ -740,31 +776,22 @@ class ParameterDict:
         parameter that needs the general path (a custom initializer, or a fill
         its dtype does not take); returns that parameter's index. Values and
         random streams are those of initializing one by one."""
-        positions: list[int] = []
-        tokens: list[Any] = []
-        kinds: list[int] = []
-        lows: list[float] = []
-        highs: list[float] = []
+        requests: list[tuple[int, Any, _native.FillSpec]] = []
         for j in range(start, len(params)):
             p = params[j]
             p_init = init if p.init is None else p.init
-            spec = _initmod._fast_fill_spec(p_init, init, p._shape)
+            spec = _initmod._fill_spec(p_init, init)
             if spec is None:
                 break
-            positions.append(j)
-            tokens.append((p_init, init))
-            kinds.append(spec[0])
-            lows.append(spec[1])
-            highs.append(spec[2])
-        if not positions:
+            requests.append((j, (p_init, init), spec))
+        if not requests:
             return start
-        gen = _random._GENERATOR
-        with gen._lock:
-            states, used = self._core._initialize_fast(
-                positions, ctx, tokens, kinds, lows, highs, force_reinit, gen._seed, gen._stream
+        states = _random._GENERATOR.draw_block(
+            lambda seed, stream: self._core._initialize_fast(
+                requests, ctx, force_reinit, seed, stream
             )
-            gen._stream += used
-        for j, state in zip(positions, states, strict=False):
+        )
+        for (j, _, _), state in zip(requests, states, strict=False):
             if state == "initialized":
                 _warn_initialized(params[j].name, stacklevel=4)
         return start + len(states)

@@ -17,8 +17,8 @@ import numbers
 import os
 import sys
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -58,6 +58,7 @@ class _FloatDTypes:
 _FLOAT_DTYPE_SET = _FloatDTypes()
 
 ShapeLike = int | Sequence[int]
+_T = TypeVar("_T")
 
 
 class _Generator:
@@ -72,6 +73,16 @@ class _Generator:
         with self._lock:
             self._seed = value & _MASK64
             self._stream = 0
+
+    def draw_block(self, fill: Callable[[int, int], tuple[_T, int]]) -> _T:
+        """Runs ``fill(seed, first_stream)``, a native fill that draws
+        consecutive streams from ``first_stream`` and returns its result and
+        the number of streams it drew; no other draw runs meanwhile. A fill
+        that raises draws nothing."""
+        with self._lock:
+            result, used = fill(self._seed, self._stream)
+            self._stream += used
+            return result
 
     def next_key(self) -> tuple[int, int]:
         with self._lock:
@@ -116,12 +127,7 @@ def _fill(kind: str, out: np.ndarray, a: float, b: float) -> np.ndarray:
     _check_out(out)
     a, b = float(a), float(b)
     # MXNet's sampling operators reject these; say so instead of filling NaN.
-    if kind == "uniform" and not a <= b:
-        raise MXParamsValueError(
-            f"low must be less or equal to high in uniform distribution: {a} > {b}"
-        )
-    if kind == "normal" and not b > 0:
-        raise MXParamsValueError(f"scale parameter in gaussian has to be positive, got {b}")
+    (_native.FillSpec.uniform(a, b) if kind == "uniform" else _native.FillSpec.normal(a, b)).check()
     if out.size == 0:
         return out
     if out.flags.c_contiguous and out.flags.writeable:

@@ -29,7 +29,36 @@ pub struct ParamAttrs {
     pub grad_stype: Option<SType>,
 }
 
-pub(super) fn conflict(name: &str, attr: &str, desired: String, stored: String) -> Error {
+impl ParamAttrs {
+    /// Whether no attribute is given.
+    pub fn is_empty(&self) -> bool {
+        let ParamAttrs {
+            shape,
+            dtype,
+            grad_req,
+            lr_mult,
+            wd_mult,
+            allow_deferred_init,
+            differentiable,
+            stype,
+            grad_stype,
+        } = self;
+        shape.is_none()
+            && dtype.is_none()
+            && grad_req.is_none()
+            && lr_mult.is_none()
+            && wd_mult.is_none()
+            && allow_deferred_init.is_none()
+            && differentiable.is_none()
+            && stype.is_none()
+            && grad_stype.is_none()
+    }
+}
+
+/// MXNet's error for `get` of an existing parameter whose attribute `attr`
+/// is `stored` where `desired` was asked for (also raised by bindings for
+/// attributes they keep themselves).
+pub fn attribute_conflict(name: &str, attr: &str, desired: &str, stored: &str) -> Error {
     Error::AttributeConflict(format!(
         "Cannot retrieve Parameter '{name}' because desired attribute does not match with \
          stored for attribute '{attr}': desired '{desired}' vs stored '{stored}'."
@@ -61,11 +90,11 @@ pub(super) fn merge_attrs(p: &mut Parameter, name: &str, attrs: &ParamAttrs) -> 
             Some(stored) => match merge_shape(shape, &stored) {
                 Some(merged) => p.set_shape_unchecked(merged),
                 None => {
-                    return Err(conflict(
+                    return Err(attribute_conflict(
                         name,
                         "shape",
-                        shape_str(shape),
-                        shape_str(&stored),
+                        &shape_str(shape),
+                        &shape_str(&stored),
                     ));
                 }
             },
@@ -75,7 +104,7 @@ pub(super) fn merge_attrs(p: &mut Parameter, name: &str, attrs: &ParamAttrs) -> 
         if ok {
             Ok(())
         } else {
-            Err(conflict(name, attr, desired, stored))
+            Err(attribute_conflict(name, attr, &desired, &stored))
         }
     };
     if let Some(d) = attrs.dtype {
@@ -94,16 +123,16 @@ pub(super) fn merge_attrs(p: &mut Parameter, name: &str, attrs: &ParamAttrs) -> 
         check(
             "lr_mult",
             v == p.lr_mult,
-            v.to_string(),
-            p.lr_mult.to_string(),
+            format!("{v:?}"),
+            format!("{:?}", p.lr_mult),
         )?;
     }
     if let Some(v) = attrs.wd_mult {
         check(
             "wd_mult",
             v == p.wd_mult,
-            v.to_string(),
-            p.wd_mult.to_string(),
+            format!("{v:?}"),
+            format!("{:?}", p.wd_mult),
         )?;
     }
     if let Some(v) = attrs.allow_deferred_init {

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::path::Path;
 
-use super::{read, write, ParameterDict};
+use super::{read, write, DictEntry, ParameterDict};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::format;
@@ -51,12 +51,12 @@ pub fn brief_list<S: AsRef<str>>(names: &[S]) -> String {
     }
 }
 
-impl ParameterDict {
+impl<E: DictEntry> ParameterDict<E> {
     /// Names (with `strip_prefix` removed) and one reduced host copy per parameter.
     pub fn reduced(&self, strip_prefix: &str) -> Result<(Vec<String>, Vec<NDArray>)> {
         let mut names = Vec::with_capacity(self.len());
         let mut arrays = Vec::with_capacity(self.len());
-        for p in &self.params {
+        for p in self.parameters() {
             let p = read(p);
             // One host copy is written as it is (the writer reads it under its
             // storage lock); several are averaged into a new array.
@@ -133,7 +133,7 @@ impl ParameterDict {
         if restore_prefix.is_empty() {
             return Ok(());
         }
-        match self.names.iter().find(|n| !n.starts_with(restore_prefix)) {
+        match self.keys().find(|n| !n.starts_with(restore_prefix)) {
             None => Ok(()),
             Some(name) => Err(Error::PrefixMismatch(format!(
                 "restore_prefix is '{restore_prefix}' but Parameters name '{name}' does not \
@@ -186,8 +186,8 @@ impl ParameterDict {
         let mut source_of: Vec<Option<usize>> = vec![None; self.len()];
         let mut first_extra = None;
         for (i, n) in full.iter().enumerate() {
-            match self.index.get(n.as_ref()) {
-                Some(&pi) => source_of[pi] = Some(i),
+            match self.params.get_index_of(n.as_ref()) {
+                Some(pi) => source_of[pi] = Some(i),
                 None => {
                     first_extra.get_or_insert(i);
                 }
@@ -206,7 +206,7 @@ impl ParameterDict {
         };
         if !opts.allow_missing {
             if let Some(pi) = source_of.iter().position(Option::is_none) {
-                let missing = &self.names[pi];
+                let missing = self.params.get_index(pi).map_or("", |(k, _)| k.as_str());
                 let short = missing.get(prefix.len()..).unwrap_or(missing);
                 return Err(Error::missing_parameter(
                     short,
@@ -230,21 +230,21 @@ impl ParameterDict {
                  choices are: {}. Set ignore_extra to True to ignore it, or load \
                  with the restore_prefix the names lack (see {NAMING_DOC})",
                     extra.get(prefix.len()..).unwrap_or(extra),
-                    brief_list(&self.names)
+                    brief_list(&self.keys().collect::<Vec<_>>())
                 ),
             ));
         }
         // Load in the file's order of first appearance, as MXNet iterates its dict.
         let mut done = vec![false; self.len()];
         for n in &full {
-            let Some(&pi) = self.index.get(n.as_ref()) else {
+            let Some(pi) = self.params.get_index_of(n.as_ref()) else {
                 continue;
             };
             if std::mem::replace(&mut done[pi], true) {
                 continue;
             }
             let (Some(p), Some(array)) = (
-                self.params.get(pi),
+                self.params.get_index(pi).map(|(_, e)| e.parameter()),
                 source_of[pi].and_then(|i| arrays.get(i)),
             ) else {
                 continue;

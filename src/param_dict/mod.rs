@@ -11,12 +11,15 @@ mod attrs;
 mod init_batch;
 mod io;
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use indexmap::IndexMap;
+
 use attrs::merge_attrs;
-pub use attrs::{merge_shape, ParamAttrs};
-pub use init_batch::{BatchOutcome, Fill, FillRequest};
+pub use attrs::{attribute_conflict, merge_shape, ParamAttrs};
+pub use init_batch::{
+    BatchOutcome, FanFactor, Fill, FillRequest, StreamCounter, StreamSource, Xavier,
+};
 pub use io::{brief_list, LoadOptions};
 
 use crate::context::Context;
@@ -39,23 +42,41 @@ pub fn write(p: &SharedParameter) -> RwLockWriteGuard<'_, Parameter> {
     p.write().unwrap_or_else(|e| e.into_inner())
 }
 
-/// An insertion-ordered dictionary of parameters.
-#[derive(Default)]
-pub struct ParameterDict {
-    prefix: String,
-    names: Vec<String>,
-    params: Vec<SharedParameter>,
-    index: HashMap<String, usize>,
-    shared: Option<Arc<RwLock<ParameterDict>>>,
+/// What a [`ParameterDict`] maps names to: a shared parameter, or a handle
+/// that owns one (a binding keeps its language's wrapper object here, so
+/// that one name gives back the same wrapper every time and the dict is the
+/// only name -> parameter map).
+pub trait DictEntry: Clone {
+    /// The parameter this entry stands for.
+    fn parameter(&self) -> &SharedParameter;
 }
 
-impl std::fmt::Debug for ParameterDict {
+impl DictEntry for SharedParameter {
+    fn parameter(&self) -> &SharedParameter {
+        self
+    }
+}
+
+/// An insertion-ordered dictionary of parameters.
+pub struct ParameterDict<E: DictEntry = SharedParameter> {
+    prefix: String,
+    params: IndexMap<String, E>,
+    shared: Option<Arc<RwLock<ParameterDict<E>>>>,
+}
+
+impl<E: DictEntry> Default for ParameterDict<E> {
+    fn default() -> Self {
+        ParameterDict::new("", None)
+    }
+}
+
+impl<E: DictEntry> std::fmt::Debug for ParameterDict<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{self}")
     }
 }
 
-impl std::fmt::Display for ParameterDict {
+impl<E: DictEntry> std::fmt::Display for ParameterDict<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let name = if self.prefix.is_empty() {
             String::new()
@@ -63,27 +84,31 @@ impl std::fmt::Display for ParameterDict {
             format!("{} ", self.prefix)
         };
         let lines: Vec<String> = self
-            .params
-            .iter()
+            .parameters()
             .map(|p| format!("  {}", *read(p)))
             .collect();
         write!(f, "{name}(\n{}\n)", lines.join("\n"))
     }
 }
 
-impl ParameterDict {
+impl<E: DictEntry> ParameterDict<E> {
     /// An empty dict whose `get` prepends `prefix`, consulting `shared` first.
-    pub fn new(prefix: impl Into<String>, shared: Option<Arc<RwLock<ParameterDict>>>) -> Self {
+    pub fn new(prefix: impl Into<String>, shared: Option<Arc<RwLock<ParameterDict<E>>>>) -> Self {
         ParameterDict {
             prefix: prefix.into(),
+            params: IndexMap::new(),
             shared,
-            ..ParameterDict::default()
         }
     }
 
     /// The prefix `get` prepends.
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// The dict `get` consults for names this one lacks.
+    pub fn shared(&self) -> Option<&Arc<RwLock<ParameterDict<E>>>> {
+        self.shared.as_ref()
     }
 
     /// Number of parameters.
@@ -97,40 +122,59 @@ impl ParameterDict {
     }
 
     /// Names in insertion order.
-    pub fn keys(&self) -> &[String] {
-        &self.names
+    pub fn keys(&self) -> impl ExactSizeIterator<Item = &String> + '_ {
+        self.params.keys()
+    }
+
+    /// Entries in insertion order.
+    pub fn values(&self) -> impl ExactSizeIterator<Item = &E> + '_ {
+        self.params.values()
+    }
+
+    /// `(name, entry)` pairs in insertion order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&String, &E)> + '_ {
+        self.params.iter()
     }
 
     /// Parameters in insertion order.
-    pub fn values(&self) -> &[SharedParameter] {
-        &self.params
+    pub fn parameters(&self) -> impl ExactSizeIterator<Item = &SharedParameter> + '_ {
+        self.params.values().map(DictEntry::parameter)
+    }
+
+    /// The entry at `index` in insertion order.
+    pub fn get_index(&self, index: usize) -> Option<(&String, &E)> {
+        self.params.get_index(index)
     }
 
     /// Whether `name` (full name) is present.
     pub fn contains(&self, name: &str) -> bool {
-        self.index.contains_key(name)
+        self.params.contains_key(name)
     }
 
-    /// The parameter with full name `name`.
-    pub fn param(&self, name: &str) -> Option<&SharedParameter> {
-        self.index.get(name).and_then(|&i| self.params.get(i))
+    /// The entry with full name `name`.
+    pub fn param(&self, name: &str) -> Option<&E> {
+        self.params.get(name)
     }
 
     /// Inserts (or replaces) `param` under `name`, keeping the original position.
-    pub fn insert(&mut self, name: impl Into<String>, param: SharedParameter) {
-        let name = name.into();
-        match self.index.get(&name) {
-            Some(&i) => self.params[i] = param,
-            None => {
-                self.index.insert(name.clone(), self.params.len());
-                self.names.push(name);
-                self.params.push(param);
-            }
-        }
+    pub fn insert(&mut self, name: impl Into<String>, param: E) {
+        self.params.insert(name.into(), param);
     }
 
-    fn get_impl(&mut self, name: &str) -> Option<SharedParameter> {
-        if let Some(p) = self.param(name) {
+    /// Removes `name`, keeping the order of the others.
+    pub fn remove(&mut self, name: &str) -> Option<E> {
+        self.params.shift_remove(name)
+    }
+
+    /// `prefix + name`.
+    pub fn full_name(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// The entry with full name `name`: this dict's, else the shared dict's
+    /// (which is then bound here too, as Gluon's `_get_impl`).
+    pub fn lookup(&mut self, name: &str) -> Option<E> {
+        if let Some(p) = self.params.get(name) {
             return Some(p.clone());
         }
         let found = self.shared.as_ref().and_then(|s| {
@@ -145,60 +189,37 @@ impl ParameterDict {
         found
     }
 
-    /// Gluon's `get`: the parameter `prefix + name`, from this dict, then the
-    /// shared dict, else a new one with `attrs`. An existing parameter must
-    /// agree with every given attribute; unknown shape dims are filled in.
-    pub fn get(&mut self, name: &str, attrs: &ParamAttrs) -> Result<SharedParameter> {
-        let full = format!("{}{name}", self.prefix);
-        let Some(existing) = self.get_impl(&full) else {
-            let mut p = Parameter::new(full.clone())
-                .with_differentiable(attrs.differentiable.unwrap_or(true))
-                .with_allow_deferred_init(attrs.allow_deferred_init.unwrap_or(false))
-                .with_dtype(attrs.dtype.unwrap_or(DType::Float32))
-                .with_stypes(
-                    attrs.stype.unwrap_or(SType::Default),
-                    attrs.grad_stype.unwrap_or(SType::Default),
-                )
-                .with_grad_req(attrs.grad_req.unwrap_or_default());
-            if let Some(s) = &attrs.shape {
-                p = p.with_shape(s);
-            }
-            p.lr_mult = attrs.lr_mult.unwrap_or(1.0);
-            p.wd_mult = attrs.wd_mult.unwrap_or(1.0);
-            let shared = Arc::new(RwLock::new(p));
-            self.insert(full, shared.clone());
-            return Ok(shared);
+    /// The existing half of Gluon's `get`: the entry with full name `name`
+    /// (see [`ParameterDict::lookup`]) after merging `attrs` into it (an
+    /// attribute that disagrees is an `AttributeConflict`; unknown shape
+    /// dims are filled in), or `None` when there is none (the caller creates it).
+    pub fn get_existing(&mut self, name: &str, attrs: &ParamAttrs) -> Result<Option<E>> {
+        let Some(existing) = self.lookup(name) else {
+            return Ok(None);
         };
-        {
-            let mut p = write(&existing);
-            merge_attrs(&mut p, &full, attrs)?;
+        if attrs.is_empty() {
+            return Ok(Some(existing));
         }
-        Ok(existing)
+        merge_attrs(&mut write(existing.parameter()), name, attrs)?;
+        Ok(Some(existing))
     }
 
-    /// Gluon's `get_constant`: the constant `prefix + name` (from this dict or
-    /// the shared one), created from `value` when absent. Without a value a
-    /// missing constant is `KeyNotFound`; an existing non-constant or a
-    /// different value is an `AttributeConflict`.
-    pub fn get_constant(&mut self, name: &str, value: Option<&NDArray>) -> Result<SharedParameter> {
-        let full = format!("{}{name}", self.prefix);
-        let Some(existing) = self.get_impl(&full) else {
-            let value = value.ok_or_else(|| {
-                Error::KeyNotFound(format!(
-                    "No constant named '{full}'. Please specify value if you want to create a \
-                     new constant."
-                ))
-            })?;
-            let p = Parameter::new_constant(full.clone(), value.copy_to(Context::cpu(0))?);
-            let shared = Arc::new(RwLock::new(p));
-            self.insert(full, shared.clone());
-            return Ok(shared);
+    /// The existing half of Gluon's `get_constant`: the entry with full name
+    /// `name`, checked against `value` when given (an existing non-constant
+    /// or a different value is an `AttributeConflict`); `None` when absent.
+    pub fn get_constant_existing(
+        &mut self,
+        name: &str,
+        value: Option<&NDArray>,
+    ) -> Result<Option<E>> {
+        let Some(existing) = self.lookup(name) else {
+            return Ok(None);
         };
         if let Some(value) = value {
-            let p = read(&existing);
+            let p = read(existing.parameter());
             let Some(stored) = p.constant_value() else {
                 return Err(Error::AttributeConflict(format!(
-                    "Parameter '{full}' already exists but it is not a constant."
+                    "Parameter '{name}' already exists but it is not a constant."
                 )));
             };
             let same = stored.shape() == value.shape() && {
@@ -209,11 +230,19 @@ impl ParameterDict {
             };
             if !same {
                 return Err(Error::AttributeConflict(format!(
-                    "Constant '{full}' already exists but it's value doesn't match new value"
+                    "Constant '{name}' already exists but it's value doesn't match new value"
                 )));
             }
         }
-        Ok(existing)
+        Ok(Some(existing))
+    }
+
+    /// The error for `get_constant` of a missing constant without a value.
+    pub fn missing_constant(name: &str) -> Error {
+        Error::KeyNotFound(format!(
+            "No constant named '{name}'. Please specify value if you want to create a new \
+             constant."
+        ))
     }
 
     /// Initialises every parameter on `ctxs` (Gluon's `initialize` with the
@@ -238,7 +267,8 @@ impl ParameterDict {
         fill: &mut impl FnMut(&str, &NDArray) -> Result<()>,
     ) -> Result<Vec<String>> {
         let mut skipped = Vec::new();
-        for (name, p) in self.names.iter().zip(&self.params) {
+        for (name, p) in &self.params {
+            let p = p.parameter();
             let (state, zeros) = {
                 let mut g = write(p);
                 let state = g.request_init(ctxs, None, force_reinit)?;
@@ -268,10 +298,10 @@ impl ParameterDict {
 
     /// Gluon's `update`: adds every parameter of `other`; a name already
     /// bound to a different parameter is an `AttributeConflict` (nothing changes).
-    pub fn update(&mut self, other: &ParameterDict) -> Result<()> {
-        for (name, p) in other.names.iter().zip(&other.params) {
-            if let Some(mine) = self.param(name) {
-                if !Arc::ptr_eq(mine, p) {
+    pub fn update(&mut self, other: &ParameterDict<E>) -> Result<()> {
+        for (name, p) in &other.params {
+            if let Some(mine) = self.params.get(name) {
+                if !Arc::ptr_eq(mine.parameter(), p.parameter()) {
                     return Err(Error::AttributeConflict(format!(
                         "Cannot update self with other because they have different \
                          Parameters with the same name '{name}'"
@@ -279,7 +309,7 @@ impl ParameterDict {
                 }
             }
         }
-        for (name, p) in other.names.iter().zip(&other.params) {
+        for (name, p) in &other.params {
             self.insert(name.clone(), p.clone());
         }
         Ok(())
@@ -287,7 +317,7 @@ impl ParameterDict {
 
     /// Zeroes every gradient buffer.
     pub fn zero_grad(&self) -> Result<()> {
-        for p in &self.params {
+        for p in self.parameters() {
             read(p).zero_grad()?;
         }
         Ok(())
@@ -298,13 +328,12 @@ impl ParameterDict {
     /// and the gradients come from a zeroed arena, instead of an allocation,
     /// copy and wait each.
     pub fn reset_ctx(&self, ctxs: &[Context]) -> Result<()> {
-        let params = &self.params;
         if !ctxs.iter().any(|c| c.device_type == crate::DeviceType::Gpu) {
-            return params.iter().try_for_each(|p| write(p).reset_ctx(ctxs));
+            return self.parameters().try_for_each(|p| write(p).reset_ctx(ctxs));
         }
         let mut moving = Vec::new();
         let mut values = Vec::new();
-        for p in params {
+        for p in self.parameters() {
             let mut g = write(p);
             match g.value_to_move()? {
                 Some(v) if g.stype() == SType::Default && g.grad_stype() == SType::Default => {
@@ -320,7 +349,7 @@ impl ParameterDict {
     /// Every context any parameter lives on (each once, in first-seen order).
     pub fn list_ctx(&self) -> Result<Vec<Context>> {
         let mut out: Vec<Context> = Vec::new();
-        for p in &self.params {
+        for p in self.parameters() {
             for c in read(p).list_ctx()? {
                 if !out.contains(&c) {
                     out.push(c);
@@ -332,7 +361,7 @@ impl ParameterDict {
 
     /// Sets the gradient request of every parameter.
     pub fn set_grad_req(&self, req: GradReq) -> Result<()> {
-        for p in &self.params {
+        for p in self.parameters() {
             write(p).set_grad_req(req)?;
         }
         Ok(())
@@ -340,24 +369,55 @@ impl ParameterDict {
 
     /// Sets the learning-rate multiplier of every parameter.
     pub fn set_lr_mult(&self, v: f64) {
-        for p in &self.params {
+        for p in self.parameters() {
             write(p).lr_mult = v;
         }
     }
 
     /// Sets the weight-decay multiplier of every parameter.
     pub fn set_wd_mult(&self, v: f64) {
-        for p in &self.params {
+        for p in self.parameters() {
             write(p).wd_mult = v;
         }
     }
 
     /// Casts every parameter to `dtype`.
     pub fn cast(&self, dtype: DType) -> Result<()> {
-        for p in &self.params {
+        for p in self.parameters() {
             write(p).cast(dtype)?;
         }
         Ok(())
+    }
+}
+
+impl ParameterDict<SharedParameter> {
+    /// Gluon's `get`: the parameter `prefix + name`, from this dict, then the
+    /// shared dict, else a new one with `attrs`. An existing parameter must
+    /// agree with every given attribute; unknown shape dims are filled in.
+    pub fn get(&mut self, name: &str, attrs: &ParamAttrs) -> Result<SharedParameter> {
+        let full = self.full_name(name);
+        if let Some(existing) = self.get_existing(&full, attrs)? {
+            return Ok(existing);
+        }
+        let shared = Arc::new(RwLock::new(Parameter::from_attrs(full.clone(), attrs)));
+        self.insert(full, shared.clone());
+        Ok(shared)
+    }
+
+    /// Gluon's `get_constant`: the constant `prefix + name` (from this dict or
+    /// the shared one), created from `value` when absent. Without a value a
+    /// missing constant is `KeyNotFound`; an existing non-constant or a
+    /// different value is an `AttributeConflict`.
+    pub fn get_constant(&mut self, name: &str, value: Option<&NDArray>) -> Result<SharedParameter> {
+        let full = self.full_name(name);
+        if let Some(existing) = self.get_constant_existing(&full, value)? {
+            return Ok(existing);
+        }
+        let value = value.ok_or_else(|| Self::missing_constant(&full))?;
+        let p = Parameter::new_constant(full.clone(), value.copy_to(Context::cpu(0))?);
+        let shared = Arc::new(RwLock::new(p));
+        self.insert(full, shared.clone());
+        Ok(shared)
     }
 }
 
@@ -366,7 +426,11 @@ impl ParameterDict {
 /// them in one batched upload (one device allocation, the pinned ring) and
 /// the gradients from a zeroed arena, instead of an allocation, copy and wait
 /// per parameter.
-fn place_batch(params: &[&SharedParameter], values: Vec<NDArray>, ctxs: &[Context]) -> Result<()> {
+pub(crate) fn place_batch(
+    params: &[&SharedParameter],
+    values: Vec<NDArray>,
+    ctxs: &[Context],
+) -> Result<()> {
     crate::cuda::with_zeroed_arena(|| {
         let placed = crate::transfer::to_contexts(&values, ctxs)?;
         drop(values);

@@ -7,6 +7,7 @@
 //! hands it to [`Parameter::init_from_host`]. Nothing here calls back into a
 //! caller while holding state, so a parameter behind a lock never calls out.
 
+mod copy;
 mod ctx_map;
 mod deferred;
 mod grad_req;
@@ -17,6 +18,7 @@ use std::any::Any;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use copy::ParameterArrays;
 pub use ctx_map::CtxMap;
 pub use deferred::{DeferredInit, InitRequest};
 pub use grad_req::GradReq;
@@ -127,6 +129,33 @@ impl Parameter {
             constant: None,
             version: next_version(),
         }
+    }
+
+    /// A parameter with the given attributes (defaults for those not given:
+    /// float32, `grad_req='write'`, differentiable, no deferral, dense storage,
+    /// multipliers 1).
+    pub fn from_attrs(name: impl Into<String>, attrs: &crate::param_dict::ParamAttrs) -> Parameter {
+        let mut p = Parameter::new(name)
+            .with_differentiable(attrs.differentiable.unwrap_or(true))
+            .with_allow_deferred_init(attrs.allow_deferred_init.unwrap_or(false))
+            .with_dtype(attrs.dtype.unwrap_or(DType::Float32))
+            .with_stypes(
+                attrs.stype.unwrap_or(SType::Default),
+                attrs.grad_stype.unwrap_or(SType::Default),
+            )
+            .with_grad_req(attrs.grad_req.unwrap_or_default());
+        if let Some(s) = &attrs.shape {
+            p = p.with_shape(s);
+        }
+        p.lr_mult = attrs.lr_mult.unwrap_or(1.0);
+        p.wd_mult = attrs.wd_mult.unwrap_or(1.0);
+        p
+    }
+
+    /// Makes this parameter a constant holding `value` (Gluon's `Constant`,
+    /// for bindings that build the parameter first).
+    pub fn set_constant_value(&mut self, value: NDArray) {
+        self.constant = Some(value);
     }
 
     /// Gluon's `Constant`: a non-differentiable parameter (`grad_req='null'`)

@@ -410,3 +410,72 @@ def test_dict_initialize_skips_and_warns_like_one_by_one() -> None:
     assert bad["bad_ok"].data().shape == (2,)
     with pytest.raises(RuntimeError):
         bad["bad_after"].data()
+
+
+def test_one_map_shared_by_views_and_shared_lookup() -> None:
+    base = mp.ParameterDict("net_")
+    w = base.get("w", shape=(2, 3))
+    assert base.get("w") is w and base["net_w"] is w
+    child = mp.ParameterDict("net_", shared=base)
+    assert "net_w" not in child
+    assert child.get("w") is w  # found in the shared dict and bound here
+    assert list(child.keys()) == ["net_w"] and child["net_w"] is w
+    # MXNet's private ``_params`` writes through to the one map.
+    other = mp.Parameter("other", shape=(1,))
+    child._params["other"] = other
+    assert child["other"] is other and list(child) == ["net_w", "other"]
+    del child._params["net_w"]
+    assert list(child.items()) == [("other", other)]
+    assert "net_w" in base  # the shared dict is not touched
+
+
+def test_get_merges_native_attributes_and_keeps_python_ones() -> None:
+    pd = mp.ParameterDict()
+    w = pd.get("w", shape=(0, 3), lr_mult=2)
+    assert pd.get("w", shape=(4, 0), dtype=np.float32, lr_mult=2.0) is w
+    assert w.shape == (4, 3) and w.lr_mult == 2
+    with pytest.raises(ValueError, match="attribute 'lr_mult': desired '3.0' vs stored '2.0'"):
+        pd.get("w", lr_mult=3.0)
+    assert pd.get("w", init="zeros").init == "zeros"  # absent: set
+    with pytest.raises(ValueError, match="attribute 'init'"):
+        pd.get("w", init="ones")
+    assert pd.get("w", allow_deferred_init=True) is w  # MXNet sets unknown attributes
+
+
+def test_fill_spec_xavier_scale_is_the_initializers() -> None:
+    spec = mp._native.FillSpec.xavier("gaussian", "in", 2.0)
+    fill = spec.resolve("w", [5, 8])
+    assert (fill.kind, fill.args) == ("normal", [0.0, 0.5])
+    with pytest.raises(ValueError, match="requires at least 2D"):
+        spec.resolve("b", [3])
+    # Native and general paths fill the same values from the same stream.
+    mp.random.seed(3)
+    p = mp.Parameter("p_weight", shape=(6, 4), init=mpinit.Xavier())
+    p.initialize()
+    mp.random.seed(3)
+    arr = np.zeros((6, 4), np.float32)
+    mpinit.Xavier()(mpinit.InitDesc("p_weight"), arr)
+    np.testing.assert_array_equal(p.data().asnumpy(), arr)
+
+
+def test_reference_cycle_through_the_dict_is_collected() -> None:
+    import gc
+    import weakref
+
+    pd = mp.ParameterDict()
+    p = pd.get("w", shape=(2,))
+    p.owner = pd  # type: ignore[attr-defined]  # a cycle: dict -> parameter -> dict
+    ref = weakref.ref(p)
+    del pd, p
+    gc.collect()
+    assert ref() is None
+
+
+def test_missing_keys_raise_key_error() -> None:
+    pd = mp.ParameterDict()
+    with pytest.raises(KeyError):
+        pd["nothing"]
+    with pytest.raises(KeyError):
+        pd[1]  # type: ignore[index]
+    with pytest.raises(KeyError):
+        del pd._params["nothing"]

@@ -36,6 +36,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     nd::register(m)?;
     m.add_class::<parameter::PyParameter>()?;
     m.add_class::<param_dict::PyParamDictCore>()?;
+    m.add_class::<random::PyFillSpec>()?;
     m.add_function(wrap_pyfunction!(random::fill_uniform, m)?)?;
     m.add_function(wrap_pyfunction!(random::fill_normal, m)?)?;
     m.add_function(wrap_pyfunction!(checkpoint::params_index, m)?)?;

@@ -1,48 +1,78 @@
-//! `mxparams._native.ParameterDictCore`: the bulk operations of
-//! `mxparams.ParameterDict` (initialize with built-in fills, zero_grad,
-//! reset_ctx, save, load, setattr of grad_req / lr_mult / wd_mult,
-//! list_ctx), each one Rust call that loops
-//! over the parameters with the GIL released. The Python class keeps the
-//! name -> Parameter mapping and MXNet's `get` semantics; it mirrors every
-//! insertion here.
+//! `mxparams._native.ParameterDictCore`: the one name -> parameter map of
+//! `mxparams.ParameterDict` (the core's insertion-ordered `ParameterDict`,
+//! whose entries are the Python `Parameter` objects) with Gluon's lookup
+//! rules (`shared` consulted, attributes merged, constants compared) and
+//! the bulk operations (initialize with built-in fills, zero_grad,
+//! reset_ctx, save, load, allreduce, list_ctx), each one Rust call that
+//! loops over the parameters with the GIL released. The Python class adapts
+//! MXNet's loose signatures and keeps the attributes Rust cannot hold.
 
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use pyo3::prelude::*;
-use pyo3::types::PyList;
+use pyo3::types::{PyList, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
 
 use super::context::PyContext;
+use super::convert::to_dtype;
 use super::errors::IntoPyResult;
 use super::ndarray::PyNDArray;
 use super::parameter::{ctx_list, PyParameter};
-use mxparams::param_dict::{Fill, FillRequest, LoadOptions, ParameterDict};
+use super::random::PyFillSpec;
+use mxparams::param_dict::{
+    attribute_conflict, DictEntry, FillRequest, LoadOptions, ParamAttrs, ParameterDict,
+    SharedParameter, StreamCounter,
+};
 use mxparams::parameter::{DTypeSource, GradReq, InitRequest};
-use mxparams::random::Distribution;
+
+/// A dict entry: the Python `Parameter` object itself. Keeping the wrapper
+/// (rather than the bare core parameter and a side table of wrappers) makes
+/// the dict the only name -> parameter map, and `pd.get('w') is
+/// pd.get('w')` holds because both return the stored object.
+#[derive(Clone)]
+pub struct PyEntry(Arc<Py<PyParameter>>);
+
+impl DictEntry for PyEntry {
+    fn parameter(&self) -> &SharedParameter {
+        &self.0.get().inner
+    }
+}
+
+impl PyEntry {
+    fn object(&self, py: Python<'_>) -> Py<PyAny> {
+        self.0.clone_ref(py).into_any()
+    }
+}
+
+type Dict = ParameterDict<PyEntry>;
 
 /// The native half of `mxparams.ParameterDict`.
 #[pyclass(name = "ParameterDictCore", module = "mxparams._native", frozen)]
 pub struct PyParamDictCore {
-    inner: RwLock<ParameterDict>,
-    /// The bindings of the parameters, to drop their stale array caches after
-    /// operations that replace arrays.
-    bindings: std::sync::Mutex<Vec<Py<PyParameter>>>,
+    /// Shared with the dicts that name this one as `shared`.
+    inner: Arc<RwLock<Dict>>,
 }
 
 impl PyParamDictCore {
-    fn dict(&self) -> std::sync::RwLockReadGuard<'_, ParameterDict> {
+    fn dict(&self) -> std::sync::RwLockReadGuard<'_, Dict> {
         self.inner.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn drop_stale(&self, py: Python<'_>) {
-        let bindings: Vec<Py<PyParameter>> = self
-            .bindings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+    fn dict_mut(&self) -> std::sync::RwLockWriteGuard<'_, Dict> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The entries, copied out so that no lock is held while Python runs.
+    fn entries(&self) -> Vec<(String, PyEntry)> {
+        self.dict()
             .iter()
-            .map(|b| b.clone_ref(py))
-            .collect();
-        for b in bindings {
-            b.get().drop_stale();
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    fn drop_stale(&self) {
+        for (_, e) in self.entries() {
+            e.0.get().drop_stale();
         }
     }
 }
@@ -73,29 +103,176 @@ fn load_options(
 #[pymethods]
 impl PyParamDictCore {
     #[new]
-    #[pyo3(signature = (prefix=""))]
-    fn new(prefix: &str) -> Self {
+    #[pyo3(signature = (prefix="", shared=None))]
+    fn new(prefix: &str, shared: Option<&Bound<'_, PyParamDictCore>>) -> Self {
+        let shared = shared.map(|s| s.get().inner.clone());
         PyParamDictCore {
-            inner: RwLock::new(ParameterDict::new(prefix, None)),
-            bindings: std::sync::Mutex::new(Vec::new()),
+            inner: Arc::new(RwLock::new(ParameterDict::new(prefix, shared))),
         }
     }
 
-    /// Binds `name` to `param` (replacing any previous binding in place).
-    fn insert(&self, name: String, param: &Bound<'_, PyParameter>) {
-        let p = param.get().inner.clone();
-        self.inner
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name, p);
-        self.bindings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(param.clone().unbind());
+    /// The prefix `get` prepends.
+    #[getter]
+    fn prefix(&self) -> String {
+        self.dict().prefix().to_string()
     }
 
     fn __len__(&self) -> usize {
         self.dict().len()
+    }
+
+    fn __contains__(&self, name: &Bound<'_, PyAny>) -> bool {
+        name.extract::<&str>()
+            .is_ok_and(|n| self.dict().contains(n))
+    }
+
+    fn __getitem__(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let found = name
+            .extract::<&str>()
+            .ok()
+            .and_then(|n| self.dict().param(n).map(|e| e.0.clone_ref(py)));
+        // Any other key is missing, as in the dict MXNet keeps.
+        found
+            .map(Py::into_any)
+            .ok_or_else(|| crate::errors::MXParamsKeyError::new_err(name.clone().unbind()))
+    }
+
+    /// Binds `name` to `param` (replacing any previous binding in place).
+    fn __setitem__(&self, name: String, param: &Bound<'_, PyParameter>) {
+        let entry = PyEntry(Arc::new(param.clone().unbind()));
+        let old = self.dict_mut().param(&name).cloned();
+        self.dict_mut().insert(name, entry);
+        drop(old); // outside the lock: dropping may run Python code
+    }
+
+    fn __delitem__(&self, name: &str) -> PyResult<()> {
+        let removed = self.dict_mut().remove(name);
+        removed
+            .map(drop)
+            .ok_or_else(|| crate::errors::MXParamsKeyError::new_err(name.to_string()))
+    }
+
+    fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(self.keys(py)?.into_any().try_iter()?.into_any())
+    }
+
+    /// Names in insertion order.
+    fn keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let names: Vec<String> = self.dict().keys().cloned().collect();
+        PyList::new(py, names)
+    }
+
+    /// Parameters in insertion order.
+    fn values<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let objs: Vec<Py<PyAny>> = self.entries().iter().map(|(_, e)| e.object(py)).collect();
+        PyList::new(py, objs)
+    }
+
+    /// `(name, parameter)` pairs in insertion order.
+    fn items<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let pairs = self
+            .entries()
+            .into_iter()
+            .map(|(k, e)| {
+                PyTuple::new(py, [k.into_pyobject(py)?.into_any().unbind(), e.object(py)])
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, pairs)
+    }
+
+    /// `(prefix + name, parameter)`: the parameter from this dict or the
+    /// shared one (bound here too) after merging the given attributes into
+    /// it, or None when absent. A disagreeing attribute raises ValueError.
+    #[pyo3(signature = (name, shape=None, dtype=None, grad_req=None, lr_mult=None, wd_mult=None))]
+    #[allow(clippy::too_many_arguments)] // keyword arguments, each optional
+    fn get_existing(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        shape: Option<Vec<usize>>,
+        dtype: Option<&Bound<'_, PyAny>>,
+        grad_req: Option<&str>,
+        lr_mult: Option<f64>,
+        wd_mult: Option<f64>,
+    ) -> PyResult<(String, Option<Py<PyAny>>)> {
+        let attrs = ParamAttrs {
+            shape,
+            dtype: dtype.filter(|d| !d.is_none()).map(to_dtype).transpose()?,
+            grad_req: grad_req.map(str::parse::<GradReq>).transpose().py()?,
+            lr_mult,
+            wd_mult,
+            ..ParamAttrs::default()
+        };
+        let mut dict = self.dict_mut();
+        let full = dict.full_name(name);
+        let found = dict.get_existing(&full, &attrs).py()?;
+        drop(dict);
+        Ok((full, found.map(|e| e.object(py))))
+    }
+
+    /// `(prefix + name, constant)`: the constant from this dict or the
+    /// shared one, compared with `value` when given; None when absent and a
+    /// value is given, KeyError when absent without one.
+    #[pyo3(signature = (name, value=None))]
+    fn get_constant_existing(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        value: Option<&Bound<'_, PyNDArray>>,
+    ) -> PyResult<(String, Option<Py<PyAny>>)> {
+        let value = value.map(|v| v.get().inner.clone());
+        let mut dict = self.dict_mut();
+        let full = dict.full_name(name);
+        let found = dict.get_constant_existing(&full, value.as_ref()).py()?;
+        drop(dict);
+        match (found, value) {
+            (Some(e), _) => Ok((full, Some(e.object(py)))),
+            (None, Some(_)) => Ok((full, None)),
+            (None, None) => Err(super::errors::to_py(Dict::missing_constant(&full))),
+        }
+    }
+
+    /// Gluon's `update`: binds every parameter of `other`; ValueError (and
+    /// nothing bound) when a name is bound to a different parameter here.
+    fn update(&self, other: &Bound<'_, PyParamDictCore>) -> PyResult<()> {
+        let other = other.get();
+        if Arc::ptr_eq(&self.inner, &other.inner) {
+            return Ok(());
+        }
+        let theirs = other.dict();
+        self.dict_mut().update(&theirs).py()
+    }
+
+    /// MXNet's message for an attribute that disagrees with the stored one
+    /// (for attributes the Python class keeps).
+    #[staticmethod]
+    fn _conflict(name: &str, attr: &str, desired: &str, stored: &str) -> String {
+        attribute_conflict(name, attr, desired, stored).to_string()
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        // Only the sole owner of the mapping reports its entries: a mapping
+        // shared with another view would otherwise be counted twice.
+        if Arc::strong_count(&self.inner) != 1 {
+            return Ok(());
+        }
+        if let Ok(d) = self.inner.try_read() {
+            for e in d.values() {
+                visit.call(&*e.0)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        if Arc::strong_count(&self.inner) != 1 {
+            return;
+        }
+        let taken = self.inner.try_write().ok().map(|mut d| {
+            let prefix = d.prefix().to_string();
+            std::mem::replace(&mut *d, ParameterDict::new(prefix, None))
+        });
+        drop(taken);
     }
 
     /// Sets every gradient buffer to 0.
@@ -108,80 +285,47 @@ impl PyParamDictCore {
     fn reset_ctx(&self, py: Python<'_>, ctx: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let ctxs = ctx_list(ctx)?;
         let r = py.detach(|| self.dict().reset_ctx(&ctxs)).py();
-        self.drop_stale(py);
+        self.drop_stale();
         r
     }
 
-    /// Initialises the parameters at `positions` (insertion order) on `ctx`
-    /// with built-in fills (`kinds`: 0 zeros, 1 the constant `a`, 2 uniform
-    /// on `[a, b)`, 3 normal `N(a, b**2)`), random ones from streams
+    /// Initialises parameters with built-in fills: `requests` holds
+    /// `(position, token, spec)` per parameter (insertion order; the token
+    /// is kept while initialisation is deferred), random fills take streams
     /// `stream, stream + 1, ...` of `seed`. Returns the state of each handled
     /// parameter ("ready", "deferred" or "initialized"; fewer than asked when
-    /// the next fill does not suit its dtype) and the number of streams drawn.
-    #[allow(clippy::too_many_arguments)]
+    /// the next fill does not suit its parameter) and the streams drawn.
     fn _initialize_fast(
         &self,
         py: Python<'_>,
-        positions: Vec<usize>,
+        requests: Vec<(usize, Py<PyAny>, PyRef<'_, PyFillSpec>)>,
         ctx: Option<&Bound<'_, PyAny>>,
-        tokens: Vec<Py<PyAny>>,
-        kinds: Vec<u8>,
-        a: Vec<f64>,
-        b: Vec<f64>,
         force_reinit: bool,
         seed: u64,
         stream: u64,
     ) -> PyResult<(Vec<&'static str>, u64)> {
-        let n = positions.len();
-        if [tokens.len(), kinds.len(), a.len(), b.len()] != [n; 4] {
-            return Err(crate::errors::MXParamsValueError::new_err(
-                "positions, tokens, kinds, a and b must have the same length",
-            ));
-        }
         let ctxs = ctx_list(ctx)?;
-        let mut requests = Vec::with_capacity(n);
-        for (i, token) in tokens.into_iter().enumerate() {
-            let fill = match kinds[i] {
-                0 => Fill::Zeros,
-                1 => Fill::Constant(a[i]),
-                2 => Fill::Random(Distribution::Uniform {
-                    low: a[i],
-                    high: b[i],
-                }),
-                3 => Fill::Random(Distribution::Normal {
-                    mean: a[i],
-                    std: b[i],
-                }),
-                _ => {
-                    return Err(crate::errors::MXParamsValueError::new_err(
-                        "unknown fill kind",
-                    ))
-                }
-            };
-            requests.push(FillRequest {
-                position: positions[i],
+        let requests: Vec<FillRequest> = requests
+            .into_iter()
+            .map(|(position, token, spec)| FillRequest {
+                position,
                 token: Some(Box::new(token)),
-                fill,
-            });
-        }
+                fill: spec.fill,
+            })
+            .collect();
+        let mut streams = StreamCounter { seed, next: stream };
         let r = py
             .detach(|| {
                 self.dict()
-                    .initialize_filled(&ctxs, force_reinit, requests, seed, stream)
+                    .initialize_filled(&ctxs, force_reinit, requests, &mut streams)
             })
             .py();
-        self.drop_stale(py);
+        self.drop_stale();
         let out = r?;
-        let states = out
-            .states
-            .iter()
-            .map(|s| match s {
-                InitRequest::Ready => "ready",
-                InitRequest::Deferred => "deferred",
-                InitRequest::AlreadyInitialized => "initialized",
-            })
-            .collect();
-        Ok((states, out.streams_used))
+        Ok((
+            out.states.iter().map(|s| state_name(*s)).collect(),
+            out.streams_used,
+        ))
     }
 
     /// Every context any parameter lives on.
@@ -246,7 +390,7 @@ impl PyParamDictCore {
             dtype_source,
         )?;
         let r = py.detach(|| self.dict().load(&filename, &opts)).py();
-        self.drop_stale(py);
+        self.drop_stale();
         r
     }
 
@@ -279,7 +423,16 @@ impl PyParamDictCore {
         let r = py
             .detach(|| self.dict().load_arrays(&names, &arrays, &opts, source))
             .py();
-        self.drop_stale(py);
+        self.drop_stale();
         r
+    }
+}
+
+/// The Python name of an initialisation state.
+pub(crate) fn state_name(s: InitRequest) -> &'static str {
+    match s {
+        InitRequest::Ready => "ready",
+        InitRequest::Deferred => "deferred",
+        InitRequest::AlreadyInitialized => "initialized",
     }
 }

@@ -12,20 +12,22 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use numpy::PyUntypedArray;
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyTuple};
+use pyo3::types::{PyDict, PyList, PyTuple};
 
 use super::context::PyContext;
 use super::convert::{from_numpy, numpy_dtype, to_dtype};
 use super::errors::IntoPyResult;
 use super::ndarray::PyNDArray;
+use super::param_dict::state_name;
+use super::random::PyFillSpec;
 use mxparams::context::Context;
-use mxparams::ndarray::SType;
-use mxparams::param_dict::{read, write, SharedParameter};
-use mxparams::parameter::{DTypeSource, DeferredInit, GradReq, InitRequest, Parameter};
-use mxparams::random::{Distribution as Dist, StreamKey};
-
-/// Fills above this size run with the GIL released (and in parallel).
-const PARALLEL_FILL_BYTES: usize = 1 << 16;
+use mxparams::ndarray::{NDArray, SType};
+use mxparams::param_dict::{
+    read, write, FillRequest, ParamAttrs, ParameterDict, SharedParameter, StreamCounter,
+};
+use mxparams::parameter::{
+    DTypeSource, DeferredInit, GradReq, InitRequest, Parameter, ParameterArrays,
+};
 
 /// Cached Python arrays for one version of a parameter's data and gradients.
 #[derive(Default)]
@@ -220,6 +222,63 @@ fn opt_ctx(ctx: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Context>> {
     }
 }
 
+/// The attributes a parameter is built with, as Python gives them.
+struct ConstructionAttrs<'a, 'py> {
+    grad_req: &'a str,
+    shape: Option<Vec<usize>>,
+    dtype: &'a Bound<'py, PyAny>,
+    lr_mult: f64,
+    wd_mult: f64,
+    allow_deferred_init: bool,
+    differentiable: bool,
+    stype: &'a str,
+    grad_stype: &'a str,
+}
+
+impl ConstructionAttrs<'_, '_> {
+    /// Checked in this order: grad_req, the storage types, dtype.
+    fn parse(self, name: &str) -> PyResult<ParamAttrs> {
+        let grad_req: GradReq = self.grad_req.parse().py()?;
+        let grad_stype = stype_arg(name, "grad_stype", self.grad_stype)?;
+        let stype = stype_arg(name, "stype", self.stype)?;
+        Ok(ParamAttrs {
+            shape: self.shape,
+            dtype: Some(to_dtype(self.dtype)?),
+            grad_req: Some(grad_req),
+            lr_mult: Some(self.lr_mult),
+            wd_mult: Some(self.wd_mult),
+            allow_deferred_init: Some(self.allow_deferred_init),
+            differentiable: Some(self.differentiable),
+            stype: Some(stype),
+            grad_stype: Some(grad_stype),
+        })
+    }
+}
+
+/// A parameter's attributes from the dict `_native_state` writes.
+fn attrs_from_dict(name: &str, d: &Bound<'_, PyDict>) -> PyResult<ParamAttrs> {
+    let item = |key: &str| -> PyResult<Bound<'_, PyAny>> {
+        d.get_item(key)?.ok_or_else(|| {
+            crate::errors::MXParamsValueError::new_err(format!(
+                "missing parameter attribute '{key}'"
+            ))
+        })
+    };
+    let dtype = item("dtype")?;
+    ConstructionAttrs {
+        grad_req: item("grad_req")?.extract()?,
+        shape: item("shape")?.extract()?,
+        dtype: &dtype,
+        lr_mult: item("lr_mult")?.extract()?,
+        wd_mult: item("wd_mult")?.extract()?,
+        allow_deferred_init: item("allow_deferred_init")?.extract()?,
+        differentiable: item("differentiable")?.extract()?,
+        stype: item("stype")?.extract()?,
+        grad_stype: item("grad_stype")?.extract()?,
+    }
+    .parse(name)
+}
+
 #[pymethods]
 impl PyParameter {
     #[new]
@@ -228,9 +287,10 @@ impl PyParameter {
         PyParameter::from_shared(Arc::new(RwLock::new(Parameter::new(name))))
     }
 
-    /// Sets the construction-time attributes (called by the Python `__init__`).
-    #[pyo3(signature = (grad_req, shape, dtype, lr_mult, wd_mult, allow_deferred_init, differentiable, stype, grad_stype))]
-    #[allow(clippy::too_many_arguments)]
+    /// Sets the construction-time attributes (called by the Python
+    /// `__init__`), all given by keyword; `shape` None or 0 for unknown dims.
+    #[pyo3(signature = (*, grad_req, shape, dtype, lr_mult, wd_mult, allow_deferred_init, differentiable, stype, grad_stype))]
+    #[allow(clippy::too_many_arguments)] // keyword-only, each required
     fn _configure(
         &self,
         grad_req: &str,
@@ -243,23 +303,147 @@ impl PyParameter {
         stype: &str,
         grad_stype: &str,
     ) -> PyResult<()> {
-        let mut p = write(&self.inner);
-        let name = p.name().to_string();
-        let req: GradReq = grad_req.parse().py()?;
-        let grad_stype = stype_arg(&name, "grad_stype", grad_stype)?;
-        let stype = stype_arg(&name, "stype", stype)?;
-        let mut q = Parameter::new(name)
-            .with_dtype(to_dtype(dtype)?)
-            .with_allow_deferred_init(allow_deferred_init)
-            .with_differentiable(differentiable)
-            .with_stypes(stype, grad_stype)
-            .with_grad_req(req);
-        if let Some(s) = shape {
-            q = q.with_shape(&s);
+        let name = read(&self.inner).name().to_string();
+        let attrs = ConstructionAttrs {
+            grad_req,
+            shape,
+            dtype,
+            lr_mult,
+            wd_mult,
+            allow_deferred_init,
+            differentiable,
+            stype,
+            grad_stype,
+        };
+        let q = Parameter::from_attrs(name.clone(), &attrs.parse(&name)?);
+        *write(&self.inner) = q;
+        self.drop_stale();
+        Ok(())
+    }
+
+    /// Makes the parameter Gluon's `Constant` holding `value` (what
+    /// `ParameterDict.get_constant` compares a requested value with).
+    fn _configure_constant(&self, value: &Bound<'_, PyNDArray>) {
+        write(&self.inner).set_constant_value(value.get().inner.clone());
+    }
+
+    /// What a copy or a pickle of the parameter carries, as a dict: the
+    /// attributes, the arrays per context (`NDArray` handles sharing this
+    /// parameter's storage: a shallow copy shares them, a deep copy or a
+    /// pickle copies them), a pending deferred initialisation and a
+    /// constant's value.
+    fn _native_state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let (attrs, arrays, deferred, constant) = {
+            let p = read(&self.inner);
+            let attrs = (
+                p.shape().map(<[usize]>::to_vec),
+                p.dtype(),
+                p.grad_req().name(),
+                p.lr_mult,
+                p.wd_mult,
+                p.differentiable(),
+                p.allow_deferred_init(),
+                (p.stype().name(), p.grad_stype().name()),
+            );
+            let deferred = p.deferred().map(|d| {
+                let token = d
+                    .token
+                    .as_ref()
+                    .and_then(|t| t.downcast_ref::<Py<PyAny>>())
+                    .map(|t| t.clone_ref(py));
+                (d.ctx.clone(), d.data.clone(), token)
+            });
+            (attrs, p.arrays(), deferred, p.constant_value().cloned())
+        };
+        let (shape, dtype, grad_req, lr_mult, wd_mult, differentiable, deferrable, stypes) = attrs;
+        let nd = |a: NDArray| Py::new(py, PyNDArray::from(a));
+        let nds = |v: Vec<NDArray>| v.into_iter().map(nd).collect::<PyResult<Vec<_>>>();
+        let state = PyDict::new(py);
+        state.set_item("shape", shape)?;
+        state.set_item("dtype", numpy_dtype(py, dtype)?)?;
+        state.set_item("grad_req", grad_req)?;
+        state.set_item("lr_mult", lr_mult)?;
+        state.set_item("wd_mult", wd_mult)?;
+        state.set_item("differentiable", differentiable)?;
+        state.set_item("allow_deferred_init", deferrable)?;
+        state.set_item("stype", stypes.0)?;
+        state.set_item("grad_stype", stypes.1)?;
+        match arrays {
+            Some(a) => {
+                state.set_item("ctx", contexts_to_py(py, &a.ctx)?)?;
+                state.set_item("data", nds(a.data)?)?;
+                state.set_item("grad", a.grad.map(nds).transpose()?)?;
+            }
+            None => {
+                state.set_item("ctx", py.None())?;
+                state.set_item("data", py.None())?;
+                state.set_item("grad", py.None())?;
+            }
         }
-        q.lr_mult = lr_mult;
-        q.wd_mult = wd_mult;
-        *p = q;
+        match deferred {
+            Some((ctx, data, token)) => state.set_item(
+                "deferred",
+                (contexts_to_py(py, &ctx)?, data.map(nd).transpose()?, token),
+            )?,
+            None => state.set_item("deferred", py.None())?,
+        }
+        state.set_item("constant", constant.map(nd).transpose()?)?;
+        Ok(state)
+    }
+
+    /// Rebuilds the parameter from what `_native_state` gave (of a parameter
+    /// with this name); ValueError when the parts do not fit together.
+    fn _set_native_state(&self, state: &Bound<'_, PyDict>) -> PyResult<()> {
+        let item = |key: &str| -> PyResult<Bound<'_, PyAny>> {
+            state.get_item(key)?.ok_or_else(|| {
+                crate::errors::MXParamsValueError::new_err(format!("parameter state lacks '{key}'"))
+            })
+        };
+        let name = read(&self.inner).name().to_string();
+        let nd = |o: Bound<'_, PyAny>| -> PyResult<NDArray> {
+            Ok(o.cast::<PyNDArray>()?.get().inner.clone())
+        };
+        let nds = |o: Bound<'_, PyAny>| -> PyResult<Option<Vec<NDArray>>> {
+            if o.is_none() {
+                return Ok(None);
+            }
+            o.try_iter()?
+                .map(|a| nd(a?))
+                .collect::<PyResult<Vec<_>>>()
+                .map(Some)
+        };
+        let attrs = attrs_from_dict(&name, state)?;
+        let mut q = Parameter::from_attrs(name, &attrs);
+        if let Some(data) = nds(item("data")?)? {
+            let arrays = ParameterArrays {
+                ctx: ctx_list(Some(&item("ctx")?))?,
+                data,
+                grad: nds(item("grad")?)?,
+            };
+            q.adopt_arrays(arrays).py()?;
+        }
+        let deferred = item("deferred")?;
+        if !deferred.is_none() {
+            let (ctx, data, token): (Bound<'_, PyAny>, Bound<'_, PyAny>, Py<PyAny>) =
+                deferred.extract()?;
+            let data = if data.is_none() {
+                None
+            } else {
+                Some(nd(data)?)
+            };
+            q.set_deferred(DeferredInit {
+                ctx: ctx_list(Some(&ctx))?,
+                data,
+                token: Some(Box::new(token)),
+            })
+            .py()?;
+        }
+        let constant = item("constant")?;
+        if !constant.is_none() {
+            q.set_constant_value(nd(constant)?);
+        }
+        *write(&self.inner) = q;
+        self.drop_stale();
         Ok(())
     }
 
@@ -279,11 +463,6 @@ impl PyParameter {
     /// Sets the shape: unknown dims may be filled in, known ones never change.
     fn _set_shape(&self, shape: Vec<usize>) -> PyResult<()> {
         write(&self.inner).set_shape(&shape).py()
-    }
-
-    /// Replaces the shape without checks (ParameterDict.get merging).
-    fn _force_shape(&self, shape: Vec<usize>) {
-        write(&self.inner).set_shape_unchecked(shape);
     }
 
     /// The numpy dtype.
@@ -521,95 +700,37 @@ impl PyParameter {
         }
     }
 
-    /// `initialize` for the built-in fills, in one call: request, allocate,
-    /// fill and finish. `kind`: 0 zeros, 1 the constant `a`, 2 uniform on
-    /// `[a, b)`, 3 normal `N(a, b²)`; random fills use stream `(seed,
-    /// stream)`. Returns the `_init_start` state, or `'unsupported'` (nothing
-    /// done) when the dtype cannot take the fill, and whether the stream was
-    /// used.
-    #[allow(clippy::too_many_arguments)]
+    /// `initialize` with a built-in fill, in one call (the batched
+    /// initialisation of a one-parameter dict): random fills take stream
+    /// `key = (seed, stream)`. Returns the `_init_start` state, or `'unsupported'`
+    /// (nothing done) when the fill does not suit the parameter, and the
+    /// number of streams drawn (0 or 1).
     fn _init_fill(
         &self,
         py: Python<'_>,
         ctx: Option<&Bound<'_, PyAny>>,
         token: Py<PyAny>,
         force_reinit: bool,
-        kind: u8,
-        a: f64,
-        b: f64,
-        seed: u64,
-        stream: u64,
-    ) -> PyResult<(&'static str, bool)> {
+        spec: PyRef<'_, PyFillSpec>,
+        key: (u64, u64),
+    ) -> PyResult<(&'static str, u64)> {
+        let (seed, stream) = key;
         let ctxs = ctx_list(ctx)?;
-        let dist = match kind {
-            0 => None,
-            1 => Some(Dist::Uniform { low: a, high: a }),
-            2 => Some(Dist::Uniform { low: a, high: b }),
-            3 => Some(Dist::Normal { mean: a, std: b }),
-            _ => {
-                return Err(crate::errors::MXParamsValueError::new_err(
-                    "unknown fill kind",
-                ))
-            }
+        let mut one = ParameterDict::new("", None);
+        one.insert(String::new(), self.inner.clone());
+        let request = FillRequest {
+            position: 0,
+            token: Some(Box::new(token)),
+            fill: spec.fill,
         };
-        let (r, arr, dtype) = {
-            let mut p = write(&self.inner);
-            let dtype = p.dtype();
-            if dist.is_some() && !dtype.is_float() {
-                return Ok(("unsupported", false));
-            }
-            let r = p
-                .request_init(&ctxs, Some(Box::new(token)), force_reinit)
-                .py()?;
-            let arr = match r {
-                InitRequest::Ready => Some(p.zeros_host().py()?),
-                _ => None,
-            };
-            (r, arr, dtype)
-        };
+        let mut streams = StreamCounter { seed, next: stream };
+        let r = py
+            .detach(|| one.initialize_filled(&ctxs, force_reinit, vec![request], &mut streams))
+            .py();
         self.drop_stale();
-        let arr = match (r, arr) {
-            (InitRequest::Ready, Some(arr)) => arr,
-            (InitRequest::AlreadyInitialized, _) => return Ok(("initialized", false)),
-            _ => return Ok(("deferred", false)),
-        };
-        // The parameter lock is not held here: a detached fill must not block
-        // a thread that holds the GIL and wants the parameter.
-        let mut used = false;
-        if let Some(dist) = dist.filter(|_| arr.nbytes() > 0) {
-            if kind == 1 {
-                mxparams::random::fill_constant(&mut arr.buffer().write().py()?, dtype, a).py()?;
-            } else {
-                let key = StreamKey::new(seed, stream);
-                let fill = |arr: &mxparams::ndarray::NDArray| -> mxparams::error::Result<()> {
-                    dist.fill_bytes(&mut arr.buffer().write()?, dtype, key)
-                };
-                if arr.nbytes() >= PARALLEL_FILL_BYTES {
-                    py.detach(|| fill(&arr)).py()?;
-                } else {
-                    fill(&arr).py()?;
-                }
-                used = true;
-            }
-        }
-        let r = {
-            let mut p = write(&self.inner);
-            match p.take_deferred() {
-                Ok(Some(record)) => {
-                    let ctxs = record.ctx.clone();
-                    p.init_from_owned(arr, &ctxs)
-                        .inspect_err(|_| p.restore_deferred(record))
-                }
-                Ok(None) => Err(mxparams::error::Error::NotInitialized(format!(
-                    "Parameter '{}' has no pending initialization",
-                    p.name()
-                ))),
-                Err(e) => Err(e),
-            }
-        };
-        self.drop_stale();
-        r.py()?;
-        Ok(("ready", used))
+        let out = r?;
+        let state = out.states.first().map_or("unsupported", |s| state_name(*s));
+        Ok((state, out.streams_used))
     }
 
     /// Completes what `_init_start` began with the filled array.

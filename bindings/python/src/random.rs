@@ -9,6 +9,7 @@ use numpy::{Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedA
 use pyo3::prelude::*;
 
 use crate::errors::IntoPyResult;
+use mxparams::param_dict::{Fill, Xavier};
 use mxparams::random::{Distribution as Dist, FillElement, StreamKey};
 
 /// Fills a typed array in place, releasing the GIL for the kernel.
@@ -122,4 +123,105 @@ pub fn fill_normal(
         Dist::Normal { mean, std },
         StreamKey::new(seed, stream),
     )
+}
+
+/// A built-in fill for the initialisation protocol: what an initializer's
+/// `_init_weight` does, as one typed value (`FillSpec.uniform(-0.07, 0.07)`,
+/// `FillSpec.xavier('uniform', 'avg', 3.0)`, ...). Native initialisation
+/// fills with it directly; Xavier's scale is computed by `resolve` alone.
+#[pyclass(name = "FillSpec", module = "mxparams._native", frozen, eq)]
+#[derive(Clone, PartialEq)]
+pub struct PyFillSpec {
+    pub(crate) fill: Fill,
+}
+
+#[pymethods]
+impl PyFillSpec {
+    /// All zeros.
+    #[staticmethod]
+    fn zeros() -> Self {
+        PyFillSpec { fill: Fill::Zeros }
+    }
+
+    /// `value` everywhere.
+    #[staticmethod]
+    fn constant(value: f64) -> Self {
+        PyFillSpec {
+            fill: Fill::Constant(value),
+        }
+    }
+
+    /// Uniform draws from `[low, high)`.
+    #[staticmethod]
+    fn uniform(low: f64, high: f64) -> Self {
+        PyFillSpec {
+            fill: Fill::Random(Dist::Uniform { low, high }),
+        }
+    }
+
+    /// Normal draws `N(mean, std²)`.
+    #[staticmethod]
+    fn normal(mean: f64, std: f64) -> Self {
+        PyFillSpec {
+            fill: Fill::Random(Dist::Normal { mean, std }),
+        }
+    }
+
+    /// MXNet's Xavier: `rnd_type` 'uniform' or 'gaussian', `factor_type`
+    /// 'avg', 'in' or 'out' (other names fail when the fill is resolved).
+    #[staticmethod]
+    fn xavier(rnd_type: &str, factor_type: &str, magnitude: f64) -> Self {
+        PyFillSpec {
+            fill: Fill::Xavier(Xavier::new(rnd_type, factor_type, magnitude)),
+        }
+    }
+
+    /// The fill for parameter `name` of `shape`: Xavier becomes its uniform
+    /// or normal fill (ValueError where MXNet's Xavier raises); others are
+    /// returned as they are.
+    fn resolve(&self, name: &str, shape: Vec<usize>) -> PyResult<Self> {
+        let fill = match self.fill {
+            Fill::Xavier(x) => Fill::Random(x.distribution(name, &shape).py()?),
+            f => f,
+        };
+        Ok(PyFillSpec { fill })
+    }
+
+    /// Raises ValueError when a random fill's parameters break MXNet's rule
+    /// (uniform: `low <= high`; normal: a positive standard deviation).
+    fn check(&self) -> PyResult<()> {
+        match self.fill {
+            Fill::Random(d) => d.check().py(),
+            _ => Ok(()),
+        }
+    }
+
+    /// 'zeros', 'constant', 'uniform', 'normal' or 'xavier'.
+    #[getter]
+    fn kind(&self) -> &'static str {
+        match self.fill {
+            Fill::Zeros => "zeros",
+            Fill::Constant(_) => "constant",
+            Fill::Random(Dist::Uniform { .. }) => "uniform",
+            Fill::Random(Dist::Normal { .. }) => "normal",
+            Fill::Xavier(_) => "xavier",
+        }
+    }
+
+    /// The numbers of the fill: `(value,)`, `(low, high)`, `(mean, std)`,
+    /// `(magnitude,)`, or `()` for zeros.
+    #[getter]
+    fn args(&self) -> Vec<f64> {
+        match self.fill {
+            Fill::Zeros => vec![],
+            Fill::Constant(v) => vec![v],
+            Fill::Random(Dist::Uniform { low, high }) => vec![low, high],
+            Fill::Random(Dist::Normal { mean, std }) => vec![mean, std],
+            Fill::Xavier(x) => vec![x.magnitude],
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!("FillSpec.{}({:?})", self.kind(), self.args())
+    }
 }
