@@ -224,7 +224,17 @@ def load(
     ctx : Context, optional
         Where the arrays go (default ``cpu(0)``). A GPU context streams the
         memory-mapped file to the device through pinned staging buffers.
+
+    ``fname`` may also be a sharded checkpoint's ``NAME.params.index.json``
+    (see ``mxparams.dist_checkpoint``): the dict of every shard's arrays.
     """
+    if os.fspath(fname).endswith(".index.json"):
+        from .dist_checkpoint import load_index
+
+        merged = load_index(fname)
+        if mmap and ctx is None:
+            return merged
+        return {k: v.copyto(ctx or cpu()) for k, v in merged.items()}
     names, arrays = _native._load(os.fspath(fname), mmap, ctx)
     return _result(names, arrays)
 

@@ -88,6 +88,9 @@ class Trainer:
         The process group for ``dist_*`` (default: the whole world).
     bucket_cap_mb : float
         Size of the gradient buckets for ``dist_*``.
+    grad_sync : mxparams.distributed.OverlappedGradSync, optional
+        Gradients synced during backward (``average=False``); ``step``
+        waits for it instead of syncing.
     """
 
     def __init__(
@@ -101,6 +104,7 @@ class Trainer:
         *,
         group: Any = None,
         bucket_cap_mb: float = 25.0,
+        grad_sync: Any = None,
     ) -> None:
         self._params = _param_list(params)
         self._param2idx = {p.name: i for i, p in enumerate(self._params)}
@@ -122,7 +126,12 @@ class Trainer:
         self._update_on_kvstore = update_on_kvstore
         self._states: dict[int, Any] = {}
         self._torch_opt: torch.optim.Optimizer | None = None
-        self._sync: Any = None
+        self._sync: Any = grad_sync
+        if grad_sync is not None:
+            if not self._distributed:
+                raise ValueError("grad_sync= needs kvstore='dist_sync' or 'dist_device_sync'")
+            if grad_sync.average:
+                raise ValueError("the Trainer's grad_sync must sum (average=False)")
         self._cache: dict[tuple[int, int], tuple[int, torch.Tensor, torch.Tensor]] = {}
         self._core: Any = None
         optimizer_params = dict(optimizer_params or {})
