@@ -63,6 +63,7 @@ pub mod convert;
 pub mod dtype;
 pub mod error;
 pub mod format;
+pub mod grad_bucket;
 pub mod ndarray;
 pub mod param_dict;
 pub mod parameter;

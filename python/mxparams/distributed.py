@@ -25,10 +25,13 @@ transport of its own: every collective is ``torch.distributed``'s.
 * ``compression='fp16'``/``'bf16'``: float32 buckets travel in half
   precision (DDP's compression comm hooks).
 
-The gradients are copied into a flat bucket per dtype before each
-all-reduce and back after it (one copy each way on CPU): the parameters'
-gradient buffers are allocated by the native core, which has no API yet to
-place them inside a bucket.
+On host contexts the gradients live in the buckets (DDP's
+``gradient_as_bucket_view``): the first context's gradient of each parameter
+is a range of its bucket's one allocation (``_native.bucket_grads``), so
+backward writes straight into the bucket and the all-reduce runs on it in
+place, with no copy in or out; the other local contexts are added into it
+and receive the result. Device or pinned gradients are copied into a flat
+bucket and back.
 
 If a rank dies or hangs, the collectives of the others fail when the process
 group's ``timeout`` (``init_process_group(timeout=...)``) expires -- with Gloo
@@ -183,16 +186,27 @@ class _Bucket:
     def __init__(self, dtype: torch.dtype, params: list[Parameter], numels: list[int]) -> None:
         self.dtype = dtype
         self.params = params
-        self.offsets: list[int] = []
-        off = 0
-        for n in numels:
-            self.offsets.append(off)
-            off += n
         self.numels = numels
-        self.flat = torch.zeros(off, dtype=dtype)
+        ctx0 = params[0].list_ctx()[0]
+        self.in_place = ctx0.device_type in ("cpu", "cpu_shared")
+        if self.in_place:
+            # The first context's gradients become ranges of this memory.
+            self.flat = _from_dlpack(_native.bucket_grads(params, ctx0))
+            self.offsets = [self._offset(p, ctx0) for p in params]
+        else:
+            self.offsets = []
+            off = 0
+            for n in numels:
+                self.offsets.append(off)
+                off += n
+            self.flat = torch.zeros(off, dtype=dtype)
         self.pending = len(params)
         self.work: Any = None
         self.wire: torch.Tensor | None = None
+
+    def _offset(self, p: Parameter, ctx: Any) -> int:
+        g = _from_dlpack(p.grad(ctx))
+        return (g.data_ptr() - self.flat.data_ptr()) // self.flat.element_size()
 
     def pieces(self) -> list[torch.Tensor]:
         return [self.flat[o : o + n] for o, n in zip(self.offsets, self.numels, strict=True)]
@@ -240,7 +254,7 @@ class GradientSync:
 
     def _layout(self) -> list[_Bucket]:
         active = self._active()
-        key = tuple((id(p), p._version, p.grad_req) for p in active)
+        key = self._key(active)
         if key == self._layout_key:
             return self._buckets
         _, world = _require_group(self.group)
@@ -262,13 +276,17 @@ class GradientSync:
             if plist:
                 buckets.append(_Bucket(dtype, plist, numels))
         self._buckets = buckets
-        self._layout_key = key
+        self._layout_key = self._key(active)  # bucketing gave the grads new versions
         core = _native.ParameterDictCore("")
         for i, p in enumerate(active):
             core.insert(str(i), p)
         self._core = core
         self._ncopies = world * max(1, len(active[0].list_ctx()) if active else 1)
         return buckets
+
+    @staticmethod
+    def _key(active: list[Parameter]) -> Any:
+        return tuple((id(p), p._version, p.grad_req) for p in active)
 
     @property
     def buckets(self) -> list[list[str]]:
@@ -282,7 +300,8 @@ class GradientSync:
         with torch.no_grad():
             for p, piece in zip(b.params, b.pieces(), strict=True):
                 ctxs = p.list_ctx()
-                piece.copy_(_from_dlpack(p.grad(ctxs[0])).reshape(-1))
+                if not b.in_place:  # else the first context's gradient is the piece
+                    piece.copy_(_from_dlpack(p.grad(ctxs[0])).reshape(-1))
                 for ctx in ctxs[1:]:
                     piece.add_(_from_dlpack(p.grad(ctx)).reshape(-1))
 
@@ -306,7 +325,8 @@ class GradientSync:
             if self.average:
                 b.flat.div_(self._ncopies)
             for p, piece in zip(b.params, b.pieces(), strict=True):
-                for ctx in p.list_ctx():
+                ctxs = p.list_ctx()
+                for ctx in ctxs[1:] if b.in_place else ctxs:
                     g = _from_dlpack(p.grad(ctx))
                     g.copy_(piece.view(g.shape))
 

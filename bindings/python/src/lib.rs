@@ -19,6 +19,7 @@ mod context;
 mod convert;
 mod dlpack;
 mod errors;
+mod grad_bucket;
 mod nd;
 mod ndarray;
 mod param_dict;
@@ -38,5 +39,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(random::fill_uniform, m)?)?;
     m.add_function(wrap_pyfunction!(random::fill_normal, m)?)?;
     m.add_function(wrap_pyfunction!(checkpoint::params_index, m)?)?;
+    m.add_function(wrap_pyfunction!(grad_bucket::bucket_grads, m)?)?;
     Ok(())
 }
