@@ -20,7 +20,7 @@ def __getattr__(name: str) -> Any:
         from .trainer import Trainer
 
         return Trainer
-    if name in ("optimizer", "lr_scheduler", "distributed", "trainer"):
+    if name in ("optimizer", "lr_scheduler", "distributed", "dist_checkpoint", "trainer"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)
