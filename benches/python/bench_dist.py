@@ -1,8 +1,9 @@
 """mxparams across processes against torch DDP: gradient sync, training steps/s, checkpoints.
 
 Run: ``python -m torch.distributed.run --nproc_per_node=2 benches/python/bench_dist.py``
-(Gloo; ``--repeat N`` measurements per row, medians reported, after one
-warm-up). Rank 0 prints Markdown tables with the ratios the issue targets:
+(Gloo; ``--repeat N`` rounds after a warm-up round, each running every
+variant of a table once, interleaved so that all see the same load of a busy
+machine; medians reported). Rank 0 prints Markdown tables with the ratios the issue targets:
 
 (a) Gradient sync of ResNet-50-sized gradients (25.6M float32 in 161 tensors):
     ``GradientSync.sync()`` (gradients live in the buckets, the all-reduce runs
@@ -55,19 +56,28 @@ def sizes() -> list[int]:
     return [int(x) for x in s]
 
 
-def median_of(fn: Callable[[], Any], repeat: int) -> float:
-    """Median wall time of ``fn`` over ``repeat`` runs (after one warm-up),
-    every run started together on all ranks; the slowest rank's time."""
-    times = []
+def timed(fn: Callable[[], Any]) -> float:
+    """Wall time of one run of ``fn`` started together on all ranks (the
+    slowest rank's)."""
+    dist.barrier()
+    t0 = time.perf_counter()
+    fn()
+    t = torch.tensor([time.perf_counter() - t0], dtype=torch.float64)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t)
+
+
+def medians(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, float]:
+    """Median time of each of ``fns`` over ``repeat`` rounds after a warm-up
+    round; each round runs every one once, so that all see the same load of
+    a busy machine."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
     for i in range(repeat + 1):
-        dist.barrier()
-        t0 = time.perf_counter()
-        fn()
-        t = torch.tensor([time.perf_counter() - t0], dtype=torch.float64)
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        if i:
-            times.append(float(t))
-    return statistics.median(times)
+        for k, fn in fns.items():
+            t = timed(fn)
+            if i:
+                times[k].append(t)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 # -- (a) gradient sync --------------------------------------------------------
@@ -118,12 +128,8 @@ def bench_sync(repeat: int, world: int, bucket_mb: float) -> dict[str, float]:
     for p in pd.values():
         np.asarray(p.grad())[:] = 1.0
     sync = distributed.GradientSync(pd, bucket_cap_mb=bucket_mb)  # averages, as DDP does
-    t_mx = median_of(sync.sync, repeat)
-    summing = distributed.GradientSync(
-        pd, average=False, bucket_cap_mb=bucket_mb
-    )  # the Trainer's (1/W in rescale_grad)
-    t_mx_sum = median_of(summing.sync, repeat)
-    del sync, summing, pd
+    # The Trainer's: it sums and folds 1/W into rescale_grad.
+    summing = distributed.GradientSync(pd, average=False, bucket_cap_mb=bucket_mb)
 
     mod = Grads(shapes)
     ddp = torch.nn.parallel.DistributedDataParallel(
@@ -147,21 +153,20 @@ def bench_sync(repeat: int, world: int, bucket_mb: float) -> dict[str, float]:
         with ddp.no_sync():
             backward()
 
-    t_ddp = median_of(ddp_step, repeat)
-    t_nosync = median_of(nosync_step, repeat)
+    flat = torch.ones(TOTAL)
+    m = medians(
+        {
+            "mx": sync.sync,
+            "mx_sum": summing.sync,
+            "ddp_bwd": ddp_step,
+            "nosync_bwd": nosync_step,
+            "flat": lambda: dist.all_reduce(flat),
+        },
+        repeat,
+    )
     hook = torch.tensor([statistics.median(spans[1:])], dtype=torch.float64)
     dist.all_reduce(hook, op=dist.ReduceOp.MAX)
-    flat = torch.ones(TOTAL)
-    t_flat = median_of(lambda: dist.all_reduce(flat), repeat)
-    return {
-        "mx": t_mx,
-        "mx_sum": t_mx_sum,
-        "ddp_hook": float(hook),
-        "ddp_bwd": t_ddp,
-        "nosync_bwd": t_nosync,
-        "ddp_diff": max(t_ddp - t_nosync, 1e-9),
-        "flat": t_flat,
-    }
+    return {**m, "ddp_hook": float(hook), "ddp_diff": max(m["ddp_bwd"] - m["nosync_bwd"], 1e-9)}
 
 
 # -- (b) training steps/s -----------------------------------------------------
@@ -194,8 +199,6 @@ def bench_train(repeat: int, rank: int, world: int, steps: int) -> dict[str, flo
             F.cross_entropy(net(x, ctx), y, reduction="sum").backward()
             trainer.step(len(x))
 
-    t_mx = median_of(mx_run, repeat)
-
     torch.manual_seed(0)
     model = torch.nn.Sequential(
         torch.nn.Linear(2, 64),
@@ -213,8 +216,8 @@ def bench_train(repeat: int, rank: int, world: int, steps: int) -> dict[str, flo
             F.cross_entropy(ddp(x), y).backward()
             opt.step()
 
-    t_ddp = median_of(ddp_run, repeat)
-    return {"mx": steps / t_mx, "ddp": steps / t_ddp}
+    m = medians({"mx": mx_run, "ddp": ddp_run}, repeat)
+    return {"mx": steps / m["mx"], "ddp": steps / m["ddp"]}
 
 
 # -- (c) checkpoints ----------------------------------------------------------
@@ -227,12 +230,19 @@ def bench_checkpoint(repeat: int, rank: int, folder: Path) -> dict[str, float]:
     pd.initialize(mx.init.Uniform(), ctx=mx.cpu(0))
     sharded = folder / "sharded"
     single = folder / "single.params"
-    t_save_sh = median_of(lambda: dist_checkpoint.save_sharded(pd, sharded), repeat)
-    t_save_r0 = median_of(lambda: dist_checkpoint.save(pd, single), repeat)
     index = folder / "sharded.params.index.json"
-    t_load_sh = median_of(lambda: dist_checkpoint.load_sharded(pd, index), repeat)
-    t_load_r0 = median_of(lambda: dist_checkpoint.load(pd, single), repeat)
-    return {"save_sh": t_save_sh, "save_r0": t_save_r0, "load_sh": t_load_sh, "load_r0": t_load_r0}
+    dist_checkpoint.save_sharded(pd, sharded)  # so the loads below find files
+    dist_checkpoint.save(pd, single)
+    m = medians(
+        {
+            "save_sh": lambda: dist_checkpoint.save_sharded(pd, sharded),
+            "save_r0": lambda: dist_checkpoint.save(pd, single),
+            "load_sh": lambda: dist_checkpoint.load_sharded(pd, index),
+            "load_r0": lambda: dist_checkpoint.load(pd, single),
+        },
+        repeat,
+    )
+    return m
 
 
 def main() -> None:
@@ -264,7 +274,7 @@ def main() -> None:
         print(
             f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
             f"{world} processes, Gloo over loopback, torch {torch.__version__}; "
-            f"medians of {args.repeat}\n"
+            f"medians of {args.repeat} interleaved rounds\n"
         )
         if s is not None:
             print(
