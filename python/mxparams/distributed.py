@@ -189,6 +189,8 @@ class _Bucket:
         self.numels = numels
         ctx0 = params[0].list_ctx()[0]
         self.in_place = ctx0.device_type in ("cpu", "cpu_shared")
+        # In place with one context per parameter, syncing touches no gradient.
+        self.only_bucket = self.in_place and all(len(p.list_ctx()) == 1 for p in params)
         if self.in_place:
             # The first context's gradients become ranges of this memory.
             self.flat = _from_dlpack(_native.bucket_grads(params, ctx0))
@@ -297,6 +299,8 @@ class GradientSync:
 
     def _fill(self, b: _Bucket) -> None:
         """The bucket gets the sum of the local copies of its gradients."""
+        if b.only_bucket:
+            return
         with torch.no_grad():
             for p, piece in zip(b.params, b.pieces(), strict=True):
                 ctxs = p.list_ctx()
@@ -324,6 +328,8 @@ class GradientSync:
         with torch.no_grad():
             if self.average:
                 b.flat.div_(self._ncopies)
+            if b.only_bucket:
+                return
             for p, piece in zip(b.params, b.pieces(), strict=True):
                 ctxs = p.list_ctx()
                 for ctx in ctxs[1:] if b.in_place else ctxs:
