@@ -66,6 +66,7 @@ pub mod convert;
 pub mod dtype;
 pub mod error;
 pub mod format;
+pub mod grad_bucket;
 pub mod inspect;
 pub mod names;
 pub mod ndarray;

@@ -208,6 +208,15 @@ pub(crate) enum Memory {
         /// Number of bytes.
         len: usize,
     },
+    /// The whole of a slab whose ranges are other buffers (a gradient
+    /// bucket, see `crate::grad_bucket`): host-addressable for DLPack and
+    /// numpy views, but never read or written from Rust through this
+    /// handle, since Rust-side access to those bytes is serialised by the
+    /// ranges' own locks and a slice over the whole would alias theirs.
+    Whole {
+        /// The slab.
+        alloc: Arc<HostAlloc>,
+    },
     /// A read-only byte range of a shared source; may be unaligned.
     Shared {
         /// The source.
@@ -288,6 +297,26 @@ impl Buffer {
             .collect())
     }
 
+    /// One zeroed host allocation carved into writable buffers of the given
+    /// lengths (each on a `HOST_ALIGN` boundary), plus a handle on the whole
+    /// of it whose bytes Rust never touches (see `Memory::Whole`).
+    pub(crate) fn zeroed_slab(lens: &[usize]) -> Result<(Buffer, Vec<Buffer>)> {
+        let (offsets, total) = crate::slab::layout(lens, HOST_ALIGN)?;
+        let alloc = Arc::new(HostAlloc::zeroed(total)?);
+        let parts = offsets
+            .into_iter()
+            .zip(lens)
+            .map(|(offset, &len)| {
+                Buffer::new(Memory::Slab {
+                    alloc: alloc.clone(),
+                    offset,
+                    len,
+                })
+            })
+            .collect();
+        Ok((Buffer::new(Memory::Whole { alloc }), parts))
+    }
+
     /// Owned host memory holding a copy of `bytes`.
     pub fn copy_from(bytes: &[u8]) -> Result<Buffer> {
         Buffer::filled_with(bytes.len(), |dst| copy_bytes(dst, bytes))
@@ -314,6 +343,7 @@ impl Buffer {
             Memory::Pinned(a) => a.len(),
             Memory::Device(a) => a.len(),
             Memory::Slab { len, .. } | Memory::Shared { len, .. } => *len,
+            Memory::Whole { alloc } => alloc.len,
         }
     }
 
@@ -447,6 +477,7 @@ impl Buffer {
             // SAFETY: offset + len lies inside the slab (see `slab`).
             Memory::Slab { alloc, offset, .. } => unsafe { alloc.ptr.as_ptr().add(*offset) },
             Memory::Shared { source, offset, .. } => source.bytes()[*offset..].as_ptr(),
+            Memory::Whole { alloc } => alloc.ptr.as_ptr(),
         }
     }
 
@@ -460,6 +491,7 @@ impl Buffer {
             // SAFETY: offset + len lies inside the slab (see `slab`).
             Memory::Slab { alloc, offset, .. } => Ok(unsafe { alloc.ptr.as_ptr().add(*offset) }),
             Memory::Shared { .. } => Err(read_only()),
+            Memory::Whole { .. } => Err(whole_slab()),
         }
     }
 
@@ -502,6 +534,9 @@ impl Buffer {
     /// Reads the bytes under the storage's read lock; device memory is copied
     /// to the host first (and a failed copy is an error).
     pub fn try_read(&self) -> Result<ReadGuard<'_>> {
+        if let Memory::Whole { .. } = self.0.memory {
+            return Err(whole_slab());
+        }
         let guard = self.0.lock.read().unwrap_or_else(|e| e.into_inner());
         let staged = match &self.0.memory {
             Memory::Device(d) => {
@@ -589,6 +624,13 @@ pub(crate) fn copy_buffer(dst: &Buffer, src: &Buffer) -> Result<()> {
     }
 }
 
+fn whole_slab() -> Error {
+    Error::invalid(
+        "this array spans the gradient buffers of several parameters: read or write it \
+         through DLPack / numpy views, or each parameter's grad()",
+    )
+}
+
 fn read_only() -> Error {
     Error::ReadOnly(
         "array is a read-only view of a memory-mapped file; copy it (asnumpy(), copyto) to modify"
@@ -626,6 +668,8 @@ impl std::ops::Deref for ReadGuard<'_> {
                 offset,
                 len,
             } => &source.bytes()[*offset..*offset + *len],
+            // `try_read` refuses these.
+            Memory::Whole { .. } => &[],
         }
     }
 }

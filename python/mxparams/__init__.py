@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from . import _native, autograd, init, nd, random
 from . import init as initializer
 from ._errors import (
@@ -28,6 +30,20 @@ from .parameter import Constant, Parameter, ParameterDict, Variable
 
 __version__: str = _native.__version__
 
+
+def __getattr__(name: str) -> Any:
+    # torch-dependent parts load on first use, so ``import mxparams`` stays fast.
+    if name == "Trainer":
+        from .trainer import Trainer
+
+        return Trainer
+    if name in ("optimizer", "lr_scheduler", "distributed", "dist_checkpoint", "trainer"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise MXParamsAttributeError(f"module 'mxparams' has no attribute {name!r}")
+
+
 __all__ = [
     "Constant",
     "Context",
@@ -50,6 +66,7 @@ __all__ = [
     "Parameter",
     "ParameterDict",
     "ParamsFormatError",
+    "Trainer",
     "Variable",
     "__version__",
     "autograd",

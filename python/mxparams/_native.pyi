@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from os import PathLike
 from types import TracebackType
 from typing import Any, ClassVar, Self, final
@@ -373,4 +373,7 @@ def params_index(
 
 # --- end checkpoint index --------------------------------------------------------------------
 
+# --- gradient buckets (bindings/python/src/grad_bucket.rs) ---------------------------------
+
+def bucket_grads(params: Sequence[ParameterBase], ctx: Any) -> NDArray: ...
 def _release_host_pool() -> int: ...

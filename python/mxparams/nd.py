@@ -303,6 +303,10 @@ def load(
     ctx : Context, optional
         Where the arrays go (default ``cpu(0)``). A GPU context streams the
         memory-mapped file to the device through pinned staging buffers.
+
+    ``fname`` may also be a sharded checkpoint's index (``NAME.params.index.json``
+    written by ``mxparams.dist_checkpoint``, or a safetensors
+    ``*.safetensors.index.json``): the dict of every shard's arrays.
     """
     names, arrays = _native._load(os.fspath(fname), mmap, ctx)
     return _result(names, arrays)

@@ -267,7 +267,7 @@ pub fn load(path: impl AsRef<Path>) -> Result<Loaded> {
 pub fn load_cancellable(path: impl AsRef<Path>, cancel: &Cancel) -> Result<Loaded> {
     let path = path.as_ref();
     if safetensors::is_index_path(path) {
-        return safetensors::load_index(path, false);
+        return safetensors::load_index(path, false).map_err(|e| e.at_path(path));
     }
     file_read::load_path(path, false, cancel)
 }
@@ -284,7 +284,7 @@ pub fn load_mmap(path: impl AsRef<Path>) -> Result<Loaded> {
 pub fn load_mmap_cancellable(path: impl AsRef<Path>, cancel: &Cancel) -> Result<Loaded> {
     let path = path.as_ref();
     if safetensors::is_index_path(path) {
-        return safetensors::load_index(path, true);
+        return safetensors::load_index(path, true).map_err(|e| e.at_path(path));
     }
     file_read::load_path(path, true, cancel)
 }

@@ -269,6 +269,11 @@ pub(crate) fn is_index_path(path: &Path) -> bool {
 
 /// The shard files of an index, in first-use order, each with its tensors.
 pub fn index_shards(path: &Path) -> Result<Vec<std::path::PathBuf>> {
+    Ok(read_index(path)?.0)
+}
+
+/// An index's shard files (first-use order) and the tensor names it maps.
+fn read_index(path: &Path) -> Result<(Vec<std::path::PathBuf>, Vec<String>)> {
     let text = std::fs::read(path)?;
     let json: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
         Error::format(
@@ -296,7 +301,7 @@ pub fn index_shards(path: &Path) -> Result<Vec<std::path::PathBuf>> {
             shards.push(p);
         }
     }
-    Ok(shards)
+    Ok((shards, map.keys().cloned().collect()))
 }
 
 /// Loads every shard of an index; names must be unique across shards.
@@ -304,7 +309,8 @@ pub(crate) fn load_index(path: &Path, mmap: bool) -> Result<Loaded> {
     let mut names: Vec<String> = Vec::new();
     let mut arrays = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for shard in index_shards(path)? {
+    let (shards, mapped) = read_index(path)?;
+    for shard in shards {
         let l = if mmap {
             super::load_mmap(&shard)?
         } else {
@@ -320,6 +326,14 @@ pub(crate) fn load_index(path: &Path, mmap: bool) -> Result<Loaded> {
             names.push(n);
             arrays.push(a);
         }
+    }
+    // A shard cut short by a crash must not pass for a whole checkpoint.
+    if let Some(lost) = mapped.iter().find(|n| !seen.contains(*n)) {
+        return Err(Error::format(
+            0,
+            "every tensor of the index's weight_map in its shard",
+            format!("{lost} is in no shard of {}", path.display()),
+        ));
     }
     Ok(Loaded {
         names: Some(names),

@@ -178,3 +178,38 @@ impl Parameter {
             .ok_or_else(|| self.no_grad())
     }
 }
+
+impl Parameter {
+    /// Makes `grad` the gradient buffer on `ctx`, with the current gradient's
+    /// values copied in (it must have that gradient's shape, dtype and
+    /// context, and be dense and writable), and bumps the version so cached
+    /// views are refreshed. Lets gradients live in memory the caller lays
+    /// out, e.g. inside one communication bucket (`crate::grad_bucket`).
+    pub fn replace_grad(&mut self, ctx: Option<Context>, grad: NDArray) -> Result<()> {
+        use crate::ndarray::SType;
+        let i = self.grad_index(ctx)?;
+        let old = self.grad_for_delivery(ctx)?;
+        if grad.shape() != old.shape()
+            || grad.dtype() != old.dtype()
+            || grad.context() != old.context()
+            || grad.stype() != SType::Default
+            || old.stype() != SType::Default
+            || !grad.buffer().is_writable()
+        {
+            return Err(Error::ShapeMismatch(format!(
+                "Parameter '{}': a replacement gradient must be a dense, writable {} array of \
+                 shape {} on {}",
+                self.name,
+                old.dtype(),
+                shape_str(old.shape()),
+                old.context()
+            )));
+        }
+        crate::storage::copy_buffer(grad.buffer(), old.buffer())?;
+        if let Some(g) = self.grad.as_mut().and_then(|g| g.get_mut(i)) {
+            *g = grad;
+        }
+        self.version = next_version();
+        Ok(())
+    }
+}

@@ -20,6 +20,7 @@ mod context;
 mod convert;
 mod dlpack;
 mod errors;
+mod grad_bucket;
 mod nd;
 mod ndarray;
 mod param_dict;
@@ -41,5 +42,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(random::fill_normal, m)?)?;
     m.add_function(wrap_pyfunction!(checkpoint::params_index, m)?)?;
     cli::register(m)?;
+    m.add_function(wrap_pyfunction!(grad_bucket::bucket_grads, m)?)?;
     Ok(())
 }

@@ -1,0 +1,351 @@
+"""Gluon's ``Trainer``: applies an optimizer to a set of parameters.
+
+``Trainer(params, optimizer, optimizer_params=None, kvstore='device')`` keeps
+MXNet 1.9.1's training loop: ``step(batch_size)`` rescales gradients by
+``1/batch_size``, sums them over the contexts of each parameter (and over
+processes for ``kvstore='dist_sync'``/``'dist_device_sync'``, through the
+initialised ``torch.distributed`` group, see :mod:`mxparams.distributed`) and
+updates every copy identically. ``params`` given as a dict or ParameterDict
+are indexed in sorted-name order, as MXNet does, so state files interchange.
+
+Across processes the gradient is averaged over processes (the sum over
+contexts stays a sum, as in one process): ``step(local_batch_size)`` on W
+processes then equals one process stepping with ``W * local_batch_size``,
+which is what MXNet's ``Module`` and Horovod's ``DistributedTrainer`` do.
+
+The update runs once on the first context's copy (one fused call per dtype,
+see :mod:`mxparams.optimizer`) and is copied to the other contexts, as
+MXNet's kvstore update does; states are MXNet's and ``save_states`` /
+``load_states`` also read files MXNet's Trainer wrote.
+
+A ``torch.optim.Optimizer`` subclass may be passed instead of a name; its
+parameter groups then carry ``lr_mult``/``wd_mult`` (see
+:func:`mxparams.torch.param_groups`) and its ``state_dict`` is what
+``save_states`` writes.
+
+Gradient freshness is not tracked (gradients may come from any engine), so
+``ignore_stale_grad`` is accepted for compatibility and every parameter with
+a gradient is updated.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch.utils.dlpack import from_dlpack as _from_dlpack
+
+import mxparams._native as _native
+
+from . import optimizer as _opt
+from . import trainer_states as _states
+from ._errors import MXParamsError, MXParamsValueError
+from .context import Context
+from .parameter import Parameter, ParameterDict
+
+__all__ = ["Trainer"]
+
+_DIST_KVSTORES = ("dist_sync", "dist_device_sync", "dist_sync_device")
+_LOCAL_KVSTORES = ("device", "local", None)
+
+
+def _param_list(params: Any) -> list[Parameter]:
+    if isinstance(params, (Mapping, ParameterDict)):
+        params = [params[k] for k in sorted(params.keys())]
+    if not isinstance(params, (list, tuple)):
+        raise MXParamsValueError(
+            f"First argument must be a list or dict of Parameters, got {type(params)}."
+        )
+    for p in params:
+        if not isinstance(p, Parameter):
+            raise MXParamsValueError(
+                f"First argument must be a list or dict of Parameters, got list of {type(p)}."
+            )
+    return list(params)
+
+
+class Trainer:
+    """Applies an optimizer on a set of parameters (MXNet's ``gluon.Trainer``).
+
+    Parameters
+    ----------
+    params : ParameterDict, dict or list of Parameter
+    optimizer : str, mxparams.optimizer.Optimizer or a torch.optim.Optimizer class
+    optimizer_params : dict
+        Keyword arguments of the optimizer (``learning_rate``, ``wd``,
+        ``momentum``, ``lr_scheduler``, ``multi_precision``, ...; for a
+        torch class its own, e.g. ``lr``).
+    kvstore : {'device', 'local', None, 'dist_sync', 'dist_device_sync'}
+        ``dist_*`` syncs across the processes of the ``torch.distributed``
+        group (which must be initialised).
+    compression_params : dict, optional
+        ``{'type': 'fp16'}`` or ``{'type': 'bf16'}``: all-reduce the buckets
+        in half precision (distributed only).
+    update_on_kvstore : bool, optional
+        Accepted for compatibility; the result is the same either way.
+    group : torch.distributed.ProcessGroup, optional
+        The process group for ``dist_*`` (default: the whole world).
+    bucket_cap_mb : float
+        Size of the gradient buckets for ``dist_*``.
+    grad_sync : mxparams.distributed.OverlappedGradSync, optional
+        Gradients synced during backward (``average=False``); ``step``
+        waits for it instead of syncing.
+    """
+
+    def __init__(
+        self,
+        params: Any,
+        optimizer: Any,
+        optimizer_params: dict[str, Any] | None = None,
+        kvstore: Any = "device",
+        compression_params: dict[str, Any] | None = None,
+        update_on_kvstore: bool | None = None,
+        *,
+        group: Any = None,
+        bucket_cap_mb: float = 25.0,
+        grad_sync: Any = None,
+    ) -> None:
+        self._params = _param_list(params)
+        self._param2idx = {p.name: i for i, p in enumerate(self._params)}
+        for p in self._params:
+            p._set_trainer(self)
+        self._contexts = self._check_contexts()
+        if kvstore not in _DIST_KVSTORES + _LOCAL_KVSTORES:
+            raise MXParamsValueError(f"unsupported kvstore {kvstore!r}")
+        self._kvstore = kvstore
+        self._distributed = kvstore in _DIST_KVSTORES
+        self._group = group
+        self._bucket_cap_mb = bucket_cap_mb
+        self._compression = None
+        if compression_params:
+            kind = str(compression_params.get("type", "")).lower()
+            if kind not in ("fp16", "bf16"):
+                raise MXParamsValueError(f"unsupported gradient compression {compression_params!r}")
+            self._compression = kind
+        self._update_on_kvstore = update_on_kvstore
+        self._states: dict[int, Any] = {}
+        self._torch_opt: torch.optim.Optimizer | None = None
+        self._sync: Any = grad_sync
+        if grad_sync is not None:
+            if not self._distributed:
+                raise MXParamsValueError(
+                    "grad_sync= needs kvstore='dist_sync' or 'dist_device_sync'"
+                )
+            if grad_sync.average:
+                raise MXParamsValueError("the Trainer's grad_sync must sum (average=False)")
+        self._cache: dict[tuple[int, int], tuple[int, torch.Tensor, torch.Tensor]] = {}
+        self._core: Any = None
+        optimizer_params = dict(optimizer_params or {})
+        param_dict = dict(enumerate(self._params))
+        if isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer):
+            self._init_torch_optimizer(optimizer, optimizer_params)
+            self._optimizer: Any = None
+            self._scale = 1.0
+        else:
+            if isinstance(optimizer, _opt.Optimizer):
+                if optimizer_params:
+                    raise MXParamsValueError(
+                        "optimizer_params must be None if optimizer is an instance of "
+                        "Optimizer instead of str"
+                    )
+                self._optimizer = optimizer
+                optimizer.param_dict = param_dict
+            else:
+                self._optimizer = _opt.create(optimizer, param_dict=param_dict, **optimizer_params)
+            self._scale = float(self._optimizer.rescale_grad)
+
+    # -- set-up ----------------------------------------------------------------
+
+    def _check_contexts(self) -> list[Context] | None:
+        contexts: list[Context] | None = None
+        for p in self._params:
+            if not p._is_initialized():
+                continue
+            ctx = p.list_ctx()
+            if contexts is not None and contexts != ctx:
+                raise MXParamsValueError(
+                    "All Parameters must be initialized on the same set of contexts, but "
+                    f"Parameter {p.name} is initialized on {ctx} while previous Parameters "
+                    f"are initialized on {contexts}."
+                )
+            contexts = ctx
+        return contexts
+
+    def _init_torch_optimizer(self, klass: type[torch.optim.Optimizer], kw: dict[str, Any]) -> None:
+        from . import torch as _mxtorch
+
+        lr = float(kw.pop("lr", kw.pop("learning_rate", 0.01)))
+        wd = float(kw.pop("weight_decay", kw.pop("wd", 0.0)))
+        ctx0 = self._params[0].list_ctx()[0] if self._params else None
+        groups = _mxtorch.param_groups(self._params, ctx0, lr=lr, weight_decay=wd)
+        self._torch_lr = lr
+        self._torch_opt = klass(groups, lr=lr, weight_decay=wd, **kw)  # type: ignore[call-arg]
+
+    @property
+    def learning_rate(self) -> float:
+        """The current learning rate."""
+        if self._torch_opt is not None:
+            return self._torch_lr
+        return self._optimizer.learning_rate  # type: ignore[no-any-return]
+
+    @property
+    def optimizer(self) -> Any:
+        """The optimizer (an mxparams or a torch optimizer)."""
+        return self._torch_opt if self._torch_opt is not None else self._optimizer
+
+    def set_learning_rate(self, lr: float) -> None:
+        """Sets a new learning rate (refused while a scheduler decides it)."""
+        if self._torch_opt is not None:
+            self._torch_lr = float(lr)
+            for g in self._torch_opt.param_groups:
+                g["lr"] = lr * g.get("lr_mult", 1.0)
+            return
+        self._optimizer.set_learning_rate(lr)
+
+    # -- the loop ------------------------------------------------------------------
+
+    def _active(self) -> list[Parameter]:
+        return [p for p in self._params if p.grad_req != "null" and p._is_initialized()]
+
+    def _views(self, p: Parameter, ctx: Context) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weight, grad) torch views of ``p`` on ``ctx``, cached while the
+        parameter keeps its buffers."""
+        key = (id(p), hash(ctx))
+        hit = self._cache.get(key)
+        version = p._version
+        if hit is not None and hit[0] == version:
+            return hit[1], hit[2]
+        w = _from_dlpack(p.data(ctx))
+        g = _from_dlpack(p.grad(ctx))
+        self._cache[key] = (version, w, g)
+        return w, g
+
+    def step(self, batch_size: float, ignore_stale_grad: bool = False) -> None:
+        """Sums gradients (contexts, processes), then updates with
+        gradients scaled by ``1/batch_size``."""
+        self._set_rescale(batch_size)
+        self._allreduce_grads()
+        self._update(ignore_stale_grad)
+
+    def allreduce_grads(self) -> None:
+        """Sums the gradients over contexts (and processes), without updating."""
+        self._allreduce_grads()
+
+    def update(self, batch_size: float, ignore_stale_grad: bool = False) -> None:
+        """Updates with the gradients as they are, scaled by ``1/batch_size``
+        (after :meth:`allreduce_grads`)."""
+        self._set_rescale(batch_size)
+        self._update(ignore_stale_grad)
+
+    def _world(self) -> int:
+        if not self._distributed:
+            return 1
+        import torch.distributed as dist
+
+        if not dist.is_available() or not dist.is_initialized():
+            raise MXParamsError(
+                f"kvstore={self._kvstore!r} needs an initialised torch.distributed process "
+                "group (e.g. launch with torchrun and call "
+                "torch.distributed.init_process_group)"
+            )
+        return int(dist.get_world_size(self._group))
+
+    def _set_rescale(self, batch_size: float) -> None:
+        scale = self._scale / float(batch_size) / self._world()
+        if self._optimizer is not None:
+            self._optimizer.rescale_grad = scale
+        self._rescale = scale
+
+    def _allreduce_grads(self) -> None:
+        if self._distributed:
+            if self._sync is None:
+                from .distributed import GradientSync
+
+                self._sync = GradientSync(
+                    self._params,
+                    group=self._group,
+                    average=False,
+                    bucket_cap_mb=self._bucket_cap_mb,
+                    compression=self._compression,
+                )
+            self._sync.sync()
+            return
+        self._contexts = self._check_contexts()
+        if self._contexts is None or len(self._contexts) <= 1:
+            return
+        if self._core is None:
+            # One native call over the trainer's parameters (parallel, GIL released).
+            core = _native.ParameterDictCore("")
+            for i, p in enumerate(self._params):
+                core[f"{i}"] = p
+            self._core = core
+        self._core.allreduce_grads()
+
+    def _update(self, ignore_stale_grad: bool = False) -> None:
+        self._contexts = self._check_contexts()
+        if self._contexts is None:
+            return
+        ctx0 = self._contexts[0]
+        active = self._active()
+        if self._torch_opt is not None:
+            self._torch_step(active, ctx0)
+        else:
+            self._fused_step(active, ctx0)
+        if len(self._contexts) > 1 and active:
+            with torch.no_grad():
+                src = [self._views(p, ctx0)[0] for p in active]
+                for ctx in self._contexts[1:]:
+                    dst = [self._views(p, ctx)[0] for p in active]
+                    torch._foreach_copy_(dst, src)
+
+    def _fused_step(self, active: Sequence[Parameter], ctx0: Context) -> None:
+        opt = self._optimizer
+        opt._set_current_context(ctx0.device_id)
+        groups: dict[torch.dtype, tuple[list[int], list[torch.Tensor], list[torch.Tensor]]] = {}
+        for p in active:
+            idx = self._param2idx[p.name]
+            w, g = self._views(p, ctx0)
+            if idx not in self._states:
+                self._states[idx] = opt.create_state_multi_precision(idx, w)
+            entry = groups.setdefault(w.dtype, ([], [], []))
+            entry[0].append(idx)
+            entry[1].append(w)
+            entry[2].append(g)
+        for indices, weights, grads in groups.values():
+            opt.fused_update(indices, weights, grads, [self._states[i] for i in indices])
+
+    def _torch_step(self, active: Sequence[Parameter], ctx0: Context) -> None:
+        grads = [self._views(p, ctx0)[1] for p in active]
+        if grads and self._rescale != 1.0:
+            with torch.no_grad():
+                torch._foreach_mul_(grads, self._rescale)
+        assert self._torch_opt is not None
+        self._torch_opt.step()
+
+    # -- states ------------------------------------------------------------------------
+
+    def save_states(self, fname: str | os.PathLike[str]) -> None:
+        """Writes the optimizer and its states to ``fname`` (atomically)."""
+        if self._torch_opt is not None:
+            buf = io.BytesIO()
+            torch.save({"torch_optimizer": self._torch_opt.state_dict()}, buf)
+            _states.atomic_write(fname, buf.getvalue())
+            return
+        _states.dump_states(fname, self._optimizer, self._states)
+
+    def load_states(self, fname: str | os.PathLike[str]) -> None:
+        """Loads what :meth:`save_states` (ours or MXNet 1.9.1's) wrote."""
+        device = torch.device("cpu")
+        if self._contexts:
+            device = self._views(self._params[0], self._contexts[0])[0].device
+        if self._torch_opt is not None:
+            blob = torch.load(fname, map_location=device, weights_only=True)
+            self._torch_opt.load_state_dict(blob["torch_optimizer"])
+            return
+        optimizer, states = _states.load_states_file(fname, device)
+        optimizer.param_dict = dict(enumerate(self._params))
+        self._optimizer = optimizer
+        self._states = states
