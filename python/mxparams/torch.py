@@ -360,3 +360,7 @@ def _ensure_adapter() -> None:
     if _ADAPTER is None:
         _ADAPTER = TorchAdapter()
         _autograd.register_adapter("torch", _ADAPTER)
+
+
+# The MXNet-model importer (symbol JSON + .params -> nn.Module): its __all__.
+from ._import_model import *  # noqa: E402, F403
