@@ -100,6 +100,8 @@ def _load_params(params: ParamsLike) -> tuple[dict[str, torch.Tensor], set[str]]
         return {}, set()
     if isinstance(params, (str, os.PathLike)):
         loaded = nd.load(params)
+        if isinstance(loaded, list) and not loaded:
+            loaded = {}  # MXNet writes an empty dict as an empty list
         if not isinstance(loaded, dict):
             raise MXParamsError(f"{os.fspath(params)}: the file stores no parameter names")
         params = loaded
@@ -135,8 +137,9 @@ def _check_ops(graph: Graph) -> None:
 
 
 def _is_parameter_var(attrs: Mapping[str, str]) -> bool:
-    # Gluon writes these for parameters and nothing for data inputs.
-    return any(k in attrs for k in ("__shape__", "__init__", "__lr_mult__", "__wd_mult__"))
+    # Gluon writes these for parameters and nothing for data inputs (operators such
+    # as UpSampling put an ``__init__`` on data inputs too, so it does not count).
+    return any(k in attrs for k in ("__shape__", "__lr_mult__", "__wd_mult__"))
 
 
 def _check_shape(name: str, declared: tuple[int, ...] | None, actual: torch.Size) -> None:

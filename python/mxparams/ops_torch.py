@@ -343,7 +343,12 @@ def _leaky_parse(a: Attrs, n: int) -> dict[str, Any]:
     }
 
 
-@_register("LeakyReLU", _leaky_parse, stateful=True)
+@_register(
+    "LeakyReLU",
+    _leaky_parse,
+    outputs=lambda kw: 2 if kw["act_type"] == "rrelu" else 1,
+    stateful=True,
+)
 class LeakyReLU(torch.nn.Module):
     """MXNet's LeakyReLU family; ``rrelu`` draws a slope per element in training and uses
     the mean slope ``(lower + upper) / 2`` otherwise."""
@@ -358,7 +363,7 @@ class LeakyReLU(torch.nn.Module):
     def extra_repr(self) -> str:
         return f"act_type={self.act_type!r}, slope={self.slope}"
 
-    def forward(self, data: Tensor, gamma: Tensor | None = None) -> Tensor:
+    def forward(self, data: Tensor, gamma: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
         act = self.act_type
         if act == "leaky":
             return F.leaky_relu(data, self.slope)
@@ -373,10 +378,12 @@ class LeakyReLU(torch.nn.Module):
             return F.selu(data)
         if act == "gelu":
             return F.gelu(data)
+        # rrelu also outputs its slopes (MXNet's mask output).
         if self.training:
             slope = torch.empty_like(data).uniform_(self.lower_bound, self.upper_bound)
-            return torch.where(data >= 0, data, data * slope)
-        return F.leaky_relu(data, (self.lower_bound + self.upper_bound) / 2)
+        else:
+            slope = torch.full_like(data, (self.lower_bound + self.upper_bound) / 2)
+        return torch.where(data >= 0, data, data * slope), slope
 
 
 def _dropout_parse(a: Attrs, n: int) -> dict[str, Any]:
@@ -588,27 +595,18 @@ def _softmax_act_parse(a: Attrs, n: int) -> dict[str, Any]:
 
 @_register("SoftmaxActivation", _softmax_act_parse)
 def softmax_activation(data: Tensor, *, mode: str) -> Tensor:
-    if mode == "channel":
-        return F.softmax(data, dim=1)
-    return F.softmax(data.reshape(data.shape[0], -1), dim=1).reshape(data.shape)
+    # 'instance' flattens all leading axes into rows: a softmax over the last axis.
+    return F.softmax(data, dim=1 if mode == "channel" else -1)
 
 
 @_register(
     "SoftmaxOutput",
-    lambda a, n: {
-        "multi_output": a.flag("multi_output", False),
-        "preserve_shape": a.flag("preserve_shape", False),
-    },
+    lambda a, n: {"multi_output": a.flag("multi_output", False)},
 )
-def softmax_output(
-    data: Tensor, label: Tensor | None = None, *, multi_output: bool, preserve_shape: bool
-) -> Tensor:
-    # Forward only: the label matters for the gradient, not the output.
-    if multi_output:
-        return F.softmax(data, dim=1)
-    if preserve_shape:
-        return F.softmax(data, dim=-1)
-    return F.softmax(data.reshape(data.shape[0], -1), dim=1).reshape(data.shape)
+def softmax_output(data: Tensor, label: Tensor | None = None, *, multi_output: bool) -> Tensor:
+    # Forward only: the label matters for the gradient, not the output. Without
+    # multi_output MXNet normalises over the last axis (preserve_shape or not).
+    return F.softmax(data, dim=1 if multi_output else -1)
 
 
 @_register(("LinearRegressionOutput", "MAERegressionOutput"))
@@ -850,7 +848,9 @@ def _reduction(
         dims = _reduce_dims(data, axis, exclude)
         if not dims:
             return data
-        return fn(data, dims, keepdims)
+        out = fn(data, dims, keepdims)
+        # MXNet has no 0-d arrays: a full reduction gives shape (1,).
+        return out.reshape(1) if out.dim() == 0 else out
 
     return run
 
