@@ -90,6 +90,7 @@ OP_INPUTS: dict[str, tuple[str, ...]] = {
 }
 # (operator, input position) pairs that are auxiliary states (``aux:``).
 AUX_INPUTS: dict[str, tuple[int, ...]] = {"BatchNorm": (3, 4)}
+_AUX_INIT = {"moving_mean": '["zero", {}]', "moving_var": '["one", {}]'}
 # Inputs that only feed a loss in training; inference does not need them.
 LABEL_INPUTS: dict[str, tuple[int, ...]] = {
     "SoftmaxOutput": (1,),
@@ -453,13 +454,11 @@ def loads(text: str | bytes | bytearray) -> Graph:
         if legacy and sn["op"] in AUX_INPUTS:
             arg_names = OP_INPUTS[sn["op"]]
             for pos in range(len(inputs), len(arg_names)):
-                var = Node(
-                    len(nodes),
-                    "null",
-                    f"{sn['name']}_{arg_names[pos]}",
-                    {k: v for k, v in sn["attrs"].items() if k.startswith("__")},
-                    (),
-                )
+                var_attrs = {k: v for k, v in sn["attrs"].items() if k.startswith("__")}
+                # The initializer MXNet's BatchNorm declares for its statistics.
+                if arg_names[pos] in _AUX_INIT:
+                    var_attrs["__init__"] = _AUX_INIT[arg_names[pos]]
+                var = Node(len(nodes), "null", f"{sn['name']}_{arg_names[pos]}", var_attrs, ())
                 nodes.append(var)
                 inputs.append((var.index, 0))
         remap[i] = len(nodes)
