@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 
+import mxparams
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import mxparams
 from mxparams import symbol
 from mxparams.symbol import SymbolFormatError
 
