@@ -18,6 +18,7 @@ module's code.
 from __future__ import annotations
 
 import builtins
+import io
 import keyword
 import os
 import re
@@ -336,11 +337,11 @@ def _np_name(t: torch.Tensor) -> str:
 
 def save_safetensors(module: torch.nn.Module, path: PathLike) -> None:
     """Writes the module's ``state_dict`` as safetensors (its keys are the torch names)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     info = _info(module)
     tensors = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
-    save_file(tensors, os.fspath(path), metadata={"mxnet_aux": ",".join(info["aux"])})
+    _write_atomic(Path(path), save(tensors, metadata={"mxnet_aux": ",".join(info["aux"])}))
 
 
 def module_source(module: fx.GraphModule, class_name: str = "Model") -> str:
@@ -353,10 +354,14 @@ def module_source(module: fx.GraphModule, class_name: str = "Model") -> str:
         "",
         "import torch",
     ]
+    body = code.src.strip("\n")
+    used = set(re.findall(r"\b\w+\b", body))
     for name, obj in sorted(code.globals.items()):
-        if name in ("torch",) or getattr(builtins, name, None) is obj:
+        if name not in used or name == "torch" or getattr(builtins, name, None) is obj:
             continue
-        if isinstance(obj, types.ModuleType):
+        if isinstance(obj, float):  # inf / nan constants of the generated code
+            lines.append(f"{name} = float({str(obj)!r})")
+        elif isinstance(obj, types.ModuleType):
             lines.append(f"import {obj.__name__} as {name}")
         elif hasattr(obj, "__module__") and hasattr(obj, "__qualname__"):
             lines.append(f"from {obj.__module__} import {obj.__qualname__} as {name}")
@@ -379,7 +384,6 @@ def module_source(module: fx.GraphModule, class_name: str = "Model") -> str:
         if hasattr(getattr(module, _OPS), sub):
             args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
             lines.append(f"        self.{_OPS}.add_module({sub!r}, {cls}({args}))")
-    body = code.src.strip("\n")
     lines += [""] + ["    " + line if line else "" for line in body.splitlines()] + [""]
     return "\n".join(lines)
 
@@ -422,18 +426,38 @@ def export_model(
     dtype = next(
         (t.dtype for t in module.state_dict().values() if t.is_floating_point()), torch.float32
     )
+    if dynamic_batch:
+        # torch.export fixes a dimension whose example size is 1; show it a batch of 2.
+        shapes = [(max(2, s[0]),) + s[1:] if s else s for s in shapes]
     example = tuple(torch.zeros(s, dtype=dtype) for s in shapes)
     program = _export(module, example, dynamic_batch)
     dst = Path(dst)
-    torch.export.save(program, os.fspath(dst))
+    # Through a buffer: torch.export.save complains about names not ending in .pt2.
+    buf = io.BytesIO()
+    torch.export.save(program, buf)
+    _write_atomic(dst, buf.getvalue())
     written = {"program": dst}
     if weights:
         written["weights"] = dst.with_suffix(".safetensors")
         save_safetensors(module, written["weights"])
     if code:
         written["code"] = dst.with_suffix(".py")
-        written["code"].write_text(module_source(module), encoding="utf-8")
+        _write_atomic(written["code"], module_source(module).encode("utf-8"))
     return written
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Writes through a temporary file, so a failure never loses the previous file."""
+    if path.exists() and not path.is_file():
+        raise MXParamsError(f"{path}: exists and is not a regular file")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise MXParamsError(f"cannot write {os.fspath(path)!r}: {e.strerror}") from e
 
 
 def _export(
