@@ -34,7 +34,7 @@ from torch import fx
 from . import nd
 from ._errors import MXParamsError
 from ._native import NDArray
-from .ops_torch import REGISTRY, Unsupported, getitem
+from .ops_torch import REGISTRY, ConvBatchNorm, Unsupported, getitem
 from .symbol import (
     Graph,
     SymbolFormatError,
@@ -163,6 +163,7 @@ def import_model(
     epoch: int | None = None,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
+    fuse: bool = True,
 ) -> fx.GraphModule:
     """Builds a ``torch.fx.GraphModule`` running an exported MXNet model.
 
@@ -180,6 +181,11 @@ def import_model(
         the variables that are neither parameters nor loss labels, in graph order.
     device, dtype
         Moved / cast after building (``module.to(...)``).
+    fuse
+        Run each Convolution -> BatchNorm (-> ReLU / clip) chain as one
+        :class:`~mxparams.ops_torch.ConvBatchNorm` step, which folds the
+        BatchNorm into the convolution in inference (the parameters stay as
+        they are). ``False`` keeps one graph node per MXNet operator.
 
     The module starts in ``eval()`` mode (BatchNorm on its running statistics,
     Dropout off); ``train()`` switches both as MXNet's training mode does.
@@ -265,7 +271,15 @@ def import_model(
             picked[key] = g.call_function(getitem, (env[src], out))
         return picked[key]
 
+    # A fused chain is emitted at its last node, when all of its inputs exist.
+    chains = {c[-1]: c for c in _conv_bn_chains(graph)} if fuse else {}
+    absorbed = {idx for chain in chains.values() for idx in chain[:-1]}
     for n in graph.nodes:
+        if n.index in absorbed:
+            continue
+        if n.index in chains:
+            env[n.index] = _emit_chain(g, graph, chains[n.index], env, ops_container, ops_kwargs)
+            continue
         if n.is_variable:
             if n.index not in env and n.name in torch_names:
                 env[n.index] = g.get_attr(torch_names[n.name])
@@ -308,6 +322,71 @@ def import_model(
     if device is not None or dtype is not None:
         module.to(device=device, dtype=dtype)
     return module
+
+
+def _conv_bn_chains(graph: Graph) -> list[list[int]]:
+    """[conv, batchnorm(, activation)] node chains whose inner outputs nothing else reads."""
+    heads = {src for src, _ in graph.heads}
+
+    def sole_consumer(idx: int) -> int | None:
+        uses = graph.consumers(idx)
+        if idx in heads or len(uses) != 1 or uses[0][1] != 0:
+            return None
+        return uses[0][0]
+
+    chains: list[list[int]] = []
+    for n in graph.ops():
+        if n.op != "Convolution" or len(n.inputs) not in (2, 3):
+            continue
+        bn_idx = sole_consumer(n.index)
+        if bn_idx is None or graph.nodes[bn_idx].op != "BatchNorm":
+            continue
+        bn = graph.nodes[bn_idx]
+        if bn.attr().integer("axis", 1) != 1 or len(bn.inputs) != 5:
+            continue
+        if any(not graph.nodes[src].is_variable for src, _ in bn.inputs[1:]):
+            continue
+        chain = [n.index, bn_idx]
+        act_idx = sole_consumer(bn_idx)
+        if act_idx is not None:
+            act = graph.nodes[act_idx]
+            if (act.op == "Activation" and act.attrs.get("act_type") == "relu") or act.op == "clip":
+                chain.append(act_idx)
+        chains.append(chain)
+    return chains
+
+
+def _emit_chain(
+    g: fx.Graph,
+    graph: Graph,
+    chain: list[int],
+    env: dict[int, fx.Node],
+    container: torch.nn.Module,
+    ops_kwargs: dict[str, tuple[str, dict[str, Any]]],
+) -> fx.Node:
+    conv, bn = graph.nodes[chain[0]], graph.nodes[chain[1]]
+    kwargs: dict[str, Any] = {
+        "conv": REGISTRY["Convolution"].parse(conv.attr(), len(conv.inputs)),
+        "bn": REGISTRY["BatchNorm"].parse(bn.attr(), len(bn.inputs)),
+    }
+    if len(chain) == 3:
+        act = graph.nodes[chain[2]]
+        if act.op == "clip":
+            clip = REGISTRY["clip"].parse(act.attr(), 1)
+            kwargs["clip"] = (clip["a_min"], clip["a_max"])
+        else:
+            kwargs["act"] = "relu"
+    args = [env[src] for src, _ in conv.inputs]
+    if len(args) == 2:
+        args.append(None)  # type: ignore[arg-type]
+    args += [env[src] for src, _ in bn.inputs[1:]]
+    name = _identifier(graph.nodes[chain[-1]].name)
+    sub = _identifier(conv.name)
+    while hasattr(container, sub):
+        sub += "_"
+    container.add_module(sub, ConvBatchNorm(**kwargs))
+    ops_kwargs[sub] = ("ConvBatchNorm", kwargs)
+    return g.create_node("call_module", f"{_OPS}.{sub}", tuple(args), {}, name=name)
 
 
 def _info(module: torch.nn.Module) -> dict[str, Any]:

@@ -252,6 +252,63 @@ class BatchNorm(torch.nn.Module):
         return out if axis == 1 else out.movedim(1, axis)
 
 
+class ConvBatchNorm(torch.nn.Module):
+    """Convolution followed by BatchNorm (and optionally ReLU or a clip), as one step.
+
+    Not an MXNet operator: the importer substitutes it for such a chain so that
+    inference folds the BatchNorm into the convolution's weights (a pass over
+    the weights instead of over the activations). In training mode it runs
+    the two operators as written, so MXNet's semantics are unchanged.
+    """
+
+    def __init__(
+        self,
+        conv: dict[str, Any],
+        bn: dict[str, Any],
+        act: str | None = None,
+        clip: tuple[float, float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.conv = conv
+        self.bn = BatchNorm(**bn)
+        self.act = act
+        self.clip = clip
+
+    def extra_repr(self) -> str:
+        return f"conv={self.conv}, act={self.act!r}, clip={self.clip}"
+
+    def forward(
+        self,
+        data: Tensor,
+        weight: Tensor,
+        bias: Tensor | None,
+        gamma: Tensor,
+        beta: Tensor,
+        mean: Tensor,
+        var: Tensor,
+    ) -> Tensor:
+        bn = self.bn
+        if self.training and not bn.use_global_stats:
+            out = bn(convolution(data, weight, bias, **self.conv), gamma, beta, mean, var)
+        else:
+            scale = torch.rsqrt(var + bn.eps)
+            if not bn.fix_gamma:
+                scale = scale * gamma
+            shift = beta - mean * scale
+            if bias is not None:
+                shift = shift + bias * scale
+            w = weight * scale.reshape((-1,) + (1,) * (weight.dim() - 1))
+            out = convolution(data, w, shift, **self.conv)
+        # In place when no graph is recorded: ``out`` is this step's own fresh tensor.
+        inplace = not (torch.is_grad_enabled() and out.requires_grad)
+        if self.act == "relu":
+            return F.relu(out, inplace=inplace)
+        if self.clip is not None:
+            lo, hi = self.clip
+            return out.clamp_(lo, hi) if inplace else torch.clamp(out, lo, hi)
+        return out
+
+
 @_register("InstanceNorm", lambda a, n: {"eps": a.number("eps", 1e-3)})
 def instance_norm(data: Tensor, gamma: Tensor, beta: Tensor, *, eps: float) -> Tensor:
     return F.instance_norm(data, None, None, gamma, beta, True, 0.0, eps)

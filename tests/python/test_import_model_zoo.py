@@ -85,6 +85,40 @@ def test_float16(zoo):  # type: ignore[no-untyped-def]
     assert _rel_err(out, np.load(files["output"])) < FP16_TOLERANCE
 
 
+def test_unfused_graph_matches_mxnet():
+    """``fuse=False`` (one node per MXNet operator) gives the same output."""
+    files = model_files("mobilenetv2_1.0")
+    module = mxt.import_model(files["symbol"], files["export_params"], fuse=False)
+    assert not any(type(m).__name__ == "ConvBatchNorm" for m in module.modules())
+    x = torch.from_numpy(np.load(files["input"]))
+    with torch.no_grad():
+        out = module(x).numpy()
+    assert _rel_err(out, np.load(files["output"])) < 1e-5
+
+
+def test_fused_chains_train_like_unfused():
+    """Training mode through fused Convolution-BatchNorm steps: same output, gradients
+    and running statistics as the operator-by-operator graph."""
+    files = model_files("mobilenetv2_1.0")
+    fused = mxt.import_model(files["symbol"], files["export_params"])
+    plain = mxt.import_model(files["symbol"], files["export_params"], fuse=False)
+    plain.load_state_dict({k: v.clone() for k, v in fused.state_dict().items()})
+    assert any(type(m).__name__ == "ConvBatchNorm" for m in fused.modules())
+    x = torch.from_numpy(np.load(files["input"])).repeat(2, 1, 1, 1)
+    x[1] = x[1].flip(2)
+    outs = []
+    for module in (fused, plain):
+        module.train()
+        out = module(x)
+        out.square().sum().backward()
+        outs.append(out.detach())
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-4, atol=1e-5)
+    for (name, p), (_, q) in zip(fused.named_parameters(), plain.named_parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-3, atol=1e-5, msg=name)
+    for (name, a), (_, b) in zip(fused.named_buffers(), plain.named_buffers(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=name)
+
+
 def test_checkpoint_prefix_and_epoch():  # type: ignore[no-untyped-def]
     files = model_files("resnet18_v1")
     prefix = str(files["ckpt_symbol"])[: -len("-symbol.json")]
