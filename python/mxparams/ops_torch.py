@@ -302,7 +302,8 @@ class ConvBatchNorm(torch.nn.Module):
         # In place when no graph is recorded: ``out`` is this step's own fresh tensor.
         inplace = not (torch.is_grad_enabled() and out.requires_grad)
         if self.act == "relu":
-            return F.relu(out, inplace=inplace)
+            relu: Tensor = F.relu(out, inplace=inplace)
+            return relu
         if self.clip is not None:
             lo, hi = self.clip
             return out.clamp_(lo, hi) if inplace else torch.clamp(out, lo, hi)
