@@ -306,7 +306,8 @@ class ConvBatchNorm(torch.nn.Module):
             return relu
         if self.clip is not None:
             lo, hi = self.clip
-            return out.clamp_(lo, hi) if inplace else torch.clamp(out, lo, hi)
+            clipped: Tensor = out.clamp_(lo, hi) if inplace else torch.clamp(out, lo, hi)
+            return clipped
         return out
 
 
