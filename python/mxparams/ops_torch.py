@@ -289,7 +289,7 @@ class ConvBatchNorm(torch.nn.Module):
     ) -> Tensor:
         bn = self.bn
         if self.training and not bn.use_global_stats:
-            out = bn(convolution(data, weight, bias, **self.conv), gamma, beta, mean, var)
+            out: Tensor = bn(convolution(data, weight, bias, **self.conv), gamma, beta, mean, var)
         else:
             scale = torch.rsqrt(var + bn.eps)
             if not bn.fix_gamma:
