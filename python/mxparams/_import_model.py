@@ -200,11 +200,13 @@ def import_model(
     if isinstance(inputs, str):
         inputs = [inputs]
     if inputs is None:
-        input_names = [
-            v.name
-            for v in variables
-            if v.name not in weights and v.name not in labels and not _is_parameter_var(v.attrs)
-        ]
+        input_names = list(
+            dict.fromkeys(
+                v.name
+                for v in variables
+                if v.name not in weights and v.name not in labels and not _is_parameter_var(v.attrs)
+            )
+        )
     else:
         input_names = list(inputs)
         known = {v.name for v in variables}
@@ -250,9 +252,13 @@ def import_model(
     env: dict[int, fx.Node] = {}
     multi: dict[int, int] = {}
     picked: dict[tuple[int, int], fx.Node] = {}
+    # Variables are identified by name: MXNet binds every node of one name to one array.
     for name in input_names:
-        idx = next(v.index for v in variables if v.name == name)
-        env[idx] = g.placeholder(_identifier(name))
+        node = g.placeholder(_identifier(name))
+        for v in variables:
+            if v.name == name:
+                env[v.index] = node
+    attr_nodes: dict[str, fx.Node] = {}
     ops_kwargs: dict[str, tuple[str, dict[str, Any]]] = {}
 
     def value(src: int, out: int) -> fx.Node:
@@ -282,7 +288,9 @@ def import_model(
             continue
         if n.is_variable:
             if n.index not in env and n.name in torch_names:
-                env[n.index] = g.get_attr(torch_names[n.name])
+                if n.name not in attr_nodes:
+                    attr_nodes[n.name] = g.get_attr(torch_names[n.name])
+                env[n.index] = attr_nodes[n.name]
             continue
         spec = REGISTRY[n.op]
         kwargs = spec.parse(n.attr(), len(n.inputs))

@@ -373,8 +373,6 @@ _ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "tanh": torch.tanh,
     "softrelu": F.softplus,
     "softsign": F.softsign,
-    "log_sigmoid": F.logsigmoid,
-    "mish": F.mish,
 }
 
 
@@ -685,7 +683,7 @@ _BINARY: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "sub": torch.sub,
     "mul": torch.mul,
     "div": torch.div,
-    "mod": torch.fmod,
+    "mod": torch.remainder,  # MXNet's mod takes the divisor's sign, as Python's %
     "power": torch.pow,
     "maximum": torch.maximum,
     "minimum": torch.minimum,
@@ -823,15 +821,13 @@ _UNARY: dict[str, Callable[[Tensor], Tensor]] = {
     "reciprocal": torch.reciprocal,
     "floor": torch.floor,
     "ceil": torch.ceil,
-    "round": torch.round,
+    "round": lambda x: torch.sign(x) * torch.floor(torch.abs(x) + 0.5),  # halves away from 0
     "trunc": torch.trunc,
     "sign": torch.sign,
     "sin": torch.sin,
     "cos": torch.cos,
     "erf": torch.erf,
     "softsign": F.softsign,
-    "log_sigmoid": F.logsigmoid,
-    "mish": F.mish,
     "logical_not": lambda x: torch.logical_not(x).to(x.dtype),
 }
 

@@ -70,10 +70,12 @@ for case in cases:
             outs = exe.forward(is_train=True)
             arrays.update({"train_out%d" % i: o.asnumpy() for i, o in enumerate(outs)})
             exe.backward([mx.nd.ones(o.shape) for o in outs])
+            mx.nd.waitall()
             arrays.update({"train_aux_" + k: v.asnumpy() for k, v in exe.aux_dict.items()})
         np.savez(prefix + ".npz", **arrays)
-        out_info[name] = {"inputs": [n for n in sym.list_arguments() if n in shapes],
-                          "outputs": len(outs)}
+        # list_arguments repeats a name used by several variable nodes
+        names = [n for n in sym.list_arguments() if n in shapes]
+        out_info[name] = {"inputs": list(dict.fromkeys(names)), "outputs": len(outs)}
     except Exception as e:  # an MXNet rejection is reported, not hidden
         out_info[name] = {"error": "%s: %s" % (type(e).__name__, str(e)[:300])}
 result = out_info
