@@ -18,8 +18,10 @@ module's code.
 from __future__ import annotations
 
 import builtins
+import functools
 import io
 import keyword
+import math
 import os
 import re
 import types
@@ -37,6 +39,7 @@ from ._native import NDArray
 from .ops_torch import REGISTRY, ConvBatchNorm, Unsupported, getitem
 from .symbol import (
     Graph,
+    Node,
     SymbolFormatError,
     UnsupportedOpError,
     as_graph,
@@ -46,6 +49,7 @@ from .symbol import (
 __all__ = [
     "export_model",
     "import_model",
+    "infer_shapes",
     "module_source",
     "save_params",
     "save_safetensors",
@@ -395,6 +399,111 @@ def _emit_chain(
     container.add_module(sub, ConvBatchNorm(**kwargs))
     ops_kwargs[sub] = ("ConvBatchNorm", kwargs)
     return g.create_node("call_module", f"{_OPS}.{sub}", tuple(args), {}, name=name)
+
+
+def _param_shapes(node: Node, data: tuple[int, ...]) -> dict[int, tuple[int, ...]]:
+    """Shapes of an operator's parameter inputs, by position, from its data input's shape
+    (the rules MXNet's shape inference applies)."""
+    a = node.attr()
+    op = node.op
+    if op in ("Convolution", "Deconvolution"):
+        kernel = a.shape("kernel")
+        nf, groups = a.integer("num_filter"), a.integer("num_group", 1)
+        if op == "Convolution":
+            weight = (nf, data[1] // groups, *kernel)
+        else:
+            weight = (data[1], nf // groups, *kernel)
+        return {1: weight, 2: (nf,)}
+    if op == "FullyConnected":
+        nh = a.integer("num_hidden")
+        width = math.prod(data[1:]) if a.flag("flatten", True) else data[-1]
+        return {1: (nh, width), 2: (nh,)}
+    if op in ("BatchNorm", "BatchNorm_v1", "_contrib_SyncBatchNorm"):
+        c = data[a.integer("axis", 1)]
+        return {i: (c,) for i in range(1, 5)}
+    if op == "InstanceNorm":
+        return {1: (data[1],), 2: (data[1],)}
+    if op == "LayerNorm":
+        c = data[a.integer("axis", -1)]
+        return {1: (c,), 2: (c,)}
+    if op == "LeakyReLU":
+        return {1: (data[1],)}
+    if op == "Embedding":
+        return {1: (a.integer("input_dim"), a.integer("output_dim"))}
+    if op == "UpSampling":
+        scale = a.integer("scale")
+        k = 2 * scale - scale % 2
+        return {1: (data[1], 1, k, k)}
+    return {}
+
+
+def infer_shapes(
+    symbol: Graph | PathLike | bytes,
+    input_shapes: Mapping[str, Sequence[int]],
+    params: ParamsLike = None,
+    *,
+    epoch: int | None = None,
+) -> dict[str, tuple[int, ...]]:
+    """The shape of every variable of a symbol, from its data inputs' shapes.
+
+    Shapes come from ``input_shapes``, then from ``params`` (if given), then
+    from fully known ``__shape__`` attributes, and the rest are inferred from
+    the operators that read them (a convolution's weight from its input's
+    channels, ...), by running the graph on torch's ``meta`` device (no memory).
+    """
+    graph, params, _ = _resolve(symbol, params, epoch)
+    _check_ops(graph)
+    weights, _ = _load_params(params)
+    labels = graph.label_names()
+    known: dict[str, tuple[int, ...]] = {
+        k: tuple(int(d) for d in v) for k, v in input_shapes.items()
+    }
+    for name, t in weights.items():
+        known.setdefault(name, tuple(t.shape))
+    for v in graph.variables():
+        declared = v.shape
+        if v.name not in known and declared and all(d > 0 for d in declared):
+            known[v.name] = declared
+    env: dict[int, Any] = {}
+
+    def meta(shape: tuple[int, ...]) -> torch.Tensor:
+        return torch.empty(shape, device="meta")
+
+    for n in graph.nodes:
+        if n.is_variable:
+            if n.name in known:
+                env[n.index] = meta(known[n.name])
+            continue
+        if not n.inputs or n.inputs[0][0] not in env:
+            first_name = graph.nodes[n.inputs[0][0]].name if n.inputs else "?"
+            raise MXParamsError(
+                f"node {n.name!r}: the shape of its input {first_name!r} is not known"
+            )
+        first = env[n.inputs[0][0]]
+        data = first[n.inputs[0][1]] if isinstance(first, tuple) else first
+        rules = _param_shapes(n, tuple(data.shape))
+        args = []
+        for pos, (src, out) in enumerate(n.inputs):
+            var = graph.nodes[src]
+            if var.is_variable and var.name in labels:
+                continue
+            if src not in env:
+                if not var.is_variable or pos not in rules:
+                    raise MXParamsError(
+                        f"cannot infer the shape of {var.name!r} (read by {n.name!r})"
+                    )
+                known[var.name] = rules[pos]
+                env[src] = meta(rules[pos])
+            value = env[src]
+            args.append(value[out] if isinstance(value, tuple) else value)
+        spec = REGISTRY[n.op]
+        kwargs = spec.parse(n.attr(), len(n.inputs))
+        fn = spec.fn(**kwargs).eval() if spec.stateful else functools.partial(spec.fn, **kwargs)
+        try:
+            env[n.index] = fn(*args)
+        except (RuntimeError, ValueError, IndexError) as e:
+            raise MXParamsError(f"node {n.name!r} ({n.op}): {e}") from None
+    return {v.name: known[v.name] for v in graph.variables() if v.name in known}
 
 
 def _info(module: torch.nn.Module) -> dict[str, Any]:

@@ -221,3 +221,10 @@ def test_reading_symbols_does_not_import_torch():
         "assert 'torch' not in sys.modules, 'torch imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_infer_shapes_without_params():
+    shapes = mxt.infer_shapes(_fc_symbol(), {"data": (5, 4)})
+    assert shapes == {"data": (5, 4), "fc_weight": (3, 4), "fc_bias": (3,)}
+    with pytest.raises(mx.MXParamsError, match="'data'"):
+        mxt.infer_shapes(_fc_symbol(), {})

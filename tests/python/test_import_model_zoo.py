@@ -144,3 +144,15 @@ def test_train_mode_switches_batchnorm_and_dropout():  # type: ignore[no-untyped
     with torch.no_grad():
         eval_out = module(x)
     assert not torch.allclose(train_out, eval_out)
+
+
+@pytest.mark.parametrize("name", ["resnet18_v1", "mobilenetv2_1.0", "inceptionv3"])
+def test_infer_shapes_from_the_symbol_alone(name):  # type: ignore[no-untyped-def]
+    files = model_files(name)
+    shape = VISION_MODELS[name][0]
+    inferred = mxt.infer_shapes(files["symbol"], {"data": shape})
+    stored = mx.nd.load(files["export_params"])
+    assert isinstance(stored, dict)
+    want = {k[4:]: tuple(v.shape) for k, v in stored.items()}
+    want["data"] = shape
+    assert inferred == want
