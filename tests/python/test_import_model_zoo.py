@@ -75,11 +75,12 @@ def test_state_dict_round_trips_to_params(zoo, tmp_path):  # type: ignore[no-unt
         np.testing.assert_array_equal(np.asarray(again[key]), np.asarray(arr))
 
 
-def test_float16(zoo):  # type: ignore[no-untyped-def]
-    name, files, module, x = zoo
-    if name not in ("resnet18_v1", "mobilenetv2_1.0", "squeezenet1.1"):
-        pytest.skip("float16 is checked on three networks to keep the run short")
+@pytest.mark.parametrize("name", ["resnet18_v1", "mobilenetv2_1.0", "squeezenet1.1"])
+def test_float16(name):  # type: ignore[no-untyped-def]
+    files = model_files(name)
+    x = torch.from_numpy(np.load(files["input"]))
     half = mxt.import_model(files["symbol"], files["export_params"], dtype=torch.float16)
+    assert all(t.dtype == torch.float16 for t in half.state_dict().values())
     with torch.no_grad():
         out = half(x.half()).float().numpy()
     assert _rel_err(out, np.load(files["output"])) < FP16_TOLERANCE
