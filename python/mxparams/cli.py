@@ -38,15 +38,29 @@ class _Hooks:
 
     def symbol(self, path: str, json: bool) -> str | None:
         try:
-            from . import symbol  # type: ignore[attr-defined]
-        except ImportError:
+            from . import ops_torch
+        except ImportError:  # torch is not installed
             return None
-        report = symbol.op_support(path)
+        report = ops_torch.op_support(path)
         if json:
             import json as _json
 
-            return _json.dumps(report) + "\n" if not isinstance(report, str) else report
-        return str(report) if str(report).endswith("\n") else f"{report}\n"
+            return _json.dumps({"format": "mxnet-symbol", "ops": report}) + "\n"
+        rows = [("op", "count", "first node", "supported")]
+        rows += [
+            (r["op"], str(r["count"]), r["first_node"], "yes" if r["supported"] else "NO")
+            for r in report
+        ]
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        lines = [
+            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+        ]
+        missing = [r for r in report if not r["supported"]]
+        lines.append(
+            f"{len(report)} operators, {len(missing)} unsupported"
+            + "".join(f"\n  {r['op']}: {r.get('reason', '')}" for r in missing)
+        )
+        return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -407,3 +407,9 @@ def _ensure_adapter() -> None:
 from ._torch_io import LoadReport, load_into, state_dict  # noqa: E402
 
 __all__ += ["LoadReport", "load_into", "state_dict"]
+
+# The MXNet-model importer (symbol JSON + .params -> nn.Module): its __all__.
+from . import _import_model  # noqa: E402
+from ._import_model import *  # noqa: E402, F403
+
+__all__ += _import_model.__all__

@@ -247,7 +247,8 @@ fn symbol_hook(path: &Path, json: bool, hooks: &dyn Hooks) -> Outcome {
         Some(Ok(text)) => out(&text),
         Some(Err(e)) => Err(Failure(e)),
         None => Err(Failure(format!(
-            "{}: symbol graphs are not supported yet (needs mxparams.symbol)",
+            "{}: reading a symbol graph's operators needs the Python package with torch \
+             (pip install mxparams[torch]; then `mxparams inspect` or `python -m mxparams`)",
             path.display()
         ))),
     }

@@ -30,6 +30,9 @@ VISION_MODELS: dict[str, tuple[tuple[int, ...], dict[str, Any]]] = {
     "squeezenet1.1": ((1, 3, 224, 224), {}),
     "inceptionv3": ((1, 3, 299, 299), {}),
     "alexnet": ((1, 3, 224, 224), {}),
+    "mobilenet1.0": ((1, 3, 224, 224), {}),
+    "resnet18_v2": ((1, 3, 224, 224), {}),
+    "squeezenet1.0": ((1, 3, 224, 224), {}),
 }
 
 _SCRIPT = """
