@@ -155,7 +155,6 @@ pub fn numpy_view<'py>(
 
 /// A new dense host array holding a copy of a C-contiguous numpy array.
 pub fn from_numpy(array: &Bound<'_, PyUntypedArray>, context: Context) -> PyResult<NDArray> {
-    let py = array.py();
     let dtype = to_dtype(array.dtype().as_any())?;
     if !array.is_c_contiguous() {
         return Err(crate::errors::MXParamsValueError::new_err(
@@ -166,16 +165,19 @@ pub fn from_numpy(array: &Bound<'_, PyUntypedArray>, context: Context) -> PyResu
     let nbytes = mxparams::ndarray::checked_size(&shape)
         .and_then(|n| n.checked_mul(dtype.itemsize()))
         .ok_or_else(|| crate::errors::MXParamsValueError::new_err("array too large"))?;
-    // SAFETY: a C-contiguous numpy array's data pointer covers nbytes bytes;
-    // `array` is borrowed for the whole call, so the memory outlives the copy.
-    let data = unsafe { (*array.as_array_ptr()).data as usize };
-    let buffer = py.detach(|| {
-        if nbytes == 0 {
-            return Buffer::zeroed(0);
-        }
-        // SAFETY: see above.
-        let src = unsafe { std::slice::from_raw_parts(data as *const u8, nbytes) };
+    // The copy keeps the GIL (big copies still spread over the rayon pool,
+    // which needs no GIL): with it released, another Python thread could
+    // resize or free the array (`resize(refcheck=False)`) under the copy.
+    let buffer = if nbytes == 0 {
+        Buffer::zeroed(0)
+    } else {
+        // SAFETY: a C-contiguous numpy array's data pointer covers `nbytes`
+        // bytes; `array` is borrowed and the GIL held for the whole copy, so
+        // no Python code can free, resize or write the memory meanwhile.
+        let src = unsafe {
+            std::slice::from_raw_parts((*array.as_array_ptr()).data as *const u8, nbytes)
+        };
         Buffer::copy_from(src)
-    });
+    };
     NDArray::from_buffer(buffer.py()?, shape, dtype, context).py()
 }
