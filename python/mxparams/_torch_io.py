@@ -30,7 +30,9 @@ def to_tensor(array: NDArray) -> Any:
     host = np.array(array)  # a writable copy: torch.save needs its own memory anyway
     if host.dtype == _np_dtype("bfloat16"):
         return torch.from_numpy(host.view(np.int16)).view(torch.bfloat16)
-    return torch.from_numpy(host)
+    # torch.from_numpy refuses numpy's alias type codes ('Q' for a uint64 that
+    # numpy also spells 'L'): view as the canonical dtype of the same layout.
+    return torch.from_numpy(host.view(np.dtype(host.dtype.str)))
 
 
 def _state_dict_of(obj: Any, path: PathLike) -> Mapping[str, Any]:

@@ -14,6 +14,7 @@ can hold (initializers, ``var()``) and copying/pickling.
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
 from os import PathLike
@@ -839,6 +840,29 @@ class ParameterDict:
             filename, ctx, allow_missing, ignore_extra, restore_prefix, cast_dtype, dtype_source
         )
         _mark(self.values())
+
+    @classmethod
+    def from_file(
+        cls, filename: str | PathLike[str], prefix: str = "", ctx: CtxLike = None
+    ) -> ParameterDict:
+        """A ParameterDict holding every named array of a file (any format
+        ``nd.load`` reads), without declaring the names first: each becomes a
+        parameter ``prefix + name`` of the array's shape and dtype, initialised
+        with its value on ``ctx``. The ``arg:``/``aux:`` prefixes of exported
+        files are dropped; ``aux:`` arrays (running statistics) get
+        ``grad_req='null'``, as in MXNet's graphs."""
+        from .nd import load
+
+        loaded = load(filename)
+        if not isinstance(loaded, dict):
+            raise MXParamsValueError(f"{os.fspath(filename)} holds a list of arrays, not names")
+        pdict = cls(prefix)
+        for key, array in loaded.items():
+            kind, _, bare = key.rpartition(":") if key[:4] in ("arg:", "aux:") else ("", "", key)
+            grad_req = "null" if kind == "aux" else "write"
+            pdict.get(bare, shape=array.shape, dtype=array.dtype, grad_req=grad_req)
+        pdict.load_dict(loaded, ctx=ctx, restore_prefix=prefix, filename=os.fspath(filename))
+        return pdict
 
     def load_dict(
         self,

@@ -429,17 +429,21 @@ fn cmd_convert(
     }
     // Read the result back and compare every tensor bit for bit.
     let back = read(dst, hooks)?;
+    // A file without names (an .npy, a list .params) is compared by position.
+    let back = match back.names {
+        Some(_) => back,
+        None if back.arrays.len() == names.len() => Loaded {
+            names: Some(names.clone()),
+            arrays: back.arrays,
+        },
+        None => Loaded {
+            names: Some(inspect::names_of(&back)),
+            arrays: back.arrays,
+        },
+    };
     let written = Loaded {
         names: Some(names),
         arrays,
-    };
-    let back = if back.names.is_none() {
-        Loaded {
-            names: Some(inspect::names_of(&back)),
-            arrays: back.arrays,
-        }
-    } else {
-        back
     };
     let bar = progress(written.arrays.len(), "verify");
     let report = inspect::diff(&written, &back, 0.0, 0.0, &|| bar.inc(1))?;

@@ -56,14 +56,18 @@ def test_torch_zero_d_and_zero_size() -> None:
     assert tuple(z.shape) == (2, 0, 3)
 
 
-def test_torch_gets_copies_of_unaligned_mmap_data() -> None:
+def test_torch_gets_copies_of_unaligned_mmap_data_when_asked() -> None:
     path = Path(__file__).resolve().parent.parent / "data" / "dtypes_all_dict.params"
     mapped = nd.load(path, mmap=True)
     owned = nd.load(path)
     assert isinstance(mapped, dict) and isinstance(owned, dict)
     # these sit at offsets that are not multiples of their item size
     for k in ["f64", "i64", "i32", "bf16"]:
-        t = torch.from_dlpack(mapped[k])
+        with pytest.raises(BufferError, match="copy=True"):
+            torch.from_dlpack(mapped[k])
+        with pytest.raises(BufferError, match="without a copy"):
+            torch.from_dlpack(mapped[k], copy=False)
+        t = torch.from_dlpack(mapped[k], copy=True)
         assert t.view(torch.int8).numpy().tobytes() == np.asarray(owned[k]).tobytes()
 
 
@@ -74,13 +78,22 @@ def test_torch_round_trip_into_ndarray() -> None:
     assert a.context == mp.cpu(0)
 
 
-def test_torch_gets_writable_copies_of_read_only_mmap_data(tmp_path: Path) -> None:
-    # torch ignores DLPack's read-only flag, so read-only memory must not reach it
+def test_mmap_data_is_not_copied_silently(tmp_path: Path) -> None:
+    # torch ignores DLPack's read-only flag: a tensor over the read-only mapping
+    # would fault on its first write, and a silent copy would hide the cost.
     p = tmp_path / "m.params"
     nd.save(p, {"w": nd.array([1.0, 2.0, 3.0, 4.0])})
     m = nd.load(p, mmap=True)
     assert isinstance(m, dict)
-    t = torch.from_dlpack(m["w"])
-    t[0] = 10.0  # would fault on the read-only mapping
+    with pytest.raises(mp.MXParamsError, match="memory-mapped.*copy=True"):
+        torch.from_dlpack(m["w"])
+    t = torch.from_dlpack(m["w"], copy=True)
+    t[0] = 10.0
     assert np.asarray(m["w"]).tolist() == [1.0, 2.0, 3.0, 4.0]
     assert t.tolist() == [10.0, 2.0, 3.0, 4.0]
+    # numpy honours the read-only flag: it shares the mapped memory.
+    shared = np.from_dlpack(m["w"], copy=False)
+    assert not shared.flags.writeable
+    assert shared.ctypes.data == np.asarray(m["w"]).ctypes.data
+    with pytest.raises(ValueError, match="read-only"):
+        shared[0] = 5.0

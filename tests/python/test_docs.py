@@ -58,6 +58,10 @@ def _model_file(name: str, kind: str) -> Callable[[], Path]:
 # File name a page uses -> how to get it (and the pytest marks that needs).
 FIXTURES: dict[str, tuple[Callable[[], Path], tuple[str, ...]]] = {
     "resnet18_v1.params": (_model_file("resnet18_v1", "params"), ("mxnet",)),
+    "resnet18_v1-symbol.json": (_model_file("resnet18_v1", "symbol"), ("mxnet",)),
+    "resnet18_v1-0000.params": (_model_file("resnet18_v1", "export_params"), ("mxnet",)),
+    "resnet18_v1.input.npy": (_model_file("resnet18_v1", "input"), ("mxnet",)),
+    "resnet18_v1.output.npy": (_model_file("resnet18_v1", "output"), ("mxnet",)),
 }
 
 

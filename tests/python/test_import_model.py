@@ -192,25 +192,6 @@ def test_onnx_export_runs_in_onnxruntime(squeezenet, tmp_path):  # type: ignore[
     assert _rel(got, want) < 1e-5
 
 
-def test_doc_examples_run(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
-    """docs/import-model.md's code blocks run as written, in order."""
-    import contextlib
-    import io
-    import re
-    from pathlib import Path
-
-    doc = Path(__file__).resolve().parents[2] / "docs" / "import-model.md"
-    blocks = re.findall(r"```python\n(.*?)```", doc.read_text(), re.S)
-    assert len(blocks) >= 4
-    monkeypatch.chdir(tmp_path)
-    namespace: dict[str, object] = {}
-    with contextlib.redirect_stdout(io.StringIO()) as out:
-        for block in blocks:
-            exec(compile(block, str(doc), "exec"), namespace)
-    assert "torch.Size([4, 10])" in out.getvalue()
-    assert "torch.Size([2, 10])" in out.getvalue()
-
-
 def test_reading_symbols_does_not_import_torch():
     import subprocess
     import sys

@@ -349,9 +349,11 @@ def test_dlpack_read_only_and_copies(tmp_path) -> None:  # type: ignore[no-untyp
     p = tmp_path / "r.params"
     nd.save(p, [nd.array([1.0, 2.0, 3.0])])
     (m,) = nd.load(p, mmap=True)
-    # by default read-only memory leaves as a private writable copy (consumers
-    # such as torch ignore DLPack's read-only flag)
-    x = np.from_dlpack(m)
+    # memory-mapped data is never copied silently: without copy= it is refused
+    # (torch ignores DLPack's read-only flag, so sharing could fault)
+    with pytest.raises(BufferError, match="memory-mapped.*copy=True"):
+        np.from_dlpack(m)
+    x = np.from_dlpack(m, copy=True)
     assert x.flags.writeable and not np.shares_memory(x, np.asarray(m))
     x[0] = 5
     assert np.asarray(m).tolist() == [1.0, 2.0, 3.0]

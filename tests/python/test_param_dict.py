@@ -479,3 +479,33 @@ def test_missing_keys_raise_key_error() -> None:
         pd[1]  # type: ignore[index]
     with pytest.raises(KeyError):
         del pd._params["nothing"]
+
+
+def test_from_file_builds_every_parameter(tmp_path: Path) -> None:
+    import mxparams as mpx
+
+    path = tmp_path / "export-0000.params"
+    w = np.arange(6, dtype=np.float32).reshape(2, 3)
+    mpx.nd.save(
+        path,
+        {
+            "arg:fc_weight": mpx.nd.array(w),
+            "arg:fc_bias": mpx.nd.array(np.ones(2, np.float16), dtype="float16"),
+            "aux:bn_running_mean": mpx.nd.zeros((3,)),
+        },
+    )
+    pdict = mpx.ParameterDict.from_file(path, prefix="net_")
+    assert sorted(pdict.keys()) == ["net_bn_running_mean", "net_fc_bias", "net_fc_weight"]
+    assert pdict["net_fc_weight"].data().asnumpy().tolist() == w.tolist()
+    assert pdict["net_fc_bias"].dtype == np.float16
+    assert pdict["net_bn_running_mean"].grad_req == "null"
+    assert pdict["net_fc_weight"].grad_req == "write"
+    # What it builds saves back to the same arrays.
+    out = tmp_path / "again.params"
+    pdict.save(out, strip_prefix="net_")
+    again = mpx.nd.load(out)
+    assert isinstance(again, dict)
+    assert again["fc_weight"].asnumpy().tolist() == w.tolist()
+    mpx.nd.save(tmp_path / "list.params", [mpx.nd.zeros((1,))])
+    with pytest.raises(mpx.MXParamsValueError, match="list"):
+        mpx.ParameterDict.from_file(tmp_path / "list.params")

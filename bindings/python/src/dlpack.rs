@@ -7,14 +7,15 @@
 //! clone of the `NDArray` (an `Arc` on its buffer), so the memory lives until
 //! the consumer calls the deleter, which needs no GIL.
 //!
-//! Read-only memory (mmap views) is exported as a private writable copy by
-//! default: consumers that ignore DLPack 1.x's read-only flag (PyTorch 2.x
-//! does) would otherwise hand out writable tensors over a read-only mapping,
-//! and the first write kills the process. With `copy=False` a DLPack 1.x
-//! consumer gets the zero-copy view with the read-only flag set (numpy honours
-//! it); a 0.x consumer, which has no such flag, gets a `BufferError`. Unaligned
-//! data (possible in memory-mapped files) and sparse arrays are always exported
-//! as aligned dense copies, since DLPack consumers assume natural alignment.
+//! Memory-mapped data (read-only, possibly unaligned) is never copied
+//! silently: without a `copy` argument its export raises a `BufferError`
+//! saying what to pass. `copy=True` gives a private writable copy (aligned);
+//! `copy=False` gives a DLPack 1.x consumer the zero-copy view with the
+//! read-only flag set (numpy honours it; PyTorch 2.x ignores it, so a write
+//! through such a tensor faults), and a 0.x consumer, which has no such flag,
+//! a `BufferError`. Sparse arrays are exported as dense copies, and unaligned
+//! data is only ever exported copied, since DLPack consumers assume natural
+//! alignment.
 //!
 //! The structs are a few `#[repr(C)]` definitions fixed by the DLPack ABI;
 //! writing them here rather than taking a DLPack crate keeps both ABI versions,
@@ -273,7 +274,18 @@ fn export_inner<'py>(
              memory for a DLPack 0.x consumer)",
         ));
     }
-    let copied = must_copy || opts.copy == Some(true) || (read_only && opts.copy.is_none());
+    // Memory-mapped data is never copied behind the caller's back: sharing it
+    // with a consumer that ignores the read-only flag (torch) would fault on
+    // the first write, so the caller chooses.
+    if opts.copy.is_none() && (read_only || !array.is_aligned()) && !already_copied {
+        return Err(crate::errors::MXParamsBufferError::new_err(
+            "this array is memory-mapped (read-only or unaligned): pass copy=True for a \
+             writable copy (torch.from_dlpack(a, copy=True), np.from_dlpack(a, copy=True)), \
+             or copy=False to share the read-only memory with a DLPack 1.x consumer that \
+             honours the read-only flag (numpy); or load without mmap",
+        ));
+    }
+    let copied = must_copy || opts.copy == Some(true);
     let exported = if copied && !already_copied {
         let a = array.clone();
         // to_dense: a sparse array leaves as its dense values.
