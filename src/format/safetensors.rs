@@ -460,9 +460,14 @@ pub fn save(
     let (dense, densified) = densified(names, arrays)?;
     let refs: Vec<&NDArray> = dense.iter().map(|c| c.as_ref()).collect();
     let (header, order) = plan(names, &refs, metadata)?;
-    super::writer::save_streamed(path.as_ref(), fsync, &super::Cancel::new(), |w| {
-        write_body(w, &header, &order, &refs)
-    })?;
+    let size = header.len() + refs.iter().map(|a| a.nbytes()).sum::<usize>();
+    super::writer::save_streamed(
+        path.as_ref(),
+        Some(size),
+        fsync,
+        &super::Cancel::new(),
+        |w| write_body(w, &header, &order, &refs),
+    )?;
     Ok(SaveReport { densified })
 }
 

@@ -402,8 +402,13 @@ fn save_planned(
 /// a symlink's target is replaced atomically, a FIFO or character device is
 /// written through, a read-only file is refused. Used by the other formats'
 /// writers so that every save follows one set of rules.
+///
+/// `size` is the number of bytes `body` writes, when known: on ext4 the
+/// blocks are then reserved first, as `.params` saves do, so that renaming
+/// over an existing file does not force the new file's data to disk.
 pub(crate) fn save_streamed(
     path: &Path,
+    size: Option<usize>,
     fsync: bool,
     cancel: &Cancel,
     body: impl FnOnce(&mut dyn Write) -> Result<()>,
@@ -420,6 +425,11 @@ pub(crate) fn save_streamed(
             }
             Target::Replace { path, old } => {
                 atomic_write_file(&path, old.as_ref(), fsync, |file| {
+                    if let Some(size) = size.filter(|&n| n > 0) {
+                        if fs_hints::on_ext4(file) {
+                            fs_hints::reserve(file, size, true)?;
+                        }
+                    }
                     let mut w = BufWriter::with_capacity(WRITE_BUF, CancelWrite::new(file, cancel));
                     body(&mut w)?;
                     w.flush()?;
