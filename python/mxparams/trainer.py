@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -56,7 +57,7 @@ class _Plan:
     """What one update touches, kept while no parameter's buffers change
     (the per-step Python work of gathering them is what it saves)."""
 
-    __slots__ = ("active", "contexts", "copies", "groups")
+    __slots__ = ("active", "contexts", "copies", "groups", "held")
 
     def __init__(
         self,
@@ -71,6 +72,7 @@ class _Plan:
         self.groups = groups
         # Per further context: (its weights, the first context's).
         self.copies = copies
+        self.held: list[torch.Tensor] = []
 
 
 def _param_list(params: Any) -> list[Parameter]:
@@ -270,6 +272,11 @@ class Trainer:
             src = [self._views(p, ctx0)[0] for p in active]
             copies = [([self._views(p, c)[0] for p in active], src) for c in self._contexts[1:]]
             plan = _Plan(self._contexts, active, list(by_dtype.values()), copies)
+            mxtorch = sys.modules.get("mxparams.torch")
+            if mxtorch is not None:
+                # Kept while the buffers stay, so that a forward pass calling
+                # mxparams.torch.tensor() finds the same tensors (and hooks).
+                plan.held = mxtorch._held_tensors(active)
         self._plan_key, self._plan = key, plan
         return plan
 

@@ -10,6 +10,7 @@ continues to MXNet's final values.
 from __future__ import annotations
 
 import pickle
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -329,3 +330,23 @@ def test_step_follows_grad_req_and_context_changes() -> None:
     for p in (w, b):
         for c in (mx.cpu(0), mx.cpu(1)):
             np.testing.assert_array_equal(p.data(c).asnumpy(), np.full(3, -3.0, "f4"))
+
+
+def test_step_keeps_the_torch_tensors_of_a_forward_pass() -> None:
+    """A model calling mxparams.torch.tensor() in every forward pass gets the
+    same tensor each step once a Trainer holds the parameters."""
+    import mxparams.torch as mpt
+
+    pd = mx.ParameterDict()
+    w = pd.get("w", shape=(3,), init="ones")
+    pd.initialize(ctx=mx.cpu(0))
+    tr = mx.Trainer(pd, "sgd", {"learning_rate": 0.5})
+    refs = []
+    for _ in range(3):
+        t = mpt.tensor(w)
+        refs.append(weakref.ref(t))
+        (t * 2.0).sum().backward()
+        del t  # as when the graph goes with the loss
+        tr.step(1)
+    assert refs[1]() is not None and refs[2]() is refs[1]()
+    np.testing.assert_array_equal(w.data().asnumpy(), np.full(3, -2.0, "f4"))
