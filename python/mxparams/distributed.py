@@ -184,7 +184,10 @@ def _broadcast_on_materialise(p: Parameter, src: int, group: Any) -> None:
 class _Bucket:
     """One dtype's flat buffer for a run of parameters, and where each sits."""
 
-    def __init__(self, dtype: torch.dtype, params: list[Parameter], numels: list[int]) -> None:
+    def __init__(
+        self, index: int, dtype: torch.dtype, params: list[Parameter], numels: list[int]
+    ) -> None:
+        self.index = index  # launch order
         self.dtype = dtype
         self.params = params
         self.numels = numels
@@ -250,7 +253,9 @@ class GradientSync:
         self._buckets: list[_Bucket] = []
         self._layout_key: Any = None
         self._core: Any = None
+        # The latest round's events only, so a long run does not grow it.
         self.timeline: list[tuple[str, int, float]] = []
+        self._round_over = False
 
     # -- layout ---------------------------------------------------------------
 
@@ -274,12 +279,12 @@ class GradientSync:
             numels.append(g.numel())
             nbytes += g.numel() * g.element_size()
             if nbytes >= self.bucket_cap_bytes:
-                buckets.append(_Bucket(g.dtype, plist, numels))
+                buckets.append(_Bucket(len(buckets), g.dtype, plist, numels))
                 plist, numels, nbytes = [], [], 0
             open_[g.dtype] = (plist, numels, nbytes)
         for dtype, (plist, numels, _) in open_.items():
             if plist:
-                buckets.append(_Bucket(dtype, plist, numels))
+                buckets.append(_Bucket(len(buckets), dtype, plist, numels))
         self._buckets = buckets
         self._layout_key = self._key(active)  # bucketing gave the grads new versions
         core = _native.ParameterDictCore("")
@@ -300,6 +305,12 @@ class GradientSync:
 
     # -- the collective -----------------------------------------------------------
 
+    def _mark(self, kind: str, b: _Bucket) -> None:
+        if self._round_over:
+            self.timeline.clear()
+            self._round_over = False
+        self.timeline.append((kind, b.index, time.perf_counter()))
+
     def _fill(self, b: _Bucket) -> None:
         """The bucket gets the sum of the local copies of its gradients."""
         if b.only_bucket:
@@ -317,7 +328,7 @@ class GradientSync:
         if self.compression and b.dtype == torch.float32:
             wire = b.flat.to(_COMPRESSION[self.compression])
         b.wire = wire
-        self.timeline.append(("launch", self._buckets.index(b), time.perf_counter()))
+        self._mark("launch", b)
         b.work = dist.all_reduce(wire, group=self.group, async_op=async_op)
 
     def _finish(self, b: _Bucket) -> None:
@@ -327,7 +338,7 @@ class GradientSync:
         if b.wire is not None and b.wire is not b.flat:
             b.flat.copy_(b.wire)
         b.wire = None
-        self.timeline.append(("done", self._buckets.index(b), time.perf_counter()))
+        self._mark("done", b)
         with torch.no_grad():
             if self.average:
                 b.flat.div_(self._ncopies)
@@ -339,14 +350,26 @@ class GradientSync:
                     g = _from_dlpack(p.grad(ctx))
                     g.copy_(piece.view(g.shape))
 
+    def start(self) -> None:
+        """Starts the all-reduce of every bucket not yet started (local sums
+        first); returns without waiting, so the caller can work meanwhile."""
+        for b in self._layout():
+            if b.work is None:
+                self._fill(b)
+                self._launch(b, async_op=True)
+
+    def wait(self) -> None:
+        """Finishes what :meth:`start` began (starting whatever it did not):
+        the result is on every context afterwards."""
+        self.start()
+        for b in self._buckets:
+            self._finish(b)
+        self._round_over = True
+
     def sync(self) -> None:
         """Local sum, one all-reduce per bucket, result on every context."""
-        buckets = self._layout()
-        for b in buckets:
-            self._fill(b)
-            self._launch(b, async_op=True)
-        for b in buckets:
-            self._finish(b)
+        self.start()
+        self.wait()
 
 
 class OverlappedGradSync(GradientSync):
@@ -357,7 +380,8 @@ class OverlappedGradSync(GradientSync):
     each parameter); a bucket's all-reduce starts once each of its
     gradients has landed on every context. Call :meth:`wait` (or
     ``Trainer(..., grad_sync=this)``, whose ``step`` calls it) after
-    backward. ``timeline`` records ``('landed'|'launch'|'done', bucket, time)``.
+    backward. ``timeline`` records ``('landed'|'launch'|'done', bucket, time)``
+    of the latest round (a new round clears it).
     """
 
     def __init__(self, params: Any, **kwargs: Any) -> None:
@@ -402,7 +426,7 @@ class OverlappedGradSync(GradientSync):
             return
         seen = self._landed.setdefault(id(b), set())
         seen.add((id(p), ctx))
-        self.timeline.append(("landed", self._buckets.index(b), time.perf_counter()))
+        self._mark("landed", b)
         need = sum(len(q.list_ctx()) for q in b.params)
         if len(seen) == need:
             self._fill(b)
@@ -418,19 +442,15 @@ class OverlappedGradSync(GradientSync):
         finally:
             self._skip = False
 
-    def wait(self) -> None:
+    def start(self) -> None:
         """Starts buckets whose hooks did not all fire (e.g. unused
-        parameters) and finishes every bucket."""
+        parameters), without waiting."""
         self._layout()
         if self._attached_key != self._layout_key:
             self._attach()
-        for b in self._buckets:
-            if b.work is None:
-                self._fill(b)
-                self._launch(b, async_op=True)
-        for b in self._buckets:
-            self._finish(b)
-        self._landed.clear()
+        super().start()
 
-    def sync(self) -> None:
-        self.wait()
+    def wait(self) -> None:
+        """Starts buckets whose hooks did not all fire and finishes every bucket."""
+        super().wait()
+        self._landed.clear()

@@ -314,6 +314,25 @@ def tensor(param: Parameter, ctx: Context | None = None) -> torch.Tensor:
         return t
 
 
+def _held_tensors(params: Iterable[Parameter]) -> list[torch.Tensor]:
+    """The tensors of every (parameter, context) :func:`tensor` was asked
+    for, re-created where they died.
+
+    For a holder such as the Trainer: a model that calls :func:`tensor` in
+    each forward pass otherwise drops the tensor with the graph and gets a
+    new one (and new hooks) every step, since the cache holds it weakly.
+    """
+    out = []
+    for p in params:
+        cache: dict[Context, _Entry] | None = p.__dict__.get(_CACHE_ATTR)
+        for ctx in list(cache or ()):
+            try:
+                out.append(tensor(p, ctx))
+            except RuntimeError:  # no longer on that context
+                continue
+    return out
+
+
 def _ctx_list(ctx: CtxArg) -> list[Context | None]:
     if ctx is None or isinstance(ctx, Context):
         return [ctx]

@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -50,6 +51,28 @@ __all__ = ["Trainer"]
 
 _DIST_KVSTORES = ("dist_sync", "dist_device_sync", "dist_sync_device")
 _LOCAL_KVSTORES = ("device", "local", None)
+
+
+class _Plan:
+    """What one update touches, kept while no parameter's buffers change
+    (the per-step Python work of gathering them is what it saves)."""
+
+    __slots__ = ("active", "contexts", "copies", "groups", "held")
+
+    def __init__(
+        self,
+        contexts: list[Context],
+        active: list[Parameter],
+        groups: list[tuple[list[int], list[torch.Tensor], list[torch.Tensor]]],
+        copies: list[tuple[list[torch.Tensor], list[torch.Tensor]]],
+    ) -> None:
+        self.contexts = contexts
+        self.active = active
+        # Per dtype: (optimizer indices, first-context weights, their grads).
+        self.groups = groups
+        # Per further context: (its weights, the first context's).
+        self.copies = copies
+        self.held: list[torch.Tensor] = []
 
 
 def _param_list(params: Any) -> list[Parameter]:
@@ -137,6 +160,9 @@ class Trainer:
             if grad_sync.average:
                 raise MXParamsValueError("the Trainer's grad_sync must sum (average=False)")
         self._cache: dict[tuple[int, int], tuple[int, torch.Tensor, torch.Tensor]] = {}
+        self._plan_key: Any = None
+        self._plan: _Plan | None = None
+        self._world_size: int | None = None
         self._core: Any = None
         optimizer_params = dict(optimizer_params or {})
         param_dict = dict(enumerate(self._params))
@@ -223,12 +249,42 @@ class Trainer:
         self._cache[key] = (version, w, g)
         return w, g
 
+    def _current_plan(self) -> _Plan | None:
+        """The cached :class:`_Plan`, rebuilt when a buffer was replaced
+        (every such change, ``grad_req`` too, gives the parameter a new
+        ``_version``)."""
+        key = tuple(p._version for p in self._params)
+        if key == self._plan_key:
+            return self._plan
+        self._contexts = self._check_contexts()
+        plan = None
+        if self._contexts is not None:
+            ctx0 = self._contexts[0]
+            active = self._active()
+            by_dtype: dict[torch.dtype, tuple[list[int], list[torch.Tensor], list[torch.Tensor]]]
+            by_dtype = {}
+            for p in active:
+                w, g = self._views(p, ctx0)
+                entry = by_dtype.setdefault(w.dtype, ([], [], []))
+                entry[0].append(self._param2idx[p.name])
+                entry[1].append(w)
+                entry[2].append(g)
+            src = [self._views(p, ctx0)[0] for p in active]
+            copies = [([self._views(p, c)[0] for p in active], src) for c in self._contexts[1:]]
+            plan = _Plan(self._contexts, active, list(by_dtype.values()), copies)
+            mxtorch = sys.modules.get("mxparams.torch")
+            if mxtorch is not None:
+                # Kept while the buffers stay, so that a forward pass calling
+                # mxparams.torch.tensor() finds the same tensors (and hooks).
+                plan.held = mxtorch._held_tensors(active)
+        self._plan_key, self._plan = key, plan
+        return plan
+
     def step(self, batch_size: float, ignore_stale_grad: bool = False) -> None:
         """Sums gradients (contexts, processes), then updates with
         gradients scaled by ``1/batch_size``."""
         self._set_rescale(batch_size)
-        self._allreduce_grads()
-        self._update(ignore_stale_grad)
+        self._update(ignore_stale_grad, self._allreduce_grads())
 
     def allreduce_grads(self) -> None:
         """Sums the gradients over contexts (and processes), without updating."""
@@ -238,11 +294,13 @@ class Trainer:
         """Updates with the gradients as they are, scaled by ``1/batch_size``
         (after :meth:`allreduce_grads`)."""
         self._set_rescale(batch_size)
-        self._update(ignore_stale_grad)
+        self._update(ignore_stale_grad, self._current_plan())
 
     def _world(self) -> int:
         if not self._distributed:
             return 1
+        if self._world_size is not None:
+            return self._world_size
         import torch.distributed as dist
 
         if not dist.is_available() or not dist.is_initialized():
@@ -251,7 +309,8 @@ class Trainer:
                 "group (e.g. launch with torchrun and call "
                 "torch.distributed.init_process_group)"
             )
-        return int(dist.get_world_size(self._group))
+        self._world_size = int(dist.get_world_size(self._group))
+        return self._world_size
 
     def _set_rescale(self, batch_size: float) -> None:
         scale = self._scale / float(batch_size) / self._world()
@@ -259,7 +318,9 @@ class Trainer:
             self._optimizer.rescale_grad = scale
         self._rescale = scale
 
-    def _allreduce_grads(self) -> None:
+    def _allreduce_grads(self) -> _Plan | None:
+        """Sums the gradients; returns the update's plan, which across
+        processes is gathered while the collectives are in flight."""
         if self._distributed:
             if self._sync is None:
                 from .distributed import GradientSync
@@ -271,11 +332,15 @@ class Trainer:
                     bucket_cap_mb=self._bucket_cap_mb,
                     compression=self._compression,
                 )
-            self._sync.sync()
-            return
-        self._contexts = self._check_contexts()
-        if self._contexts is None or len(self._contexts) <= 1:
-            return
+            # Started first: the first start moves the gradients into the
+            # buckets, which gives them new buffers (and the plan new views).
+            self._sync.start()
+            plan = self._current_plan()
+            self._sync.wait()
+            return plan
+        plan = self._current_plan()
+        if plan is None or len(plan.contexts) <= 1:
+            return plan
         if self._core is None:
             # One native call over the trainer's parameters (parallel, GIL released).
             core = _native.ParameterDictCore("")
@@ -283,42 +348,32 @@ class Trainer:
                 core[f"{i}"] = p
             self._core = core
         self._core.allreduce_grads()
+        return plan
 
-    def _update(self, ignore_stale_grad: bool = False) -> None:
-        self._contexts = self._check_contexts()
-        if self._contexts is None:
+    def _update(self, ignore_stale_grad: bool, plan: _Plan | None) -> None:
+        if plan is None:
             return
-        ctx0 = self._contexts[0]
-        active = self._active()
         if self._torch_opt is not None:
-            self._torch_step(active, ctx0)
+            self._torch_step(plan)
         else:
-            self._fused_step(active, ctx0)
-        if len(self._contexts) > 1 and active:
+            self._fused_step(plan)
+        if plan.copies and plan.active:
             with torch.no_grad():
-                src = [self._views(p, ctx0)[0] for p in active]
-                for ctx in self._contexts[1:]:
-                    dst = [self._views(p, ctx)[0] for p in active]
+                for dst, src in plan.copies:
                     torch._foreach_copy_(dst, src)
 
-    def _fused_step(self, active: Sequence[Parameter], ctx0: Context) -> None:
+    def _fused_step(self, plan: _Plan) -> None:
         opt = self._optimizer
-        opt._set_current_context(ctx0.device_id)
-        groups: dict[torch.dtype, tuple[list[int], list[torch.Tensor], list[torch.Tensor]]] = {}
-        for p in active:
-            idx = self._param2idx[p.name]
-            w, g = self._views(p, ctx0)
-            if idx not in self._states:
-                self._states[idx] = opt.create_state_multi_precision(idx, w)
-            entry = groups.setdefault(w.dtype, ([], [], []))
-            entry[0].append(idx)
-            entry[1].append(w)
-            entry[2].append(g)
-        for indices, weights, grads in groups.values():
-            opt.fused_update(indices, weights, grads, [self._states[i] for i in indices])
+        opt._set_current_context(plan.contexts[0].device_id)
+        states = self._states
+        for indices, weights, grads in plan.groups:
+            for idx, w in zip(indices, weights, strict=True):
+                if idx not in states:
+                    states[idx] = opt.create_state_multi_precision(idx, w)
+            opt.fused_update(indices, weights, grads, [states[i] for i in indices])
 
-    def _torch_step(self, active: Sequence[Parameter], ctx0: Context) -> None:
-        grads = [self._views(p, ctx0)[1] for p in active]
+    def _torch_step(self, plan: _Plan) -> None:
+        grads = [g for group in plan.groups for g in group[2]]
         if grads and self._rescale != 1.0:
             with torch.no_grad():
                 torch._foreach_mul_(grads, self._rescale)

@@ -101,6 +101,9 @@ def test_overlap_starts_collectives_during_backward(trained: Path) -> None:
     assert launches and landed
     # A bucket went out while gradients of another were still to come.
     assert min(launches) < max(landed)
+    # Only the latest of the steps is kept: each bucket finished once.
+    done = [bucket for kind, bucket, _ in timeline if kind == "done"]
+    assert done and len(done) == len(set(done))
 
 
 def test_no_sync_accumulates_then_syncs_once(trained: Path) -> None:

@@ -10,6 +10,7 @@ continues to MXNet's final values.
 from __future__ import annotations
 
 import pickle
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -301,3 +302,51 @@ def test_states_naming_other_classes_are_refused(tmp_path: Path, capsys: Any) ->
     bad.write_bytes(b"\x80\x04not a pickle")
     with pytest.raises(TrainerStatesError):
         tr.load_states(bad)
+
+
+def test_step_follows_grad_req_and_context_changes() -> None:
+    """What a step touches is kept between steps; a grad_req change or a
+    re-initialisation on other contexts is seen at the next step."""
+    pd = mx.ParameterDict()
+    w = pd.get("w", shape=(3,), init="ones")
+    b = pd.get("b", shape=(3,), init="ones")
+    pd.initialize(ctx=mx.cpu(0))
+    tr = mx.Trainer(pd, "sgd", {"learning_rate": 1.0})
+    for p in (w, b):
+        np.asarray(p.grad())[:] = 1.0
+    tr.step(1)
+    np.testing.assert_array_equal(w.data().asnumpy(), np.zeros(3, "f4"))
+    b.grad_req = "null"  # new buffers, and no longer trained
+    np.asarray(w.grad())[:] = 1.0
+    tr.step(1)
+    np.testing.assert_array_equal(w.data().asnumpy(), np.full(3, -1.0, "f4"))
+    np.testing.assert_array_equal(b.data().asnumpy(), np.zeros(3, "f4"))
+    b.grad_req = "write"
+    pd.initialize(ctx=[mx.cpu(0), mx.cpu(1)], force_reinit=True)  # ones on both
+    for p in (w, b):
+        for c, g in ((mx.cpu(0), 1.0), (mx.cpu(1), 3.0)):
+            np.asarray(p.grad(c))[:] = g
+    tr.step(1)  # the sum over both contexts, on both contexts
+    for p in (w, b):
+        for c in (mx.cpu(0), mx.cpu(1)):
+            np.testing.assert_array_equal(p.data(c).asnumpy(), np.full(3, -3.0, "f4"))
+
+
+def test_step_keeps_the_torch_tensors_of_a_forward_pass() -> None:
+    """A model calling mxparams.torch.tensor() in every forward pass gets the
+    same tensor each step once a Trainer holds the parameters."""
+    import mxparams.torch as mpt
+
+    pd = mx.ParameterDict()
+    w = pd.get("w", shape=(3,), init="ones")
+    pd.initialize(ctx=mx.cpu(0))
+    tr = mx.Trainer(pd, "sgd", {"learning_rate": 0.5})
+    refs = []
+    for _ in range(3):
+        t = mpt.tensor(w)
+        refs.append(weakref.ref(t))
+        (t * 2.0).sum().backward()
+        del t  # as when the graph goes with the loss
+        tr.step(1)
+    assert refs[1]() is not None and refs[2]() is refs[1]()
+    np.testing.assert_array_equal(w.data().asnumpy(), np.full(3, -2.0, "f4"))
