@@ -151,6 +151,18 @@ def main() -> None:
         for b in batches:
             ours = time_forward(module, b, warmup, rounds)
             rows.append((f"forward {m}, batch {b}", ours, ref[f"{m}/{b}"], "<= 1x MXNet"))
+        x1 = torch.zeros(1, 3, 224, 224)
+        optimized = mxt.optimize_for_inference(module, x1)
+        for b in batches:
+            ours = time_forward(optimized, b, warmup, rounds)
+            rows.append(
+                (
+                    f"forward {m}, batch {b}, optimize_for_inference",
+                    ours,
+                    ref[f"{m}/{b}"],
+                    "<= 1x MXNet",
+                )
+            )
         module = module.to(memory_format=torch.channels_last)
         for b in batches:
             ours = time_forward(module, b, warmup, rounds, channels_last=True)
