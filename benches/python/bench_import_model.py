@@ -115,31 +115,19 @@ def time_forward(
     return statistics.median(times)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="fewer rounds")
-    # One thread by default: on a shared machine, spinning OpenMP threads of either
-    # side make multi-threaded timings meaningless.
-    ap.add_argument("--threads", type=int, default=1)
-    opts = ap.parse_args()
-    torch.set_num_threads(opts.threads)
-    rounds, warmup = (3, 1) if opts.quick else (10, 3)
-    batches = [1, 32]
-    models = ["resnet50_v2", "mobilenetv2_1.0"]
-    files = {m: model_files(m) for m in models}
+def measure(
+    cfg: dict[str, object],
+    files: dict[str, dict[str, Path]],
+    models: list[str],
+    batches: list[int],
+    warmup: int,
+    rounds: int,
+    threads: int,
+) -> list[tuple[str, float, float, str]]:
+    """One repetition: MXNet's timings, then ours, as (row, ours, MXNet, target)."""
+    ref = run_mxnet(cfg, threads)
 
-    cfg = {
-        "symbol": str(files["resnet50_v2"]["symbol"]),
-        "params": str(files["resnet50_v2"]["export_params"]),
-        "import_rounds": rounds,
-        "models": [[m, str(files[m]["symbol"]), str(files[m]["export_params"])] for m in models],
-        "batches": batches,
-        "rounds": rounds,
-        "warmup": warmup,
-    }
-    ref = run_mxnet(cfg, opts.threads)
-
-    rows = []
+    rows: list[tuple[str, float, float, str]] = []
     ours = time_import(
         files["resnet50_v2"]["symbol"], files["resnet50_v2"]["export_params"], rounds
     )
@@ -170,16 +158,63 @@ def main() -> None:
                 (f"forward {m}, batch {b}, channels_last", ours, ref[f"{m}/{b}"], "<= 1x MXNet")
             )
 
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="fewer rounds")
+    # One thread by default: on a shared machine, spinning OpenMP threads of either
+    # side make multi-threaded timings meaningless.
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="interleaved MXNet/mxparams repetitions (median)"
+    )
+    opts = ap.parse_args()
+    torch.set_num_threads(opts.threads)
+    rounds, warmup = (3, 1) if opts.quick else (10, 3)
+    batches = [1, 32]
+    models = ["resnet50_v2", "mobilenetv2_1.0"]
+    files = {m: model_files(m) for m in models}
+
+    cfg = {
+        "symbol": str(files["resnet50_v2"]["symbol"]),
+        "params": str(files["resnet50_v2"]["export_params"]),
+        "import_rounds": rounds,
+        "models": [[m, str(files[m]["symbol"]), str(files[m]["export_params"])] for m in models],
+        "batches": batches,
+        "rounds": rounds,
+        "warmup": warmup,
+    }
+    load_before = os.getloadavg()
+    runs: list[list[tuple[str, float, float, str]]] = []
+    for _ in range(opts.repeat):
+        runs.append(measure(cfg, files, models, batches, warmup, rounds, opts.threads))
+    load_after = os.getloadavg()
+    # Each row's medians over the interleaved repetitions (MXNet, then mxparams);
+    # the ratio is the median of each repetition's own ratio.
+    rows = [
+        (
+            name,
+            statistics.median(r[i][1] for r in runs),
+            statistics.median(r[i][2] for r in runs),
+            statistics.median(r[i][1] / r[i][2] for r in runs),
+            target,
+        )
+        for i, (name, _, _, target) in enumerate(runs[0])
+    ]
+
     print(
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"{opts.threads} thread(s) each side; torch {torch.__version__}, MXNet 1.9.1\n"
+        f"{opts.threads} thread(s) each side; torch {torch.__version__}, MXNet 1.9.1; "
+        f"median of {opts.repeat} interleaved repetition(s) of {rounds} timed runs; "
+        "load average before/after: "
+        f"{load_before[0]:.1f}/{load_after[0]:.1f}\n"
     )
     print("| measurement | mxparams (ms) | MXNet 1.9.1 (ms) | ratio | target |")
     print("|---|---:|---:|---:|---|")
-    for name, ours, theirs, target in rows:
-        print(
-            f"| {name} | {ours * 1e3:.1f} | {theirs * 1e3:.1f} | {ours / theirs:.2f}x | {target} |"
-        )
+    for name, ours, theirs, ratio, target in rows:
+        print(f"| {name} | {ours * 1e3:.1f} | {theirs * 1e3:.1f} | {ratio:.2f}x | {target} |")
 
 
 if __name__ == "__main__":
