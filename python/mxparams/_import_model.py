@@ -25,6 +25,7 @@ import math
 import os
 import re
 import types
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ __all__ = [
     "import_model",
     "infer_shapes",
     "module_source",
+    "optimize_for_inference",
     "save_params",
     "save_safetensors",
 ]
@@ -667,3 +669,37 @@ def _export(
         except Exception:  # noqa: BLE001 -- a graph fixing its batch size exports with static shapes
             pass
     return torch.export.export(module, example)
+
+
+def optimize_for_inference(
+    module: torch.nn.Module, example_inputs: torch.Tensor | Sequence[torch.Tensor]
+) -> torch.jit.ScriptModule:
+    """A faster, frozen copy of an imported module for CPU inference.
+
+    Traces ``module`` (in ``eval()`` mode) on ``example_inputs``, freezes the
+    weights into the program and applies ``torch.jit.optimize_for_inference``,
+    which folds each BatchNorm into its convolution and runs convolutions in
+    oneDNN's blocked layout with the weights reordered once (eager PyTorch
+    reorders them on every call). ``module`` itself stays exact and editable;
+    the copy runs under ``torch.no_grad()`` semantics, takes any batch size,
+    and keeps the example's other input dimensions (shape-dependent padding,
+    such as MXNet's ``pooling_convention="full"``, is fixed by the trace).
+    Results differ from ``module``'s by float32 rounding (the folded BatchNorm).
+    """
+    example = (
+        (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
+    )
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # TorchScript is deprecated in favour of torch.compile, but on CPU it is
+            # the path that reaches oneDNN's fused, pre-packed convolutions without
+            # a C++ toolchain; the shape warnings concern the example's fixed sizes.
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # type: ignore[attr-defined]
+            traced = torch.jit.trace(module, example, check_trace=False)  # type: ignore[no-untyped-call]
+            frozen = torch.jit.freeze(traced.eval())
+            return torch.jit.optimize_for_inference(frozen)
+    finally:
+        module.train(was_training)

@@ -62,6 +62,19 @@ class _Hooks:
         )
         return "\n".join(lines) + "\n"
 
+    def export_model(
+        self, symbol: str, params: str, dst: str, input_shapes: list[list[int]]
+    ) -> str | None:
+        try:
+            from ._import_model import export_model
+        except ImportError:  # torch is not installed
+            return None
+        written = export_model(symbol, params, dst, input_shape=input_shapes)
+        return (
+            f"{symbol} + {params} -> {written['program']} (torch.export program), "
+            f"{written['weights']} (weights, torch names), {written['code']} (module code)\n"
+        )
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""

@@ -37,6 +37,16 @@ pub trait Hooks {
     ) -> Option<Result<(), String>>;
     /// The text (or JSON) `inspect` prints for a `-symbol.json` graph.
     fn symbol(&self, path: &Path, json: bool) -> Option<Result<String, String>>;
+    /// Exports the model of a `-symbol.json` graph and its `.params` file to
+    /// `dst` (with the example input shapes, one per input); returns the
+    /// line `convert` prints.
+    fn export_model(
+        &self,
+        symbol: &Path,
+        params: &Path,
+        dst: &Path,
+        input_shapes: &[Vec<usize>],
+    ) -> Option<Result<String, String>>;
 }
 
 /// The hooks of the Rust binary: none.
@@ -50,6 +60,15 @@ impl Hooks for NoHooks {
         None
     }
     fn symbol(&self, _: &Path, _: bool) -> Option<Result<String, String>> {
+        None
+    }
+    fn export_model(
+        &self,
+        _: &Path,
+        _: &Path,
+        _: &Path,
+        _: &[Vec<usize>],
+    ) -> Option<Result<String, String>> {
         None
     }
 }
@@ -79,32 +98,47 @@ enum Command {
         stats: bool,
     },
     /// Convert between formats (chosen by extension or --format); the result
-    /// is read back and compared with what was written.
+    /// is read back and compared with what was written. With --to, export a
+    /// model instead: `convert NAME-symbol.json [NAME-0000.params] --to model.pt`.
+    #[command(group = clap::ArgGroup::new("arrays").multiple(true).conflicts_with("to"))]
     Convert {
-        /// Source file.
+        /// Source file (with --to: the model's -symbol.json).
         src: PathBuf,
-        /// Destination file (written atomically).
-        dst: PathBuf,
+        /// Destination file, written atomically (with --to: the model's .params
+        /// file; default NAME-NNNN.params at --epoch beside the symbol file).
+        #[arg(required_unless_present = "to")]
+        dst: Option<PathBuf>,
+        /// Export the model as a torch.export program at PATH, with PATH's
+        /// .safetensors (weights, torch names) and .py (module code) beside it.
+        #[arg(long, value_name = "PATH", requires = "input_shape")]
+        to: Option<PathBuf>,
+        /// With --to and no params file: the epoch of NAME-NNNN.params.
+        #[arg(long, requires = "to", conflicts_with = "dst")]
+        epoch: Option<u32>,
+        /// With --to: the example input's shape, e.g. 1,3,224,224 (one per
+        /// input, repeatable); the batch dimension stays dynamic where it can.
+        #[arg(long = "input-shape", value_name = "SHAPE", requires = "to")]
+        input_shape: Vec<String>,
         /// Destination format: params, safetensors, npz, npy, torch.
-        #[arg(long)]
+        #[arg(long, group = "arrays")]
         format: Option<String>,
         /// Cast floating-point arrays to this dtype (integers and bool are kept).
-        #[arg(long)]
+        #[arg(long, group = "arrays")]
         dtype: Option<String>,
         /// Rename rule PATTERN=REPLACEMENT (regex over the whole name; repeatable).
-        #[arg(long = "names", value_name = "RULE")]
+        #[arg(long = "names", value_name = "RULE", group = "arrays")]
         names: Vec<String>,
         /// Remove this prefix from every name (each must have it).
-        #[arg(long)]
+        #[arg(long, group = "arrays")]
         strip_prefix: Option<String>,
         /// Add this prefix to every name.
-        #[arg(long)]
+        #[arg(long, group = "arrays")]
         add_prefix: Option<String>,
         /// Gluon -> PyTorch names: drop arg:/aux:, gamma/beta -> weight/bias.
-        #[arg(long, conflicts_with = "gluon_names")]
+        #[arg(long, conflicts_with = "gluon_names", group = "arrays")]
         torch_names: bool,
         /// PyTorch -> Gluon names: a BatchNorm's weight/bias -> gamma/beta.
-        #[arg(long)]
+        #[arg(long, group = "arrays")]
         gluon_names: bool,
     },
     /// Compare two files (any formats): exit 0 when equal within tolerance, 1 if not.
@@ -165,6 +199,14 @@ where
         Command::Convert {
             src,
             dst,
+            to: Some(to),
+            epoch,
+            input_shape,
+            ..
+        } => cmd_export(&src, dst, epoch, &input_shape, &to, hooks),
+        Command::Convert {
+            src,
+            dst: Some(dst),
             format,
             dtype,
             names,
@@ -172,6 +214,7 @@ where
             add_prefix,
             torch_names,
             gluon_names,
+            ..
         } => {
             let convention = if torch_names {
                 Convention::Torch
@@ -193,6 +236,8 @@ where
                     )
                 })
         }
+        // clap requires DST unless --to is given.
+        Command::Convert { dst: None, .. } => Err(Failure("convert needs SRC and DST".into())),
         Command::Diff {
             a,
             b,
@@ -206,7 +251,13 @@ where
     match result {
         Ok(code) => code,
         Err(Failure(msg)) => {
-            eprintln!("mxparams: error: {msg}");
+            // One line, even for a hook's multi-line message.
+            let msg: Vec<&str> = msg
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            eprintln!("mxparams: error: {}", msg.join("; "));
             2
         }
     }
@@ -474,6 +525,50 @@ fn cmd_convert(
     ))
 }
 
+/// `convert NAME-symbol.json [PARAMS] --to DST`: the model, exported by the hooks.
+fn cmd_export(
+    symbol: &Path,
+    params: Option<PathBuf>,
+    epoch: Option<u32>,
+    input_shapes: &[String],
+    dst: &Path,
+    hooks: &dyn Hooks,
+) -> Outcome {
+    let Some(prefix) = symbol.to_str().and_then(|s| s.strip_suffix("-symbol.json")) else {
+        return Err(Failure(format!(
+            "{}: --to exports a model: SRC must be its NAME-symbol.json file",
+            symbol.display()
+        )));
+    };
+    let params = params
+        .unwrap_or_else(|| PathBuf::from(format!("{prefix}-{:04}.params", epoch.unwrap_or(0))));
+    let shapes = input_shapes
+        .iter()
+        .map(|s| parse_shape(s))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    match hooks.export_model(symbol, &params, dst, &shapes) {
+        Some(Ok(text)) => out(&text),
+        Some(Err(e)) => Err(Failure(e)),
+        None => Err(Failure(format!(
+            "{}: exporting a model needs the Python package with torch \
+             (pip install mxparams[torch]; then `mxparams convert` or `python -m mxparams`)",
+            symbol.display()
+        ))),
+    }
+}
+
+/// `1,3,224,224` -> `[1, 3, 224, 224]`.
+fn parse_shape(text: &str) -> std::result::Result<Vec<usize>, Failure> {
+    text.split(',')
+        .map(|d| d.trim().parse::<usize>())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|_| {
+            Failure(format!(
+                "--input-shape {text:?}: expected sizes separated by commas, e.g. 1,3,224,224"
+            ))
+        })
+}
+
 fn cmd_diff(a: &Path, b: &Path, rtol: f64, atol: f64, json: bool, hooks: &dyn Hooks) -> Outcome {
     let la = read(a, hooks)?;
     let lb = read(b, hooks)?;
@@ -500,4 +595,78 @@ fn cmd_verify(path: &Path, json: bool) -> Outcome {
     } else {
         render::verify_text(path, &v)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn export_error(args: &[&str]) -> String {
+        let shapes: Vec<String> = args.iter().map(ToString::to_string).collect();
+        match cmd_export(
+            Path::new("m-symbol.json"),
+            None,
+            None,
+            &shapes,
+            Path::new("m.pt"),
+            &NoHooks,
+        ) {
+            Err(Failure(msg)) => msg,
+            Ok(code) => panic!("exported without hooks (status {code})"),
+        }
+    }
+
+    #[test]
+    fn export_without_hooks_says_it_needs_python_with_torch() {
+        let msg = export_error(&["1,3,224,224"]);
+        assert!(msg.contains("needs the Python package with torch"), "{msg}");
+        assert!(!msg.contains('\n'));
+        assert_eq!(
+            run(
+                [
+                    "convert",
+                    "m-symbol.json",
+                    "--to",
+                    "m.pt",
+                    "--input-shape",
+                    "1,3"
+                ],
+                &NoHooks
+            ),
+            2
+        );
+    }
+
+    #[test]
+    fn export_checks_its_arguments() {
+        assert!(export_error(&["1,x"]).contains("--input-shape \"1,x\""));
+        let Err(Failure(msg)) = cmd_export(
+            Path::new("m.json"),
+            None,
+            None,
+            &[],
+            Path::new("m.pt"),
+            &NoHooks,
+        ) else {
+            panic!("accepted a symbol path without -symbol.json")
+        };
+        assert!(msg.contains("NAME-symbol.json"), "{msg}");
+        assert_eq!(parse_shape("2, 3").ok(), Some(vec![2, 3]));
+        // --to needs --input-shape; array options do not go with --to.
+        assert_eq!(
+            run(["convert", "m-symbol.json", "--to", "m.pt"], &NoHooks),
+            2
+        );
+        let with_dtype = [
+            "convert",
+            "m-symbol.json",
+            "--to",
+            "m.pt",
+            "--input-shape",
+            "1",
+            "--dtype",
+            "float16",
+        ];
+        assert_eq!(run(with_dtype, &NoHooks), 2);
+    }
 }

@@ -19,7 +19,8 @@ use super::ndarray::PyNDArray;
 
 /// Hooks that call methods of a Python object (`mxparams.cli._Hooks`):
 /// `read(path, format) -> (names | None, [NDArray]) | None`,
-/// `write(path, format, names, arrays) -> bool`, `symbol(path, json) -> str | None`.
+/// `write(path, format, names, arrays) -> bool`, `symbol(path, json) -> str | None`,
+/// `export_model(symbol, params, dst, input_shapes) -> str | None`.
 struct PyHooks(Py<PyAny>);
 
 fn message(py: Python<'_>, e: PyErr) -> String {
@@ -91,6 +92,26 @@ impl Hooks for PyHooks {
                 Err(e) => Some(Err(message(py, e))),
             },
         )
+    }
+
+    fn export_model(
+        &self,
+        symbol: &Path,
+        params: &Path,
+        dst: &Path,
+        input_shapes: &[Vec<usize>],
+    ) -> Option<Result<String, String>> {
+        Python::attach(|py| {
+            let r = self
+                .0
+                .bind(py)
+                .call_method1("export_model", (symbol, params, dst, input_shapes.to_vec()));
+            match r {
+                Ok(r) if r.is_none() => None,
+                Ok(r) => Some(r.extract::<String>().map_err(|e| message(py, e))),
+                Err(e) => Some(Err(message(py, e))),
+            }
+        })
     }
 }
 
