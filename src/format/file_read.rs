@@ -30,8 +30,11 @@ const WHOLE_FILE: usize = 1 << 20;
 /// Files whose records average less than this are read whole: a read per
 /// array would cost more than the one extra copy.
 const SMALL_RECORD: usize = 64 << 10;
-/// Bytes read at a time while looking for record headers.
-const WINDOW: usize = 256 << 10;
+/// Bytes read at a time while looking for record headers. Each record's
+/// header gets a read of its own (the data between is skipped), so a big
+/// window would read (and zero) that much of every array twice: 256 KiB per
+/// record cost a tenth of the file again on checkpoints of 3 MB arrays.
+const WINDOW: usize = 16 << 10;
 
 /// Loads `path` into owned arrays (`mapped` false) or views of a map.
 pub(crate) fn load_path(path: &Path, mapped: bool, cancel: &Cancel) -> Result<Loaded> {
