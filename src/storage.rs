@@ -283,8 +283,12 @@ impl Buffer {
             unsafe { std::slice::from_raw_parts_mut(alloc.ptr.as_ptr(), total) },
             &offsets,
         )?;
-        let alloc = Arc::new(alloc);
-        Ok(offsets
+        Ok(Buffer::carve(&Arc::new(alloc), offsets, lens))
+    }
+
+    /// One buffer per `(offset, len)` range of a slab.
+    fn carve(alloc: &Arc<HostAlloc>, offsets: Vec<usize>, lens: &[usize]) -> Vec<Buffer> {
+        offsets
             .into_iter()
             .zip(lens)
             .map(|(offset, &len)| {
@@ -294,7 +298,7 @@ impl Buffer {
                     len,
                 })
             })
-            .collect())
+            .collect()
     }
 
     /// One zeroed host allocation carved into writable buffers of the given
@@ -303,17 +307,7 @@ impl Buffer {
     pub(crate) fn zeroed_slab(lens: &[usize]) -> Result<(Buffer, Vec<Buffer>)> {
         let (offsets, total) = crate::slab::layout(lens, HOST_ALIGN)?;
         let alloc = Arc::new(HostAlloc::zeroed(total)?);
-        let parts = offsets
-            .into_iter()
-            .zip(lens)
-            .map(|(offset, &len)| {
-                Buffer::new(Memory::Slab {
-                    alloc: alloc.clone(),
-                    offset,
-                    len,
-                })
-            })
-            .collect();
+        let parts = Buffer::carve(&alloc, offsets, lens);
         Ok((Buffer::new(Memory::Whole { alloc }), parts))
     }
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -15,11 +14,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import mxparams.torch as mxt  # noqa: E402
+from cli_runner import run  # noqa: E402
 from mxnet_models import model_files  # noqa: E402
 
 pytestmark = [pytest.mark.torch, pytest.mark.mxnet]
 
-ROOT = Path(__file__).resolve().parents[2]
 
 _SMALL = {
     "nodes": [
@@ -37,17 +36,6 @@ _SMALL = {
     "arg_nodes": [0, 1, 2],
     "heads": [[4, 0, 0]],
 }
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {"PYTHONPATH": str(ROOT / "python"), "PATH": "/usr/bin:/bin"}
-    return subprocess.run(
-        [sys.executable, "-m", "mxparams", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
 
 
 @pytest.fixture
