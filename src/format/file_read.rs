@@ -47,35 +47,20 @@ fn load_inner(path: &Path, mapped: bool, cancel: &Cancel) -> Result<Loaded> {
     if meta.is_dir() {
         return Err(io_err(libc_eisdir()));
     }
+    if mapped {
+        let source = source_of(file, &meta, cancel)?;
+        // A map is sniffed by its start only; read bytes by all of them.
+        let head = match &*source {
+            SharedSource::MappedFile(..) => source.bytes().get(..64).unwrap_or(source.bytes()),
+            SharedSource::Bytes(b) => b,
+        };
+        return hint_foreign(from_shared(source.clone()), head);
+    }
     if !meta.is_file() {
         let bytes = read_stream(&file, cancel)?;
-        return if mapped {
-            hint_foreign(
-                from_shared(Arc::new(SharedSource::Bytes(bytes.clone()))),
-                &bytes,
-            )
-        } else {
-            hint_foreign(from_bytes(&bytes), &bytes)
-        };
+        return hint_foreign(from_bytes(&bytes), &bytes);
     }
     let len = usize::try_from(meta.len()).map_err(|_| Error::invalid("file too large"))?;
-    if mapped {
-        if len > 0 {
-            // SAFETY: a read-only map. As every mmap reader (numpy.memmap,
-            // safetensors) we rely on nobody truncating the file while it is
-            // mapped (documented); our own `save` replaces files by rename.
-            if let Ok(map) = unsafe { memmap2::MmapOptions::new().map(&file) } {
-                let source = Arc::new(SharedSource::MappedFile(map, file));
-                let head = source.bytes().get(..64).unwrap_or(source.bytes()).to_vec();
-                return hint_foreign(from_shared(source), &head);
-            }
-        }
-        let bytes = read_whole(&file, len, cancel)?;
-        return hint_foreign(
-            from_shared(Arc::new(SharedSource::Bytes(bytes.clone()))),
-            &bytes,
-        );
-    }
     let mut win = FileWindow {
         file: &file,
         buf: Vec::new(),
@@ -113,27 +98,30 @@ pub(crate) fn open_source(path: &Path) -> Result<Arc<SharedSource>> {
         if meta.is_dir() {
             return Err(io_err(libc_eisdir()));
         }
-        if !meta.is_file() {
-            return Ok(Arc::new(SharedSource::Bytes(read_stream(
-                &file,
-                &Cancel::new(),
-            )?)));
-        }
-        let len = usize::try_from(meta.len()).map_err(|_| Error::invalid("file too large"))?;
-        if len > 0 {
-            // SAFETY: a read-only map, as in `load_inner` (the documented mmap
-            // caveat: nobody may truncate the file while it is mapped).
-            if let Ok(map) = unsafe { memmap2::MmapOptions::new().map(&file) } {
-                return Ok(Arc::new(SharedSource::MappedFile(map, file)));
-            }
-        }
-        Ok(Arc::new(SharedSource::Bytes(read_whole(
-            &file,
-            len,
-            &Cancel::new(),
-        )?)))
+        source_of(file, &meta, &Cancel::new())
     };
     open().map_err(|e| cancel::from_io(e).at_path(path))
+}
+
+/// An open file (not a directory) as shared bytes: a regular file mapped
+/// (read whole when it cannot be), a FIFO or device read as far as its
+/// headers allow.
+fn source_of(file: File, meta: &std::fs::Metadata, cancel: &Cancel) -> Result<Arc<SharedSource>> {
+    if !meta.is_file() {
+        return Ok(Arc::new(SharedSource::Bytes(read_stream(&file, cancel)?)));
+    }
+    let len = usize::try_from(meta.len()).map_err(|_| Error::invalid("file too large"))?;
+    if len > 0 {
+        // SAFETY: a read-only map. As every mmap reader (numpy.memmap,
+        // safetensors) we rely on nobody truncating the file while it is
+        // mapped (documented); our own `save` replaces files by rename.
+        if let Ok(map) = unsafe { memmap2::MmapOptions::new().map(&file) } {
+            return Ok(Arc::new(SharedSource::MappedFile(map, file)));
+        }
+    }
+    Ok(Arc::new(SharedSource::Bytes(read_whole(
+        &file, len, cancel,
+    )?)))
 }
 
 fn libc_eisdir() -> io::Error {
