@@ -452,7 +452,8 @@ class LeakyReLU(torch.nn.Module):
         if act == "leaky":
             return F.leaky_relu(data, self.slope)
         if act == "prelu":
-            assert gamma is not None
+            if gamma is None:
+                raise MXParamsValueError("LeakyReLU(act_type='prelu') needs its gamma input")
             if data.dim() > 1 and gamma.numel() > 1:
                 gamma = gamma.reshape((1, -1) + (1,) * (data.dim() - 2))
             return torch.where(data > 0, data, gamma * data)
@@ -569,7 +570,8 @@ def pooling(
             return data.mean(dim=spatial, keepdim=True)
         if pool_type == "sum":
             return data.sum(dim=spatial, keepdim=True)
-        assert p_value is not None
+        if p_value is None:
+            raise MXParamsValueError("Pooling(pool_type='lp') needs p_value")
         return data.pow(p_value).sum(dim=spatial, keepdim=True).pow(1.0 / p_value)
     if len(kernel) != nsp:
         raise MXParamsValueError(f"Pooling: a {len(kernel)}-d kernel on {data.dim()}-d data")

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from . import lr_scheduler as _lrs
-from ._errors import MXParamsValueError
+from ._errors import MXParamsNotImplementedError, MXParamsValueError
 
 __all__ = [
     "LAMB",
@@ -264,7 +264,7 @@ class Optimizer:
         fresh: bool,
     ) -> None:
         """Applies the update rule; ``fresh`` says ``grads`` may be modified."""
-        raise NotImplementedError
+        raise MXParamsNotImplementedError(f"{type(self).__name__} defines no update rule")
 
     def _rescaled(self, grads: Tensors, fresh: bool) -> Tensors:
         if fresh:

@@ -154,7 +154,6 @@ def array(source_array: NDArray, ctx: Context | None = None, dtype: Any = None) 
     if not isinstance(source_array, BaseSparseNDArray):
         raise MXParamsTypeError(f"expected a sparse NDArray, got {type(source_array).__name__}")
     out = source_array.copyto(_native.current_context() if ctx is None else ctx)
-    assert isinstance(out, NDArray)
     if dtype is not None and np.dtype(_native._numpy_dtype(dtype)) != out.dtype:
         out = out.astype(dtype)
     return out

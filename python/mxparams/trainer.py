@@ -377,7 +377,8 @@ class Trainer:
         if grads and self._rescale != 1.0:
             with torch.no_grad():
                 torch._foreach_mul_(grads, self._rescale)
-        assert self._torch_opt is not None
+        if self._torch_opt is None:
+            raise MXParamsError("this Trainer was made with an MXNet optimizer, not a torch one")
         self._torch_opt.step()
 
     # -- states ------------------------------------------------------------------------
