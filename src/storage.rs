@@ -371,6 +371,30 @@ impl Buffer {
         }
     }
 
+    /// Maps a memory-mapped file range's pages in before it is read
+    /// through: a bulk reader (a save, a diff) then copies without taking a
+    /// page fault every 64 KiB, and a `write()` from the mapping without the
+    /// kernel's short-copy retry, which zeroes and copies again (measured:
+    /// 12% of a 1.2 GB convert). A hint: other memory, and kernels before
+    /// 5.14, are left as they are.
+    pub(crate) fn populate_mapping(&self) {
+        #[cfg(target_os = "linux")]
+        if let Memory::Shared {
+            source,
+            offset,
+            len,
+        } = &self.0.memory
+        {
+            if let SharedSource::MappedFile(map, _) = &**source {
+                if *len > 0 {
+                    // An error (an old kernel, a file truncated under us)
+                    // leaves the reads to fault, or fail, as before.
+                    let _ = map.advise_range(memmap2::Advice::PopulateRead, *offset, *len);
+                }
+            }
+        }
+    }
+
     /// For a range of a memory-mapped file kept open: the file and the
     /// range's offset in it.
     pub(crate) fn file_backing(&self) -> Option<(&std::fs::File, u64)> {

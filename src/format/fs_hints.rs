@@ -77,17 +77,23 @@ pub fn on_ext4(_file: &File) -> bool {
 }
 
 /// Drops the page cache of the file about to be replaced (its bytes stay on
-/// disk until the rename). Overwriting in place truncates first and so frees
-/// those pages before writing; a replacement written beside it would
-/// otherwise make the kernel reclaim other memory for every page it writes
-/// (measured: a 1.2 GB save took twice as long as writing in place).
+/// disk until the rename) when memory is short. Overwriting in place
+/// truncates first and so frees those pages before writing; a replacement
+/// written beside it would otherwise make the kernel reclaim other memory
+/// for every page it writes (measured: a 1.2 GB save took twice as long as
+/// writing in place). With enough free memory the advice only costs: it
+/// walks every cached page, and a recently written (dirty) old file gets its
+/// writeback started, which the rename would have discarded (measured: 18%
+/// of a 1.2 GB convert), so then it is skipped.
 #[cfg(target_os = "linux")]
 pub fn release_cached_pages(path: &Path) {
     use std::os::unix::io::AsRawFd;
-    // Small files cost little either way; a dirty old file would have its
-    // writeback started by the advice, which only pays off for big ones.
+    // Small files cost little either way.
     const WORTH: u64 = 16 << 20;
-    if std::fs::metadata(path).is_ok_and(|m| m.len() < WORTH) {
+    let Ok(old_len) = std::fs::metadata(path).map(|m| m.len()) else {
+        return;
+    };
+    if old_len < WORTH || free_memory().is_some_and(|free| free / 2 > old_len) {
         return;
     }
     if let Ok(old) = File::open(path) {
@@ -96,6 +102,21 @@ pub fn release_cached_pages(path: &Path) {
             libc::posix_fadvise(old.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
         }
     }
+}
+
+/// Bytes of free memory (not counting reclaimable page cache).
+#[cfg(target_os = "linux")]
+fn free_memory() -> Option<u64> {
+    // SAFETY: `sysinfo` is plain data, valid when zeroed; the call fills it.
+    let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
+    // SAFETY: a pointer to a live, writable `sysinfo`.
+    if unsafe { libc::sysinfo(&mut info) } != 0 {
+        return None;
+    }
+    // `freeram` is a C `unsigned long`: 32 bits on 32-bit targets.
+    #[allow(clippy::useless_conversion)]
+    let free = u64::from(info.freeram);
+    free.checked_mul(u64::from(info.mem_unit))
 }
 
 #[cfg(not(target_os = "linux"))]

@@ -420,7 +420,9 @@ fn write_body<W: Write + ?Sized>(
 ) -> Result<()> {
     w.write_all(header)?;
     for &i in order {
-        w.write_all(&arrays[i].buffer().try_read()?)?;
+        let buf = arrays[i].buffer();
+        buf.populate_mapping();
+        w.write_all(&buf.try_read()?)?;
     }
     Ok(())
 }

@@ -138,6 +138,7 @@ fn write_record<W: Write>(
     let a = &a.snapshot();
     record_header(scratch, a, ctx, v)?;
     w.write_all(scratch)?;
+    a.values().buffer().populate_mapping();
     w.write_all(&a.values().buffer().try_read()?)?;
     if let Some(p) = a.sparse_parts() {
         for aux in p.indptr.iter().chain(std::iter::once(&p.indices)) {
