@@ -415,17 +415,28 @@ class Trainer:
             "warning and skip updating of Parameters with stale gradient"
         )
 
-    def _check_fresh(self, active: list[Parameter], clear: bool) -> None:
-        """Raises for the first parameter with a stale copy; when ``clear``,
-        the flags of the parameters before it are cleared first, as MXNet's
-        loop has consumed them by then."""
-        for i, p in enumerate(active):
+    def _check_fresh(self, active: list[Parameter]) -> None:
+        """Raises for the first parameter with a stale copy (flags kept)."""
+        for p in active:
             flags = p._fresh_grads()
             if not all(flags):
-                if clear:
-                    for q in active[:i]:
-                        q._take_fresh_grads()
                 raise self._stale_error(p, flags)
+
+    def _take_fresh(self, active: list[Parameter], ignore_stale_grad: bool) -> list[list[bool]]:
+        """Each parameter's flags, cleared (a local update consumes them).
+        Unless ``ignore_stale_grad``, the first parameter with a stale copy
+        raises with its own flags kept and those before it cleared, as MXNet's
+        loop leaves them."""
+        out = []
+        for p in active:
+            flags = p._take_fresh_grads()
+            if not ignore_stale_grad and not all(flags):
+                for ctx, f in zip(p.list_ctx(), flags, strict=True):
+                    if f:
+                        p._set_fresh_grad(True, ctx)
+                raise self._stale_error(p, flags)
+            out.append(flags)
+        return out
 
     def _update(
         self, ignore_stale_grad: bool, plan: _Plan | None, check_after_kvstore: bool
@@ -434,15 +445,13 @@ class Trainer:
             return
         if self._updates_on_kvstore(plan):
             if not ignore_stale_grad and not check_after_kvstore:
-                self._check_fresh(plan.active, clear=False)
+                self._check_fresh(plan.active)
             self._apply(plan, None)
             if not ignore_stale_grad and check_after_kvstore:
                 # MXNet's step updates in the kvstore while reducing, then checks.
-                self._check_fresh(plan.active, clear=False)
+                self._check_fresh(plan.active)
             return
-        if not ignore_stale_grad:
-            self._check_fresh(plan.active, clear=True)
-        fresh = [p._take_fresh_grads() for p in plan.active]
+        fresh = self._take_fresh(plan.active, ignore_stale_grad)
         if self._torch_opt is not None:
             keep = [any(f) for f in fresh]
             self._apply(plan, None if all(keep) else keep)

@@ -239,3 +239,21 @@ def test_sparse_gradient_delivery_marks_fresh() -> None:
     assert not e.data()._fresh_grad
     torch.nn.functional.embedding(torch.tensor([1, 3]), te, sparse=True).sum().backward()
     assert e.data()._fresh_grad and e._fresh_grads() == [True]
+
+
+def test_torch_optimizer_skips_parameters_stale_everywhere() -> None:
+    import mxparams.torch as mpt
+
+    pd = mx.ParameterDict()
+    w = pd.get("w", shape=(3,), init="ones")
+    b = pd.get("b", shape=(3,), init="ones")
+    pd.initialize(ctx=mx.cpu(0))
+    tr = mx.Trainer(pd, torch.optim.SGD, {"lr": 1.0})
+    np.asarray(b.grad())[:] = 5.0  # stale: written by no backward pass
+    (mpt.tensor(w) * 2.0).sum().backward()
+    with pytest.raises(mx.StaleGradientError, match="`b`"):
+        tr.step(1)
+    tr.step(1, ignore_stale_grad=True)
+    np.testing.assert_array_equal(w.data().asnumpy(), np.full(3, -1.0, "f4"))
+    np.testing.assert_array_equal(b.data().asnumpy(), np.ones(3, "f4"))
+    np.testing.assert_array_equal(b.grad().asnumpy(), np.full(3, 5.0, "f4"))
