@@ -23,6 +23,7 @@ from ._errors import (
     MXParamsTypeError,
     MXParamsValueError,
     ParamsFormatError,
+    StaleGradientError,
 )
 from ._native import NDArray
 from .context import Context, cpu, cpu_pinned, cpu_shared, current_context, gpu, num_gpus
@@ -66,6 +67,7 @@ __all__ = [
     "Parameter",
     "ParameterDict",
     "ParamsFormatError",
+    "StaleGradientError",
     "Trainer",
     "Variable",
     "__version__",

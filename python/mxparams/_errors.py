@@ -27,6 +27,7 @@ __all__ = [
     "MXParamsTypeError",
     "MXParamsValueError",
     "ParamsFormatError",
+    "StaleGradientError",
 ]
 
 
@@ -92,3 +93,8 @@ class MXParamsIsADirectoryError(IsADirectoryError, MXParamsOSError):
 
 class MXParamsNotADirectoryError(NotADirectoryError, MXParamsOSError):
     """A path component that should be a directory is not one."""
+
+
+class StaleGradientError(UserWarning, MXParamsError):
+    """``Trainer.step`` met a gradient no backward pass wrote since the last
+    step. MXNet raises its ``UserWarning`` as an exception; this is one."""

@@ -79,6 +79,9 @@ class AutogradAdapter:
         From now on the engine's gradient for ``variables[i]`` is to be delivered into
         ``gradients[i]`` following ``grad_reqs[i]`` (``'write'`` overwrites, ``'add'``
         accumulates, ``'null'`` delivers nothing), except while :func:`is_paused`.
+        A gradient delivered through ``Parameter._deliver_grad`` marks that copy
+        fresh for ``Trainer.step``; an adapter writing the buffer in place sets
+        ``param.data(ctx)._fresh_grad = True`` itself, as MXNet's backward does.
         """
 
     def on_grad_req_change(self, param: Any, old: str, new: str) -> None:

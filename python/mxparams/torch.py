@@ -34,7 +34,12 @@ buffer first), so PyTorch's idiom works there too. Until that backward
 ``p.grad()`` still shows the old values; ``ParameterDict.zero_grad()`` or
 ``optimizer.zero_grad(set_to_none=False)`` zero both at once.
 
-Inside :func:`mxparams.autograd.pause` nothing lands in the grad buffer. The
+Each backward pass that delivers a copy's gradient marks it fresh
+(``param.data(ctx)._fresh_grad``, read and cleared by
+:class:`~mxparams.Trainer`, as MXNet's autograd does).
+
+Inside :func:`mxparams.autograd.pause` nothing lands in the grad buffer (and
+nothing is marked fresh). The
 flag is read when ``backward()`` runs, in the thread running the hooks: the
 calling thread for CPU tensors (PyTorch runs the hooks of CUDA tensors on its
 device threads, where a ``pause()`` of the calling thread is not seen).
@@ -224,10 +229,14 @@ class _Entry:
             return
         if self.grad_nd is not None and self.grad_nd.stype != "default":
             if not _autograd.is_paused() and t.grad is not None:
+                # Delivery marks the copy's gradient fresh (natively).
                 _deliver_sparse(self.param, self.ctx, t.grad.detach())
             return
         view = self.grad_view
         grad = t.grad
+        if not _autograd.is_paused():
+            # This backward wrote the copy's gradient: fresh for Trainer.step.
+            self.param._set_fresh_grad(True, self.ctx)
         if view is None or grad is view or grad is None:
             return
         with torch.no_grad():

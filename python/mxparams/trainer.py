@@ -23,14 +23,36 @@ parameter groups then carry ``lr_mult``/``wd_mult`` (see
 :func:`mxparams.torch.param_groups`) and its ``state_dict`` is what
 ``save_states`` writes.
 
-Gradient freshness is not tracked (gradients may come from any engine), so
-``ignore_stale_grad`` is accepted for compatibility and every parameter with
-a gradient is updated.
+Gradient freshness follows MXNet: each copy of a parameter carries a flag
+(``p.data(ctx)._fresh_grad``, held by the native parameter) that a backward
+pass sets when it delivers that copy's gradient (the PyTorch adapter's hooks,
+or any adapter delivering through ``Parameter._deliver_grad``; not inside
+:func:`mxparams.autograd.pause`). ``step``/``update`` raise
+:class:`~mxparams.StaleGradientError` (a ``UserWarning``, MXNet's message)
+for a parameter with a stale copy, unless ``ignore_stale_grad=True``. What
+happens then depends on where MXNet 1.9.1 would update:
+
+* locally (one context, ``kvstore=None``, or ``update_on_kvstore=False``):
+  only fresh copies are updated and every updated copy's flag is cleared.
+  With several contexts a parameter fresh on some only is updated on those,
+  after which its copies (and their optimizer states) differ, as MXNet's
+  per-context updaters leave them;
+* in the kvstore (several contexts with ``kvstore='device'``/``'local'``,
+  MXNet's default): every parameter is updated and no flag is cleared; in
+  ``step`` the check comes after the update, so the weights have moved when
+  the error is raised;
+* across processes (``dist_*``) as in the kvstore: skipping on some ranks
+  only would desynchronise the replicas, and MXNet's dist kvstore updates on
+  its servers whatever was pushed.
+
+With a ``torch.optim`` optimizer (not an MXNet mode) a parameter is skipped
+when it is stale on every context, else all its copies are updated.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import os
 import sys
 from collections.abc import Mapping
@@ -43,7 +65,7 @@ import mxparams._native as _native
 
 from . import optimizer as _opt
 from . import trainer_states as _states
-from ._errors import MXParamsError, MXParamsValueError
+from ._errors import MXParamsError, MXParamsValueError, StaleGradientError
 from .context import Context
 from .parameter import Parameter, ParameterDict
 
@@ -108,7 +130,10 @@ class Trainer:
         ``{'type': 'fp16'}`` or ``{'type': 'bf16'}``: all-reduce the buckets
         in half precision (distributed only).
     update_on_kvstore : bool, optional
-        Accepted for compatibility; the result is the same either way.
+        Where MXNet would update with several contexts (default: in the
+        kvstore, unless ``kvstore='local'`` holds an array over 16M
+        elements); decides what ``ignore_stale_grad`` skips (see the module
+        notes), the values are the same otherwise.
     group : torch.distributed.ProcessGroup, optional
         The process group for ``dist_*`` (default: the whole world).
     bucket_cap_mb : float
@@ -150,6 +175,11 @@ class Trainer:
             self._compression = kind
         self._update_on_kvstore = update_on_kvstore
         self._states: dict[int, Any] = {}
+        # Parameters whose copies were updated apart (stale on some contexts
+        # under ignore_stale_grad): each copy then has its own optimizer state,
+        # as MXNet's per-context updaters keep them; context position -> states.
+        self._diverged: set[int] = set()
+        self._ctx_states: dict[int, dict[int, Any]] = {}
         self._torch_opt: torch.optim.Optimizer | None = None
         self._sync: Any = grad_sync
         if grad_sync is not None:
@@ -282,9 +312,14 @@ class Trainer:
 
     def step(self, batch_size: float, ignore_stale_grad: bool = False) -> None:
         """Sums gradients (contexts, processes), then updates with
-        gradients scaled by ``1/batch_size``."""
+        gradients scaled by ``1/batch_size``.
+
+        Raises :class:`~mxparams.StaleGradientError` when a gradient was not
+        written by a backward pass since the last step, unless
+        ``ignore_stale_grad`` (then stale copies are skipped where MXNet
+        skips them; see the module notes)."""
         self._set_rescale(batch_size)
-        self._update(ignore_stale_grad, self._allreduce_grads())
+        self._update(ignore_stale_grad, self._allreduce_grads(), check_after_kvstore=True)
 
     def allreduce_grads(self) -> None:
         """Sums the gradients over contexts (and processes), without updating."""
@@ -294,7 +329,7 @@ class Trainer:
         """Updates with the gradients as they are, scaled by ``1/batch_size``
         (after :meth:`allreduce_grads`)."""
         self._set_rescale(batch_size)
-        self._update(ignore_stale_grad, self._current_plan())
+        self._update(ignore_stale_grad, self._current_plan(), check_after_kvstore=False)
 
     def _world(self) -> int:
         if not self._distributed:
@@ -350,9 +385,100 @@ class Trainer:
         self._core.allreduce_grads()
         return plan
 
-    def _update(self, ignore_stale_grad: bool, plan: _Plan | None) -> None:
+    # -- gradient freshness (see the module notes) ----------------------------------
+
+    def _updates_on_kvstore(self, plan: _Plan) -> bool:
+        """Whether MXNet 1.9.1 would update in its kvstore (every parameter,
+        no flag cleared) rather than locally (fresh copies only)."""
+        if self._distributed:
+            return True
+        if self._kvstore is None or len(plan.contexts) <= 1:
+            return False  # MXNet makes no kvstore
+        if self._update_on_kvstore is not None:
+            return bool(self._update_on_kvstore)
+        if self._kvstore == "local":
+            # MXNet's _create_kvstore: a 'local' store with an array over
+            # 16M elements updates locally.
+            sizes = (int(math.prod(p.shape or ())) for p in self._params)
+            return max(sizes, default=0) <= 1024 * 1024 * 16
+        return True
+
+    @staticmethod
+    def _stale_error(p: Parameter, flags: list[bool]) -> StaleGradientError:
+        ctx = p.list_ctx()[flags.index(False)]
+        return StaleGradientError(
+            f"Gradient of Parameter `{p.name}` on context {ctx} has not been updated "
+            "by backward since last `step`. This could mean a bug in your "
+            "model that made it only use a subset of the Parameters (Blocks) "
+            "for this iteration. If you are intentionally only using a subset, "
+            "call step with ignore_stale_grad=True to suppress this "
+            "warning and skip updating of Parameters with stale gradient"
+        )
+
+    def _check_fresh(self, active: list[Parameter]) -> None:
+        """Raises for the first parameter with a stale copy (flags kept)."""
+        for p in active:
+            flags = p._fresh_grads()
+            if not all(flags):
+                raise self._stale_error(p, flags)
+
+    def _take_fresh(self, active: list[Parameter], ignore_stale_grad: bool) -> list[list[bool]]:
+        """Each parameter's flags, cleared (a local update consumes them).
+        Unless ``ignore_stale_grad``, the first parameter with a stale copy
+        raises with its own flags kept and those before it cleared, as MXNet's
+        loop leaves them."""
+        out = []
+        for p in active:
+            flags = p._take_fresh_grads()
+            if not ignore_stale_grad and not all(flags):
+                for ctx, f in zip(p.list_ctx(), flags, strict=True):
+                    if f:
+                        p._set_fresh_grad(True, ctx)
+                raise self._stale_error(p, flags)
+            out.append(flags)
+        return out
+
+    def _update(
+        self, ignore_stale_grad: bool, plan: _Plan | None, check_after_kvstore: bool
+    ) -> None:
         if plan is None:
             return
+        if self._updates_on_kvstore(plan):
+            if not ignore_stale_grad and not check_after_kvstore:
+                self._check_fresh(plan.active)
+            self._apply(plan, None)
+            if not ignore_stale_grad and check_after_kvstore:
+                # MXNet's step updates in the kvstore while reducing, then checks.
+                self._check_fresh(plan.active)
+            return
+        fresh = self._take_fresh(plan.active, ignore_stale_grad)
+        if self._torch_opt is not None:
+            keep = [any(f) for f in fresh]
+            self._apply(plan, None if all(keep) else keep)
+            return
+        whole = [
+            all(f) and self._param2idx[p.name] not in self._diverged
+            for p, f in zip(plan.active, fresh, strict=True)
+        ]
+        if all(whole):
+            self._apply(plan, None)
+            return
+        self._apply(plan, whole)
+        apart = [
+            (p, f)
+            for p, f, w in zip(plan.active, fresh, whole, strict=True)
+            if not w and (any(f) or self._param2idx[p.name] in self._diverged)
+        ]
+        for p, f in apart:
+            if len(f) > 1 and not all(f):
+                self._diverge(plan, p)
+            self._per_context_step(plan, p, f)
+
+    def _apply(self, plan: _Plan, keep: list[bool] | None) -> None:
+        """The update of the first context's copies, copied to the other
+        contexts; ``keep`` (one per ``plan.active``) limits it to some parameters."""
+        if keep is not None:
+            plan = self._subplan(plan, keep)
         if self._torch_opt is not None:
             self._torch_step(plan)
         else:
@@ -361,6 +487,51 @@ class Trainer:
             with torch.no_grad():
                 for dst, src in plan.copies:
                     torch._foreach_copy_(dst, src)
+
+    def _subplan(self, plan: _Plan, keep: list[bool]) -> _Plan:
+        kept = {self._param2idx[p.name] for p, k in zip(plan.active, keep, strict=True) if k}
+        groups = []
+        for indices, weights, grads in plan.groups:
+            sel = [j for j, i in enumerate(indices) if i in kept]
+            groups.append(
+                ([indices[j] for j in sel], [weights[j] for j in sel], [grads[j] for j in sel])
+            )
+        pos = [j for j, k in enumerate(keep) if k]
+        copies = [([dst[j] for j in pos], [src[j] for j in pos]) for dst, src in plan.copies]
+        active = [plan.active[j] for j in pos]
+        return _Plan(plan.contexts, active, groups, copies)
+
+    def _diverge(self, plan: _Plan, p: Parameter) -> None:
+        """Gives each further copy of ``p`` its own optimizer state and update
+        count, equal to the first context's (the copies were identical until now)."""
+        idx = self._param2idx[p.name]
+        if idx in self._diverged:
+            return
+        self._diverged.add(idx)
+        if self._optimizer is None:
+            return
+        counts = self._optimizer._all_index_update_counts
+        dev0 = plan.contexts[0].device_id
+        for pos, ctx in enumerate(plan.contexts[1:], start=1):
+            if idx in self._states:
+                w = self._views(p, ctx)[0]
+                self._ctx_states.setdefault(pos, {})[idx] = _clone_state(self._states[idx], w)
+            if ctx.device_id != dev0 and idx in counts.get(dev0, {}):
+                counts.setdefault(ctx.device_id, {})[idx] = counts[dev0][idx]
+
+    def _per_context_step(self, plan: _Plan, p: Parameter, fresh: list[bool]) -> None:
+        """Updates the fresh copies of a diverged parameter, each with its own state."""
+        opt = self._optimizer
+        idx = self._param2idx[p.name]
+        for pos, ctx in enumerate(plan.contexts):
+            if not fresh[pos]:
+                continue
+            w, g = self._views(p, ctx)
+            states = self._states if pos == 0 else self._ctx_states.setdefault(pos, {})
+            if idx not in states:
+                states[idx] = opt.create_state_multi_precision(idx, w)
+            opt._set_current_context(ctx.device_id)
+            opt.fused_update([idx], [w], [g], [states[idx]])
 
     def _fused_step(self, plan: _Plan) -> None:
         opt = self._optimizer
@@ -373,13 +544,25 @@ class Trainer:
             opt.fused_update(indices, weights, grads, [states[i] for i in indices])
 
     def _torch_step(self, plan: _Plan) -> None:
+        if self._torch_opt is None:
+            raise MXParamsError("this Trainer was made with an MXNet optimizer, not a torch one")
         grads = [g for group in plan.groups for g in group[2]]
         if grads and self._rescale != 1.0:
             with torch.no_grad():
                 torch._foreach_mul_(grads, self._rescale)
-        if self._torch_opt is None:
-            raise MXParamsError("this Trainer was made with an MXNet optimizer, not a torch one")
-        self._torch_opt.step()
+        # torch optimizers skip tensors without .grad: hide the skipped ones.
+        kept = {w.data_ptr() for group in plan.groups for w in group[1]}
+        hidden = []
+        for group in self._torch_opt.param_groups:
+            for t in group["params"]:
+                if t.grad is not None and t.data_ptr() not in kept:
+                    hidden.append((t, t.grad))
+                    t.grad = None
+        try:
+            self._torch_opt.step()
+        finally:
+            for t, g in hidden:
+                t.grad = g
 
     # -- states ------------------------------------------------------------------------
 
@@ -405,3 +588,23 @@ class Trainer:
         optimizer.param_dict = dict(enumerate(self._params))
         self._optimizer = optimizer
         self._states = states
+        # As MXNet, every context's updater gets the loaded states.
+        contexts = self._contexts or []
+        for pos, pos_states in self._ctx_states.items():
+            for idx in list(pos_states):
+                if idx in states and pos < len(contexts):
+                    w = self._views(self._params[idx], contexts[pos])[0]
+                    pos_states[idx] = _clone_state(states[idx], w)
+                else:
+                    del pos_states[idx]
+
+
+def _clone_state(state: Any, like: torch.Tensor | None) -> Any:
+    """A deep copy of an optimizer state (tensors, tuples, lists, None), on
+    ``like``'s device when given."""
+    if isinstance(state, torch.Tensor):
+        out = state.detach().clone()
+        return out if like is None else out.to(like.device)
+    if isinstance(state, (tuple, list)):
+        return type(state)(_clone_state(s, like) for s in state)
+    return state

@@ -80,6 +80,7 @@ impl Parameter {
         self.grad = grad;
         self.deferred = None;
         self.version = next_version();
+        self.reset_fresh();
         Ok(())
     }
 

@@ -71,6 +71,7 @@ impl Parameter {
             self.version = next_version();
         }
         self.grad = None;
+        self.reset_fresh();
         self.deferred = Some(DeferredInit {
             ctx: ctxs.to_vec(),
             data: None,

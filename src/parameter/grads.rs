@@ -28,6 +28,7 @@ impl Parameter {
             if self.grad.take().is_some() {
                 self.version = next_version();
             }
+            self.reset_fresh();
         } else if self.data.is_some() {
             self.init_grad()?;
         }
@@ -38,6 +39,7 @@ impl Parameter {
         self.version = next_version();
         if self.grad_req == GradReq::Null {
             self.grad = None;
+            self.reset_fresh();
             return Ok(());
         }
         let data = self.data.as_deref().unwrap_or_default();
@@ -49,6 +51,7 @@ impl Parameter {
             })
             .collect::<Result<Vec<_>>>()?;
         self.grad = Some(grads);
+        self.reset_fresh();
         Ok(())
     }
 
@@ -104,8 +107,15 @@ impl Parameter {
     /// Delivers a gradient computed for the copy on `ctx`: `write` overwrites,
     /// `add` accumulates, `null` refuses with `NoGradient`. The source may be of
     /// another dtype (it is converted).
+    /// A delivered gradient is fresh: it marks its copy for `Trainer.step`.
     pub fn deliver_grad(&self, ctx: Option<Context>, src: &NDArray) -> Result<()> {
-        let dst = self.grad_for_delivery(ctx)?;
+        let (i, dst) = self.grad_for_delivery(ctx)?;
+        self.write_grad(dst, src)?;
+        self.mark_fresh_at(i);
+        Ok(())
+    }
+
+    fn write_grad(&self, dst: &NDArray, src: &NDArray) -> Result<()> {
         if dst.stype() != SType::Default || src.stype() != SType::Default {
             return crate::sparse::deliver(dst, src, self.grad_req == GradReq::Add);
         }
@@ -133,11 +143,17 @@ impl Parameter {
     /// Like [`Parameter::deliver_grad`] with raw little-endian bytes of the
     /// parameter's dtype.
     pub fn deliver_grad_bytes(&self, ctx: Option<Context>, bytes: &[u8]) -> Result<()> {
-        let dst = self.grad_for_delivery(ctx)?;
+        let (i, dst) = self.grad_for_delivery(ctx)?;
         if dst.stype() != SType::Default {
             let src = NDArray::from_bytes(bytes, dst.shape(), dst.dtype(), Context::cpu(0))?;
             return self.deliver_grad(ctx, &src);
         }
+        self.write_grad_bytes(dst, bytes)?;
+        self.mark_fresh_at(i);
+        Ok(())
+    }
+
+    fn write_grad_bytes(&self, dst: &NDArray, bytes: &[u8]) -> Result<()> {
         if bytes.len() != dst.nbytes() {
             return Err(Error::ShapeMismatch(format!(
                 "gradient of {} bytes delivered to Parameter '{}' of {} bytes",
@@ -167,7 +183,8 @@ impl Parameter {
         }
     }
 
-    pub(super) fn grad_for_delivery(&self, ctx: Option<Context>) -> Result<&NDArray> {
+    /// The index and buffer a gradient for `ctx` is delivered into.
+    pub(super) fn grad_for_delivery(&self, ctx: Option<Context>) -> Result<(usize, &NDArray)> {
         if self.grad_req == GradReq::Null {
             return Err(self.no_grad());
         }
@@ -175,6 +192,7 @@ impl Parameter {
         self.grad
             .as_deref()
             .and_then(|g| g.get(i))
+            .map(|g| (i, g))
             .ok_or_else(|| self.no_grad())
     }
 }
@@ -187,8 +205,7 @@ impl Parameter {
     /// out, e.g. inside one communication bucket (`crate::grad_bucket`).
     pub fn replace_grad(&mut self, ctx: Option<Context>, grad: NDArray) -> Result<()> {
         use crate::ndarray::SType;
-        let i = self.grad_index(ctx)?;
-        let old = self.grad_for_delivery(ctx)?;
+        let (i, old) = self.grad_for_delivery(ctx)?;
         if grad.shape() != old.shape()
             || grad.dtype() != old.dtype()
             || grad.context() != old.context()

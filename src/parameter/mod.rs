@@ -10,6 +10,7 @@
 mod copy;
 mod ctx_map;
 mod deferred;
+mod fresh;
 mod grad_req;
 mod grads;
 mod load;
@@ -87,6 +88,7 @@ pub struct Parameter {
     grad: Option<Vec<NDArray>>,
     deferred: Option<DeferredInit>,
     constant: Option<NDArray>,
+    fresh: fresh::FreshFlags,
     version: u64,
 }
 
@@ -127,6 +129,7 @@ impl Parameter {
             grad: None,
             deferred: None,
             constant: None,
+            fresh: fresh::FreshFlags::default(),
             version: next_version(),
         }
     }
@@ -626,6 +629,8 @@ impl Parameter {
             self.data = data;
             self.grad = grad;
             self.version = next_version();
+            // MXNet marks the cast copies as variables again: stale.
+            self.reset_fresh();
         }
         Ok(())
     }

@@ -16,6 +16,7 @@ use pyo3::types::{PyBytes, PyTuple};
 
 use mxparams::context::Context;
 use mxparams::ndarray::{NDArray, SType};
+use mxparams::param_dict::{read, SharedParameter};
 
 use super::buffer;
 use super::context::PyContext;
@@ -31,11 +32,36 @@ use super::errors::{IntoPyResult, MXParamsTypeError, MXParamsValueError};
 #[pyclass(name = "NDArray", module = "mxparams", frozen, subclass)]
 pub struct PyNDArray {
     pub(crate) inner: NDArray,
+    /// The parameter copy this array is, when `Parameter.data(ctx)` made it:
+    /// `_fresh_grad` reads and writes that parameter's flag (the flag lives
+    /// in the parameter, whose gradients it describes).
+    owner: Option<(SharedParameter, Context)>,
 }
 
 impl From<NDArray> for PyNDArray {
     fn from(inner: NDArray) -> Self {
-        PyNDArray { inner }
+        PyNDArray { inner, owner: None }
+    }
+}
+
+impl PyNDArray {
+    /// The array of `param`'s data copy on `ctx`.
+    pub(crate) fn param_copy(inner: NDArray, param: SharedParameter, ctx: Context) -> Self {
+        PyNDArray {
+            inner,
+            owner: Some((param, ctx)),
+        }
+    }
+
+    /// The owning parameter and context while this array still is that
+    /// parameter's copy there (not after its buffers were re-created).
+    fn live_owner(&self) -> Option<(&SharedParameter, Context)> {
+        let (param, ctx) = self.owner.as_ref()?;
+        let current = read(param).data(Some(*ctx)).ok()?;
+        current
+            .buffer()
+            .same_storage(self.inner.buffer())
+            .then_some((param, *ctx))
     }
 }
 
@@ -247,6 +273,31 @@ impl PyNDArray {
     }
 
     /// Whether the array is a read-only view (of a memory-mapped file).
+    /// Whether a backward pass wrote this array's gradient since the flag was
+    /// last cleared (MXNet's ``_fresh_grad``): for an array ``Parameter.data()``
+    /// returned, that parameter's flag on its context; False for any other array.
+    #[getter]
+    fn _fresh_grad(&self) -> PyResult<bool> {
+        match self.live_owner() {
+            Some((p, ctx)) => read(p).fresh_grad(Some(ctx)).py(),
+            None => Ok(false),
+        }
+    }
+
+    /// Sets the flag; an array that is no parameter's copy (or whose
+    /// parameter has ``grad_req='null'``) has no gradient state: RuntimeError.
+    #[setter(_fresh_grad)]
+    fn set_fresh_grad(&self, fresh: bool) -> PyResult<()> {
+        match self.live_owner() {
+            Some((p, ctx)) => read(p).set_fresh_grad(Some(ctx), fresh).py(),
+            None => Err(mxparams::error::Error::NoGradient(
+                "NDArray has not been marked as a variable and does not have gradient state"
+                    .to_string(),
+            ))
+            .py(),
+        }
+    }
+
     #[getter]
     fn readonly(&self) -> bool {
         !self.inner.values().buffer().is_writable()

@@ -172,7 +172,7 @@ impl PyParameter {
 
     #[cold]
     fn fill_cache(&self, py: Python<'_>, which: Which, index: usize) -> PyResult<Py<PyNDArray>> {
-        let (array, count, version) = {
+        let (array, count, version, ctx) = {
             let p = read(&self.inner);
             // If the arrays were replaced meanwhile, the new ones are returned
             // (and cached under the new version).
@@ -185,10 +185,15 @@ impl PyParameter {
             let array = arrays.get(index).cloned().ok_or_else(|| {
                 crate::errors::MXParamsValueError::new_err("parameter changed during access")
             })?;
-            (array, arrays.len(), version)
+            let ctx = p.list_ctx().ok().and_then(|c| c.get(index).copied());
+            (array, arrays.len(), version, ctx)
         };
         // No lock is held here: creating a Python object may run arbitrary code.
-        let obj = Py::new(py, PyNDArray::from(array))?;
+        let nd = match (which, ctx) {
+            (Which::Data, Some(c)) => PyNDArray::param_copy(array, self.inner.clone(), c),
+            _ => PyNDArray::from(array),
+        };
+        let obj = Py::new(py, nd)?;
         let mut c = self.lock_cache();
         if c.version != version {
             *c = ViewCache {
@@ -870,6 +875,31 @@ impl PyParameter {
         };
         let inner = self.inner.clone();
         py.detach(move || read(&inner).deliver_grad(ctx, &g)).py()
+    }
+
+    /// Whether the gradient on `ctx` is fresh (delivered by a backward pass
+    /// since the flag was last cleared).
+    #[pyo3(signature = (ctx=None))]
+    fn _fresh_grad(&self, ctx: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
+        let ctx = opt_ctx(ctx)?;
+        read(&self.inner).fresh_grad(ctx).py()
+    }
+
+    /// Sets the freshness of the gradient on `ctx` (RuntimeError with grad_req='null').
+    #[pyo3(signature = (fresh, ctx=None))]
+    fn _set_fresh_grad(&self, fresh: bool, ctx: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let ctx = opt_ctx(ctx)?;
+        read(&self.inner).set_fresh_grad(ctx, fresh).py()
+    }
+
+    /// The freshness of every gradient, in context order (empty without gradients).
+    fn _fresh_grads(&self) -> Vec<bool> {
+        read(&self.inner).fresh_grads()
+    }
+
+    /// `_fresh_grads`, clearing every flag (what an update leaves).
+    fn _take_fresh_grads(&self) -> Vec<bool> {
+        read(&self.inner).take_fresh_grads()
     }
 
     /// Replaces the gradient on every context with the sum over all contexts.
