@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import builtins
 import functools
-import io
 import keyword
 import math
 import os
@@ -36,6 +35,7 @@ from torch import fx
 
 from . import nd
 from ._errors import MXParamsError, MXParamsTypeError
+from ._files import write_bytes, write_with
 from ._native import NDArray
 from .ops_torch import REGISTRY, ConvBatchNorm, Unsupported, getitem
 from .symbol import (
@@ -539,7 +539,7 @@ def save_safetensors(module: torch.nn.Module, path: PathLike) -> None:
 
     info = _info(module)
     tensors = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
-    _write_atomic(Path(path), save(tensors, metadata={"mxnet_aux": ",".join(info["aux"])}))
+    write_bytes(path, save(tensors, metadata={"mxnet_aux": ",".join(info["aux"])}))
 
 
 def module_source(module: fx.GraphModule, class_name: str = "Model") -> str:
@@ -631,31 +631,15 @@ def export_model(
     program = _export(module, example, dynamic_batch)
     dst = Path(dst)
     # Through a buffer: torch.export.save complains about names not ending in .pt2.
-    buf = io.BytesIO()
-    torch.export.save(program, buf)
-    _write_atomic(dst, buf.getvalue())
+    write_with(dst, lambda f: torch.export.save(program, f))
     written = {"program": dst}
     if weights:
         written["weights"] = dst.with_suffix(".safetensors")
         save_safetensors(module, written["weights"])
     if code:
         written["code"] = dst.with_suffix(".py")
-        _write_atomic(written["code"], module_source(module).encode("utf-8"))
+        write_bytes(written["code"], module_source(module).encode("utf-8"))
     return written
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Writes through a temporary file, so a failure never loses the previous file."""
-    if path.exists() and not path.is_file():
-        raise MXParamsError(f"{path}: exists and is not a regular file")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise MXParamsError(f"cannot write {os.fspath(path)!r}: {e.strerror}") from e
 
 
 def _export(

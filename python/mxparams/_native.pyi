@@ -42,6 +42,7 @@ __all__ = [
     "fill_normal",
     "params_index",
     "_release_host_pool",
+    "_write_file",
 ]
 
 __version__: str
@@ -158,6 +159,7 @@ def _load(
     fname: str | PathLike[str], mmap: bool = False, ctx: Context | None = None
 ) -> tuple[list[str] | None, list[NDArray]]: ...
 def _load_frombuffer(data: bytes) -> tuple[list[str] | None, list[NDArray]]: ...
+def _write_file(fname: str | PathLike[str], data: bytes, fsync: bool = False) -> None: ...
 
 # --- the mxparams command, safetensors, renaming (bindings/python/src/cli.rs) ---------------
 def _cli_main(argv: list[str], hooks: object) -> int: ...

@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
 from ._errors import MXParamsValueError
+from ._files import write_with
 from ._native import NDArray
 from .nd import _np_dtype, to_ndarray
 
@@ -59,31 +60,12 @@ def read_torch(path: PathLike) -> tuple[list[str], list[NDArray]]:
     return list(sd.keys()), [to_ndarray(v) for v in sd.values()]
 
 
-def _temp_sibling(path: str) -> str:
-    head, tail = os.path.split(path)
-    return os.path.join(head, f".{tail}.{os.getpid()}.tmp")
-
-
-def write_atomic(path: PathLike, write: Any) -> None:
-    """Calls ``write(temp_path)`` for a sibling temp file, then renames it over
-    ``path``; on failure the temp file is removed and ``path`` is untouched."""
-    target = os.path.realpath(os.fspath(path))
-    tmp = _temp_sibling(target)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def write_torch(path: PathLike, names: list[str], arrays: list[NDArray]) -> None:
     """Writes a state_dict file that ``torch.load(weights_only=True)`` reads."""
     import torch
 
     sd = {n: to_tensor(a) for n, a in zip(names, arrays, strict=True)}
-    write_atomic(path, lambda tmp: torch.save(sd, tmp))
+    write_with(path, lambda f: torch.save(sd, f))
 
 
 def write_numpy(path: PathLike, fmt: str, names: list[str], arrays: list[NDArray]) -> None:
@@ -96,14 +78,13 @@ def write_numpy(path: PathLike, fmt: str, names: list[str], arrays: list[NDArray
             )
         host[n] = np.asarray(a.tostype("default") if a.stype != "default" else a)
 
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            if fmt == "npy":
-                np.save(f, next(iter(host.values())))
-            else:
-                np.savez(f, **host)  # type: ignore[arg-type]
+    def write(f: IO[bytes]) -> None:
+        if fmt == "npy":
+            np.save(f, next(iter(host.values())))
+        else:
+            np.savez(f, **host)  # type: ignore[arg-type]
 
-    write_atomic(path, write)
+    write_with(path, write)
 
 
 @dataclass

@@ -30,8 +30,8 @@ from typing import Any
 
 from . import nd as _nd
 from ._errors import MXParamsError
+from ._files import write_bytes
 from .parameter import ParameterDict
-from .trainer_states import atomic_write
 
 __all__ = [
     "CheckpointError",
@@ -141,7 +141,7 @@ def save_sharded(pd: ParameterDict, prefix: str | os.PathLike[str], group: Any =
         }
         meta = {"total_size": sum(sizes.values()), "shards": world, "format": "mxnet-params"}
         body = json.dumps({"metadata": meta, "weight_map": weight_map}, indent=1, sort_keys=True)
-        atomic_write(index, body.encode())
+        write_bytes(index, body.encode(), fsync=True)
     if dist is not None:
         dist.barrier(group=group)
     return index

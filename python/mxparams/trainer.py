@@ -66,6 +66,7 @@ import mxparams._native as _native
 from . import optimizer as _opt
 from . import trainer_states as _states
 from ._errors import MXParamsError, MXParamsValueError, StaleGradientError
+from ._files import write_bytes
 from .context import Context
 from .parameter import Parameter, ParameterDict
 
@@ -571,7 +572,7 @@ class Trainer:
         if self._torch_opt is not None:
             buf = io.BytesIO()
             torch.save({"torch_optimizer": self._torch_opt.state_dict()}, buf)
-            _states.atomic_write(fname, buf.getvalue())
+            write_bytes(fname, buf.getvalue(), fsync=True)
             return
         _states.dump_states(fname, self._optimizer, self._states)
 

@@ -21,8 +21,6 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import stat
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +34,7 @@ from . import lr_scheduler as _lrs
 from . import nd as _nd
 from . import optimizer as _opt
 from ._errors import MXParamsError, MXParamsTypeError
+from ._files import write_bytes
 
 __all__ = ["TrainerStatesError", "dump_states", "load_states_file"]
 
@@ -249,29 +248,7 @@ def dump_states(fname: str | os.PathLike[str], optimizer: Any, states: dict[int,
         "states": flat,
         "arrays": _nd.save_tobuffer(arrays) if arrays else b"",
     }
-    atomic_write(fname, pickle.dumps(payload, protocol=4))
-
-
-def atomic_write(fname: str | os.PathLike[str], data: bytes) -> None:
-    """Writes ``data`` to a temporary file beside ``fname``, syncs it and
-    renames it over ``fname`` (which must be absent or a regular file)."""
-    path = Path(fname)
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        st = None
-    if st is not None and not stat.S_ISREG(st.st_mode):
-        raise TrainerStatesError(f"{path}: exists and is not a regular file; not replacing it")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes(fname, pickle.dumps(payload, protocol=4), fsync=True)
 
 
 def load_states_file(

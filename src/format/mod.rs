@@ -93,7 +93,7 @@ pub(crate) use file_read::open_source;
 pub use reader::{
     parse, parse_record, AuxRole, AuxView, ParsedFile, RecordView, StoredDevice, Version,
 };
-pub use writer::{record_to_bytes, save, save_cancellable, to_bytes, write_to};
+pub use writer::{record_to_bytes, save, save_cancellable, to_bytes, write_file, write_to};
 
 /// The list magic at offset 0 of every `.params` file.
 pub const LIST_MAGIC: u64 = 0x112;

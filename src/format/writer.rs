@@ -442,6 +442,32 @@ pub(crate) fn save_streamed(
     run().map_err(|e| cancel::from_io(e).at_path(path))
 }
 
+/// Writes `bytes` to `path` with the target rules of [`save`]: a regular
+/// file (or nothing) is replaced atomically, a symlink's target likewise, a
+/// FIFO or character device is written through, anything else is refused.
+/// For files other libraries serialise (torch, numpy, JSON), so that every
+/// file the package writes follows one set of rules.
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("mxparams-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let path = dir.join("notes.json");
+/// mxparams::format::write_file(&path, b"{}", false, &Default::default()).unwrap();
+/// assert_eq!(std::fs::read(&path).unwrap(), b"{}");
+/// std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+pub fn write_file(
+    path: impl AsRef<Path>,
+    bytes: &[u8],
+    fsync: bool,
+    cancel: &Cancel,
+) -> Result<()> {
+    save_streamed(path.as_ref(), Some(bytes.len()), fsync, cancel, |w| {
+        w.write_all(bytes)?;
+        Ok(())
+    })
+}
+
 /// Runs `body` against a temp file beside `path` (opened for reading and
 /// writing, so that it can be mapped) and renames it over `path`, which is
 /// a regular file or nothing (see [`target::resolve`]). The temp file is

@@ -204,3 +204,90 @@ def test_ctrl_c_interrupts_a_save_and_keeps_the_old_file(tmp_path: Path) -> None
     assert rc == 0, err
     assert took < 2.0
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+# Files that Python libraries serialise (torch state_dicts, numpy, trainer
+# states, export programs) go through the same native rules as nd.save.
+
+
+def _write_torch(path: Path) -> None:
+    from mxparams._torch_io import write_torch
+
+    write_torch(path, ["w"], [_arrays()["w"]])
+
+
+def _write_npz(path: Path) -> None:
+    from mxparams._torch_io import write_numpy
+
+    write_numpy(path, "npz", ["w"], [_arrays()["w"]])
+
+
+def _write_states(path: Path) -> None:
+    pytest.importorskip("torch")
+    from mxparams.trainer_states import dump_states
+
+    dump_states(path, mp.optimizer.SGD(learning_rate=0.1), {})
+
+
+WRITERS = {"torch": _write_torch, "npz": _write_npz, "states": _write_states}
+
+
+@pytest.mark.parametrize("kind", sorted(WRITERS))
+def test_serialised_files_follow_symlinks_and_keep_the_link(tmp_path: Path, kind: str) -> None:
+    if kind == "torch":
+        pytest.importorskip("torch")
+    target = tmp_path / "real"
+    target.write_bytes(b"old")
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    WRITERS[kind](link)
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_bytes() != b"old" and target.stat().st_size > 0
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize("kind", sorted(WRITERS))
+def test_serialised_files_write_through_a_fifo(tmp_path: Path, kind: str) -> None:
+    if kind == "torch":
+        pytest.importorskip("torch")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    WRITERS[kind](fifo)
+    reader.join(10)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert got and len(got[0]) > 0
+
+
+@pytest.mark.parametrize("kind", sorted(WRITERS))
+def test_serialised_files_refuse_directories_and_read_only_files(tmp_path: Path, kind: str) -> None:
+    if kind == "torch":
+        pytest.importorskip("torch")
+    folder = tmp_path / "dir"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError) as err:
+        WRITERS[kind](folder)
+    assert isinstance(err.value, mp.MXParamsError) and err.value.filename == str(folder)
+    locked = tmp_path / "locked"
+    locked.write_bytes(b"keep")
+    locked.chmod(0o444)
+    with pytest.raises(PermissionError):
+        WRITERS[kind](locked)
+    assert locked.read_bytes() == b"keep"
+
+
+def test_a_failing_serialiser_keeps_the_previous_file(tmp_path: Path) -> None:
+    from mxparams._files import write_with
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"previous")
+
+    def boom(stream: object) -> None:
+        raise RuntimeError("serialiser failed")
+
+    with pytest.raises(RuntimeError):
+        write_with(path, boom)
+    assert path.read_bytes() == b"previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]

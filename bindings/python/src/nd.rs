@@ -296,7 +296,6 @@ fn _load_frombuffer<'py>(py: Python<'py>, data: &[u8]) -> PyResult<LoadResult<'p
     to_python(py, loaded)
 }
 
-/// Registers the `nd` native functions.
 /// Frees the cached host blocks that large arrays leave behind for reuse;
 /// returns the number of bytes released.
 #[pyfunction]
@@ -304,8 +303,19 @@ fn _release_host_pool(py: Python<'_>) -> usize {
     py.detach(mxparams::release_host_pool)
 }
 
+/// Writes `data` to `fname` with the rules of every save (atomic replace of
+/// a regular file, write-through of a FIFO or character device, nothing
+/// else replaced); for the files Python libraries serialise.
+#[pyfunction]
+#[pyo3(signature = (fname, data, fsync = false))]
+fn _write_file(py: Python<'_>, fname: PathBuf, data: &[u8], fsync: bool) -> PyResult<()> {
+    interruptible(py, |cancel| format::write_file(&fname, data, fsync, cancel))
+}
+
+/// Registers the `nd` native functions.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_release_host_pool, m)?)?;
+    m.add_function(wrap_pyfunction!(_write_file, m)?)?;
     m.add_function(wrap_pyfunction!(_from_numpy, m)?)?;
     m.add_function(wrap_pyfunction!(_zeros, m)?)?;
     m.add_function(wrap_pyfunction!(_numpy_dtype, m)?)?;
