@@ -340,22 +340,6 @@ impl PyParamDictCore {
         py.detach(|| self.dict().allreduce_grads()).py()
     }
 
-    /// Sets grad_req on every parameter.
-    fn set_grad_req(&self, py: Python<'_>, req: &str) -> PyResult<()> {
-        let req: GradReq = req.parse().py()?;
-        py.detach(|| self.dict().set_grad_req(req)).py()
-    }
-
-    /// Sets lr_mult on every parameter.
-    fn set_lr_mult(&self, v: f64) {
-        self.dict().set_lr_mult(v);
-    }
-
-    /// Sets wd_mult on every parameter.
-    fn set_wd_mult(&self, v: f64) {
-        self.dict().set_wd_mult(v);
-    }
-
     /// Saves one (averaged) copy of each parameter, names without `strip_prefix`.
     #[pyo3(signature = (filename, strip_prefix=""))]
     fn save(
