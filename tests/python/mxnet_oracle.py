@@ -49,6 +49,7 @@ def run_mxnet(script: str, timeout: float = 600, **variables: Any) -> Any:
     (paths should be passed as strings).
     """
     naive = bool(variables.pop("_naive", False))
+    extra_env: dict[str, str] = variables.pop("_env", None) or {}
     bindings = "".join(
         f"{k} = json.loads({json.dumps(json.dumps(v))})\n" for k, v in variables.items()
     )
@@ -63,6 +64,7 @@ def run_mxnet(script: str, timeout: float = 600, **variables: Any) -> Any:
     env["OMP_NUM_THREADS"] = "1"
     if naive:
         env["MXNET_ENGINE_TYPE"] = "NaiveEngine"
+    env.update(extra_env)
     proc = subprocess.run(
         [mxnet_python(), "-c", code],
         capture_output=True,

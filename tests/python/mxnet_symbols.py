@@ -87,8 +87,12 @@ def cache_root() -> Path:
     return Path(os.environ.get("MXPARAMS_SYMBOL_CACHE", str(default)))
 
 
-def generate(cases: list[Case]) -> tuple[Path, dict[str, Any]]:
-    """Runs all ``cases`` under MXNet (once; cached) and returns (directory, info by name)."""
+def generate(cases: list[Case], *, onednn: bool = True) -> tuple[Path, dict[str, Any]]:
+    """Runs all ``cases`` under MXNet (once; cached) and returns (directory, info by name).
+
+    ``onednn=False`` runs MXNet's own CPU kernels (``MXNET_MKLDNN_ENABLED=0``),
+    for attributes its oneDNN path cannot execute (Deconvolution's
+    ``target_shape``)."""
     payload = [
         {
             "name": c.name,
@@ -99,11 +103,15 @@ def generate(cases: list[Case]) -> tuple[Path, dict[str, Any]]:
         }
         for c in cases
     ]
-    key = hashlib.sha256((json.dumps(payload, sort_keys=True) + _SCRIPT).encode()).hexdigest()[:16]
+    env = {} if onednn else {"MXNET_MKLDNN_ENABLED": "0"}
+    # Without extra environment the key is what it always was (caches stay valid).
+    keyed: Any = [payload, env] if env else payload
+    key_text = json.dumps(keyed, sort_keys=True)
+    key = hashlib.sha256((key_text + _SCRIPT).encode()).hexdigest()[:16]
     outdir = cache_root() / key
     done = outdir / "done.json"
     if not done.exists():
         outdir.mkdir(parents=True, exist_ok=True)
-        info = run_mxnet(_SCRIPT, timeout=900, cases=payload, outdir=str(outdir))
+        info = run_mxnet(_SCRIPT, timeout=900, cases=payload, outdir=str(outdir), _env=env)
         done.write_text(json.dumps(info))
     return outdir, json.loads(done.read_text())
