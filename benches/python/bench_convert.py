@@ -107,7 +107,7 @@ def main() -> None:
             t["inspect"] * 1e3,
             "`python -c 'import mxparams'`",
             t["import"] * 1e3,
-            f"<= +50 ms (measured +{(t['inspect'] - t['import']) * 1e3:.0f} ms)",
+            f"<= +50 ms (measured {(t['inspect'] - t['import']) * 1e3:+.0f} ms)",
         )
 
         out = work / "L.safetensors"
