@@ -37,7 +37,7 @@ from . import nd
 from ._errors import MXParamsError, MXParamsTypeError
 from ._files import write_bytes, write_with
 from ._native import NDArray
-from .ops_torch import REGISTRY, ConvBatchNorm, Unsupported, getitem
+from .ops_torch import REGISTRY, ConvBatchNorm, Unsupported, dense_output, getitem
 from .symbol import (
     Graph,
     Node,
@@ -320,6 +320,8 @@ def import_model(
         if count != 1:
             multi[n.index] = count
     heads = [value(src, out) for src, out in graph.heads]
+    if chains:
+        heads = [g.call_function(dense_output, (h,)) for h in heads]
     g.output(heads[0] if len(heads) == 1 else tuple(heads))
 
     module = fx.GraphModule(root, g, class_name="MXNetModel")

@@ -211,3 +211,65 @@ def test_infer_shapes_without_params():
     assert shapes == {"data": (5, 4), "fc_weight": (3, 4), "fc_bias": (3,)}
     with pytest.raises(mx.MXParamsError, match="'data'"):
         mxt.infer_shapes(_fc_symbol(), {})
+
+
+def _conv_bn_relu() -> tuple[str, dict[str, mx.NDArray]]:
+    """Convolution -> BatchNorm -> ReLU whose 4-d result is the model's output."""
+    names = ["data", "w", "gamma", "beta", "mean", "var"]
+    nodes: list[dict[str, object]] = [{"op": "null", "name": n, "inputs": []} for n in names]
+    nodes += [
+        {
+            "op": "Convolution",
+            "name": "conv",
+            "attrs": {"kernel": "(3, 3)", "pad": "(1, 1)", "num_filter": "4", "no_bias": "True"},
+            "inputs": [[0, 0, 0], [1, 0, 0]],
+        },
+        {
+            "op": "BatchNorm",
+            "name": "bn",
+            "attrs": {"fix_gamma": "False"},
+            "inputs": [[6, 0, 0], [2, 0, 0], [3, 0, 0], [4, 0, 1], [5, 0, 1]],
+        },
+        {"op": "Activation", "name": "relu", "attrs": {"act_type": "relu"}, "inputs": [[7, 0, 0]]},
+    ]
+    symbol = json.dumps(
+        {
+            "nodes": nodes,
+            "arg_nodes": [0, 1, 2, 3, 4, 5],
+            "heads": [[8, 0, 0]],
+            "attrs": {"mxnet_version": ["int", 10901]},
+        }
+    )
+    rng = np.random.default_rng(2)
+    params = {
+        "arg:w": mx.nd.array(rng.standard_normal((4, 3, 3, 3))),
+        "arg:gamma": mx.nd.array(rng.uniform(0.5, 1.5, 4)),
+        "arg:beta": mx.nd.array(rng.standard_normal(4)),
+        "aux:mean": mx.nd.array(rng.standard_normal(4)),
+        "aux:var": mx.nd.array(rng.uniform(0.5, 1.5, 4)),
+    }
+    return symbol, params
+
+
+def test_fused_convolution_output_layout_and_gradients():
+    """The fused step folds its weight into channels-last layout on the CPU; the
+    model still returns a contiguous tensor, and in eval mode with autograd on it
+    gives the unfused graph's values and weight gradient."""
+    symbol, params = _conv_bn_relu()
+    fused = mxt.import_model(symbol, params)
+    plain = mxt.import_model(symbol, params, fuse=False)
+    assert any(type(m).__name__ == "ConvBatchNorm" for m in fused.modules())
+    x = torch.randn(2, 3, 5, 5)
+    with torch.no_grad():
+        want = plain(x)
+        got = fused(x)
+    assert got.is_contiguous()
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    grads = []
+    for module in (fused, plain):
+        out = module(x)
+        assert out.is_contiguous()
+        torch.testing.assert_close(out.detach(), want, rtol=1e-5, atol=1e-5)
+        out.square().sum().backward()
+        grads.append(module.w.grad)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-5)
