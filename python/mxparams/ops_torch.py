@@ -335,7 +335,7 @@ class ConvBatchNorm(torch.nn.Module):
                 recorded = torch.is_grad_enabled() and (
                     weight.requires_grad or per_filter.requires_grad
                 )
-                if recorded or torch.jit.is_tracing():
+                if recorded or torch.jit.is_tracing():  # type: ignore[attr-defined,no-untyped-call]
                     # Out-of-place, so that autograd records it and torch.jit.freeze
                     # folds it into a constant.
                     w = (weight * per_filter).contiguous(memory_format=torch.channels_last)

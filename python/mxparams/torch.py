@@ -441,3 +441,7 @@ from . import _import_model  # noqa: E402
 from ._import_model import *  # noqa: E402, F403
 
 __all__ += _import_model.__all__
+
+from ._cpu_memory import reuse_cpu_memory  # noqa: E402
+
+__all__ += ["reuse_cpu_memory"]
