@@ -5,8 +5,9 @@ MXNet 1.9.1's training loop: ``step(batch_size)`` rescales gradients by
 ``1/batch_size``, sums them over the contexts of each parameter (and over
 processes for ``kvstore='dist_sync'``/``'dist_device_sync'``, through the
 initialised ``torch.distributed`` group, see :mod:`mxparams.distributed`) and
-updates every copy identically. ``params`` given as a dict or ParameterDict
-are indexed in sorted-name order, as MXNet does, so state files interchange.
+updates every copy identically; ``kvstore=None`` sums nothing, as in MXNet.
+``params`` given as a dict or ParameterDict are indexed in sorted-name order,
+as MXNet does, so state files interchange.
 
 Across processes the gradient is averaged over processes (the sum over
 contexts stays a sum, as in one process): ``step(local_batch_size)`` on W
@@ -33,6 +34,9 @@ for a parameter with a stale copy, unless ``ignore_stale_grad=True``. What
 happens then depends on where MXNet 1.9.1 would update:
 
 * locally (one context, ``kvstore=None``, or ``update_on_kvstore=False``):
+  with ``kvstore=None`` and several contexts nothing is summed either: each
+  copy is updated with its own gradient and keeps its own optimizer state,
+  as MXNet's per-context updaters do without a kvstore;
   only fresh copies are updated and every updated copy's flag is cleared.
   With several contexts a parameter fresh on some only is updated on those,
   after which its copies (and their optimizer states) differ, as MXNet's
@@ -126,7 +130,8 @@ class Trainer:
         torch class its own, e.g. ``lr``).
     kvstore : {'device', 'local', None, 'dist_sync', 'dist_device_sync'}
         ``dist_*`` syncs across the processes of the ``torch.distributed``
-        group (which must be initialised).
+        group (which must be initialised); ``None`` sums nothing, so with
+        several contexts each copy follows its own gradient (as in MXNet).
     compression_params : dict, optional
         ``{'type': 'fp16'}`` or ``{'type': 'bf16'}``: all-reduce the buckets
         in half precision (distributed only).
@@ -375,7 +380,8 @@ class Trainer:
             self._sync.wait()
             return plan
         plan = self._current_plan()
-        if plan is None or len(plan.contexts) <= 1:
+        if plan is None or len(plan.contexts) <= 1 or self._kvstore is None:
+            # kvstore=None sums nothing, as MXNet without a kvstore.
             return plan
         if self._core is None:
             # One native call over the trainer's parameters (parallel, GIL released).
@@ -456,6 +462,13 @@ class Trainer:
         if self._torch_opt is not None:
             keep = [any(f) for f in fresh]
             self._apply(plan, None if all(keep) else keep)
+            return
+        if self._kvstore is None and len(plan.contexts) > 1:
+            # MXNet 1.9.1 without a kvstore: one updater per context, each
+            # copy updated with its own gradient and its own state.
+            for p, f in zip(plan.active, fresh, strict=True):
+                self._diverge(plan, p)
+                self._per_context_step(plan, p, f)
             return
         whole = [
             all(f) and self._param2idx[p.name] not in self._diverged

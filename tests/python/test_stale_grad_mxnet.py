@@ -67,6 +67,26 @@ _CASES: list[tuple[str, int, dict[str, Any], str, dict[str, Any], Any, bool]] = 
         _STEPS_2,
         False,
     ),
+    # kvstore=None: MXNet makes no kvstore, sums nothing over the contexts and
+    # updates each copy with its own gradient and its own optimizer state.
+    (
+        "two_ctx_no_kvstore",
+        2,
+        {"kvstore": None},
+        "sgd",
+        {"learning_rate": 0.1, "momentum": 0.9, "wd": 0.01},
+        _STEPS_2,
+        False,
+    ),
+    (
+        "two_ctx_no_kvstore_update",
+        2,
+        {"kvstore": None},
+        "adam",
+        {"learning_rate": 0.1},
+        _STEPS_2,
+        True,
+    ),
     (
         "two_ctx_local_update",
         2,
