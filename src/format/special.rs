@@ -60,10 +60,11 @@ impl<'a> Polled<'a> {
         Polled { file, cancel }
     }
 
+    /// One `poll` of at most [`POLL_MS`]: whether the file is ready (or hung
+    /// up); a signal's interruption counts as not ready.
     #[cfg(unix)]
-    fn wait(&self, events: libc::c_short) -> io::Result<()> {
+    fn poll_once(&self, events: libc::c_short) -> io::Result<bool> {
         use std::os::unix::io::AsRawFd;
-        self.cancel.check_io()?;
         let mut fd = libc::pollfd {
             fd: self.file.as_raw_fd(),
             events,
@@ -77,30 +78,23 @@ impl<'a> Polled<'a> {
                 return Err(err);
             }
         }
+        Ok(rc > 0)
+    }
+
+    #[cfg(unix)]
+    fn wait(&self, events: libc::c_short) -> io::Result<()> {
+        self.cancel.check_io()?;
+        self.poll_once(events)?;
         self.cancel.check_io()
     }
 
     /// Waits until `poll` reports the file ready (or hung up).
     #[cfg(unix)]
     fn wait_ready(&self, events: libc::c_short) -> io::Result<()> {
-        use std::os::unix::io::AsRawFd;
         loop {
             self.cancel.check_io()?;
-            let mut fd = libc::pollfd {
-                fd: self.file.as_raw_fd(),
-                events,
-                revents: 0,
-            };
-            // SAFETY: one pollfd for our own open descriptor, valid for the call.
-            let rc = unsafe { libc::poll(&mut fd, 1, POLL_MS) };
-            if rc > 0 {
+            if self.poll_once(events)? {
                 return Ok(());
-            }
-            if rc < 0 {
-                let err = io::Error::last_os_error();
-                if err.kind() != io::ErrorKind::Interrupted {
-                    return Err(err);
-                }
             }
         }
     }
