@@ -48,15 +48,20 @@ _WORKLOAD = textwrap.dedent(
 )
 
 
-def _steady_faults(mode: str) -> tuple[str, int]:
-    out = subprocess.run(
-        [sys.executable, "-c", _WORKLOAD, mode],
+def _run(code: str, *args: str) -> list[str]:
+    """The words ``code`` prints, run in an interpreter of its own."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
         capture_output=True,
         text=True,
         check=True,
         env={"PYTHONPATH": PYTHON_DIR, "PATH": "/usr/bin:/bin"},
         timeout=120,
     ).stdout.split()
+
+
+def _steady_faults(mode: str) -> tuple[str, int]:
+    out = _run(_WORKLOAD, mode)
     return out[0], int(out[1])
 
 
@@ -76,12 +81,4 @@ def test_reuse_cpu_memory_is_idempotent_and_exported() -> None:
         "print(mxt.reuse_cpu_memory() == mxt.reuse_cpu_memory(), "
         "'reuse_cpu_memory' in mxt.__all__)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={"PYTHONPATH": PYTHON_DIR, "PATH": "/usr/bin:/bin"},
-        timeout=120,
-    ).stdout.split()
-    assert out == ["True", "True"]
+    assert _run(code) == ["True", "True"]
