@@ -77,10 +77,9 @@ impl Parameter {
         self.shape = Some(shape);
         self.ctx = CtxMap::new(&ctx);
         self.data = Some(data);
-        self.grad = grad;
+        self.set_grad_buffers(grad);
         self.deferred = None;
         self.version = next_version();
-        self.reset_fresh();
         Ok(())
     }
 

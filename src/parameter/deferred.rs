@@ -70,8 +70,7 @@ impl Parameter {
         if self.data.take().is_some() {
             self.version = next_version();
         }
-        self.grad = None;
-        self.reset_fresh();
+        self.set_grad_buffers(None);
         self.deferred = Some(DeferredInit {
             ctx: ctxs.to_vec(),
             data: None,

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::Parameter;
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::ndarray::NDArray;
 
 /// One flag per gradient buffer, in context order.
 #[derive(Debug, Default)]
@@ -47,9 +48,13 @@ impl FreshFlags {
 }
 
 impl Parameter {
-    /// Clears every flag, sized to the current gradient buffers.
-    pub(super) fn reset_fresh(&mut self) {
-        self.fresh = FreshFlags::stale(self.grad.as_ref().map_or(0, Vec::len));
+    /// Installs new gradient buffers (or none). Every copy starts stale, as
+    /// MXNet's `mark_variables` starts it: the one place buffers are
+    /// replaced wholesale, so the flags always match them. (Buffers moved
+    /// into a bucket by `replace_grad` keep their flags.)
+    pub(super) fn set_grad_buffers(&mut self, grad: Option<Vec<NDArray>>) {
+        self.fresh = FreshFlags::stale(grad.as_ref().map_or(0, Vec::len));
+        self.grad = grad;
     }
 
     /// Index of the copy on `ctx` for freshness, with `data()`'s errors.

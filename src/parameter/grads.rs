@@ -25,10 +25,10 @@ impl Parameter {
         }
         self.grad_req = req;
         if req == GradReq::Null {
-            if self.grad.take().is_some() {
+            if self.grad.is_some() {
                 self.version = next_version();
             }
-            self.reset_fresh();
+            self.set_grad_buffers(None);
         } else if self.data.is_some() {
             self.init_grad()?;
         }
@@ -38,8 +38,7 @@ impl Parameter {
     pub(super) fn init_grad(&mut self) -> Result<()> {
         self.version = next_version();
         if self.grad_req == GradReq::Null {
-            self.grad = None;
-            self.reset_fresh();
+            self.set_grad_buffers(None);
             return Ok(());
         }
         let data = self.data.as_deref().unwrap_or_default();
@@ -50,8 +49,7 @@ impl Parameter {
                 st => crate::sparse::zeros(st, d.shape(), d.dtype(), d.context()),
             })
             .collect::<Result<Vec<_>>>()?;
-        self.grad = Some(grads);
-        self.reset_fresh();
+        self.set_grad_buffers(Some(grads));
         Ok(())
     }
 

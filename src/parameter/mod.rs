@@ -627,10 +627,9 @@ impl Parameter {
         self.dtype = dtype;
         if self.data.is_some() {
             self.data = data;
-            self.grad = grad;
-            self.version = next_version();
             // MXNet marks the cast copies as variables again: stale.
-            self.reset_fresh();
+            self.set_grad_buffers(grad);
+            self.version = next_version();
         }
         Ok(())
     }
