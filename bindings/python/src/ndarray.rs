@@ -272,7 +272,6 @@ impl PyNDArray {
         self.inner.stype().name()
     }
 
-    /// Whether the array is a read-only view (of a memory-mapped file).
     /// Whether a backward pass wrote this array's gradient since the flag was
     /// last cleared (MXNet's ``_fresh_grad``): for an array ``Parameter.data()``
     /// returned, that parameter's flag on its context; False for any other array.
@@ -298,6 +297,7 @@ impl PyNDArray {
         }
     }
 
+    /// Whether the array is a read-only view (of a memory-mapped file).
     #[getter]
     fn readonly(&self) -> bool {
         !self.inner.values().buffer().is_writable()
