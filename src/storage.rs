@@ -170,6 +170,11 @@ fn advise_huge_pages(ptr: *mut u8, len: usize) {
     }
 }
 
+/// The smallest mapped range worth populating before a bulk read: the
+/// kernel maps 64 KiB around each fault, so smaller ranges take one fault.
+#[cfg(target_os = "linux")]
+const POPULATE_MIN: usize = 64 << 10;
+
 /// A read-only source that mapped storage borrows from.
 pub enum SharedSource {
     /// A memory-mapped file (mapped from offset 0) with the open file, which
@@ -376,7 +381,9 @@ impl Buffer {
     /// page fault every 64 KiB, and a `write()` from the mapping without the
     /// kernel's short-copy retry, which zeroes and copies again (measured:
     /// 12% of a 1.2 GB convert). A hint: other memory, and kernels before
-    /// 5.14, are left as they are.
+    /// 5.14, are left as they are. Ranges under [`POPULATE_MIN`] are left
+    /// alone: one fault maps them anyway, and a file of many small arrays
+    /// would pay a system call per array.
     pub(crate) fn populate_mapping(&self) {
         #[cfg(target_os = "linux")]
         if let Memory::Shared {
@@ -386,7 +393,7 @@ impl Buffer {
         } = &self.0.memory
         {
             if let SharedSource::MappedFile(map, _) = &**source {
-                if *len > 0 {
+                if *len >= POPULATE_MIN {
                     // An error (an old kernel, a file truncated under us)
                     // leaves the reads to fault, or fail, as before.
                     let _ = map.advise_range(memmap2::Advice::PopulateRead, *offset, *len);
